@@ -1,0 +1,333 @@
+//! The ECR adapter: the only module that talks to Amazon ECR.
+//!
+//! * DescribeRepositories, DescribeImages and ListImages are fully paginated
+//!   with `maxResults` 1000, ECR's largest page. A page that hands back the
+//!   token it was given is an error, not an endless loop.
+//! * BatchDeleteImage goes in chunks of at most 100 image ids, ECR's limit,
+//!   and every image is deleted by digest alone, so the whole image goes
+//!   with all its tags.
+//! * Every entry of a response's `failures` is kept with `failureCode` and
+//!   `failureReason` exactly as ECR returned them.
+//! * Every call is counted, because API calls are the cost of a run.
+//!
+//! SDK types stop here: callers see [`Image`], [`ImageFailure`] and
+//! [`EcrError`].
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_ecr::Client;
+use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::types::ImageIdentifier;
+use thiserror::Error;
+
+use crate::model::{Image, ImageFailure, ImageId, from_epoch};
+use crate::report::ApiCallCounts;
+
+/// ECR's largest page for the list operations.
+pub const PAGE_SIZE: i32 = 1000;
+/// ECR's limit on image ids per BatchDeleteImage call.
+pub const DELETE_BATCH: usize = 100;
+
+/// Why an ECR call failed as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EcrError {
+    #[error("{operation}: RepositoryNotFoundException: {message}")]
+    RepositoryNotFound { operation: &'static str, message: String },
+    #[error("{operation}: {code}: {message}")]
+    Api { operation: &'static str, code: String, message: String },
+    #[error("{operation}: ECR returned the pagination token it was given; stopping rather than looping")]
+    RepeatedToken { operation: &'static str },
+    #[error("{operation}: ECR returned an image without {field}")]
+    Malformed { operation: &'static str, field: &'static str },
+}
+
+impl EcrError {
+    /// The error code, as AWS spells it where AWS returned one.
+    pub fn code(&self) -> &str {
+        match self {
+            EcrError::RepositoryNotFound { .. } => "RepositoryNotFoundException",
+            EcrError::Api { code, .. } => code,
+            EcrError::RepeatedToken { .. } => "RepeatedPaginationToken",
+            EcrError::Malformed { .. } => "MalformedResponse",
+        }
+    }
+
+    fn from_sdk<E, R>(operation: &'static str, error: SdkError<E, R>) -> EcrError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let code = match &error {
+            SdkError::ServiceError(e) => e.err().code().unwrap_or("Unknown").to_owned(),
+            SdkError::TimeoutError(_) => "TimeoutError".to_owned(),
+            SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
+            SdkError::ResponseError(_) => "ResponseError".to_owned(),
+            SdkError::ConstructionFailure(_) => "ConstructionFailure".to_owned(),
+            _ => "Unknown".to_owned(),
+        };
+        let message = match &error {
+            SdkError::ServiceError(e) => {
+                e.err().message().map(str::to_owned).unwrap_or_else(|| code.clone())
+            }
+            other => DisplayErrorContext(other).to_string(),
+        };
+        if code == "RepositoryNotFoundException" {
+            EcrError::RepositoryNotFound { operation, message }
+        } else {
+            EcrError::Api { operation, code, message }
+        }
+    }
+}
+
+/// The outcome of deleting a set of images from one repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// Digests ECR confirmed deleted.
+    pub deleted: Vec<String>,
+    /// Images not deleted, in ECR's shape.
+    pub failures: Vec<ImageFailure>,
+}
+
+/// An ECR client for one registry, counting its calls.
+pub struct Ecr {
+    client: Client,
+    registry_id: Option<String>,
+    calls: Calls,
+}
+
+#[derive(Default)]
+struct Calls {
+    describe_repositories: AtomicU64,
+    describe_images: AtomicU64,
+    list_images: AtomicU64,
+    batch_delete_image: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Follows a list operation's pages. `fetch` gets the token for the page
+/// (`None` for the first) and returns the page's items and next token.
+async fn paginate<T, F, Fut>(operation: &'static str, mut fetch: F) -> Result<Vec<T>, EcrError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), EcrError>>,
+{
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (page, next) = fetch(token.clone()).await?;
+        items.extend(page);
+        match next {
+            None => return Ok(items),
+            Some(next) if Some(&next) == token.as_ref() => {
+                return Err(EcrError::RepeatedToken { operation });
+            }
+            Some(next) => token = Some(next),
+        }
+    }
+}
+
+impl Ecr {
+    /// `registry_id` `None` means the caller's own registry.
+    pub fn new(client: Client, registry_id: Option<String>) -> Ecr {
+        Ecr { client, registry_id, calls: Calls::default() }
+    }
+
+    pub fn api_calls(&self) -> ApiCallCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ApiCallCounts {
+            describe_repositories: get(&self.calls.describe_repositories),
+            describe_images: get(&self.calls.describe_images),
+            list_images: get(&self.calls.list_images),
+            batch_delete_image: get(&self.calls.batch_delete_image),
+        }
+    }
+
+    /// The names of every repository in the registry.
+    pub async fn repository_names(&self) -> Result<Vec<String>, EcrError> {
+        const OP: &str = "DescribeRepositories";
+        paginate(OP, |token| {
+            bump(&self.calls.describe_repositories);
+            let request = self
+                .client
+                .describe_repositories()
+                .set_registry_id(self.registry_id.clone())
+                .max_results(PAGE_SIZE)
+                .set_next_token(token);
+            async move {
+                let page = request.send().await.map_err(|e| EcrError::from_sdk(OP, e))?;
+                let names = page
+                    .repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name().map(str::to_owned))
+                    .collect();
+                Ok((names, page.next_token().map(str::to_owned)))
+            }
+        })
+        .await
+    }
+
+    /// Every image in `repository`.
+    pub async fn images(&self, repository: &str) -> Result<Vec<Image>, EcrError> {
+        const OP: &str = "DescribeImages";
+        paginate(OP, |token| {
+            bump(&self.calls.describe_images);
+            let request = self
+                .client
+                .describe_images()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repository)
+                .max_results(PAGE_SIZE)
+                .set_next_token(token);
+            async move {
+                let page = request.send().await.map_err(|e| EcrError::from_sdk(OP, e))?;
+                let images = page.image_details().iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+                Ok((images, page.next_token().map(str::to_owned)))
+            }
+        })
+        .await
+    }
+
+    /// The digests of every image in `repository`, from ListImages.
+    async fn digests(&self, repository: &str) -> Result<HashSet<String>, EcrError> {
+        const OP: &str = "ListImages";
+        let digests = paginate(OP, |token| {
+            bump(&self.calls.list_images);
+            let request = self
+                .client
+                .list_images()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repository)
+                .max_results(PAGE_SIZE)
+                .set_next_token(token);
+            async move {
+                let page = request.send().await.map_err(|e| EcrError::from_sdk(OP, e))?;
+                let digests =
+                    page.image_ids().iter().filter_map(|id| id.image_digest().map(str::to_owned)).collect();
+                Ok((digests, page.next_token().map(str::to_owned)))
+            }
+        })
+        .await?;
+        Ok(digests.into_iter().collect())
+    }
+
+    /// Deletes the images with these digests from `repository`, in chunks of
+    /// at most [`DELETE_BATCH`].
+    ///
+    /// A chunk whose call fails as a whole reports each of its images as a
+    /// failure carrying the call's error code. Should ECR ever answer a
+    /// chunk without accounting for an image (neither deleted nor failed),
+    /// the repository is listed once more to find out, so the outcome never
+    /// guesses.
+    pub async fn delete(&self, repository: &str, digests: &[String]) -> DeleteOutcome {
+        let mut outcome = DeleteOutcome::default();
+        let mut unaccounted: Vec<String> = Vec::new();
+        for chunk in digests.chunks(DELETE_BATCH) {
+            bump(&self.calls.batch_delete_image);
+            let ids: Vec<ImageIdentifier> = chunk
+                .iter()
+                .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
+                .collect();
+            let result = self
+                .client
+                .batch_delete_image()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repository)
+                .set_image_ids(Some(ids))
+                .send()
+                .await;
+            let response = match result {
+                Ok(response) => response,
+                Err(error) => {
+                    let error = EcrError::from_sdk("BatchDeleteImage", error);
+                    outcome.failures.extend(chunk.iter().map(|digest| ImageFailure {
+                        image_id: ImageId { image_digest: Some(digest.clone()), image_tag: None },
+                        failure_code: error.code().to_owned(),
+                        failure_reason: error.to_string(),
+                    }));
+                    continue;
+                }
+            };
+            let mut accounted: HashSet<&str> = HashSet::new();
+            for id in response.image_ids() {
+                if let Some(digest) = id.image_digest()
+                    && accounted.insert(digest)
+                {
+                    outcome.deleted.push(digest.to_owned());
+                }
+            }
+            for failure in response.failures() {
+                if let Some(digest) = failure.image_id().and_then(|id| id.image_digest()) {
+                    accounted.insert(digest);
+                }
+                let image_id = failure.image_id().map(|id| ImageId {
+                    image_digest: id.image_digest().map(str::to_owned),
+                    image_tag: id.image_tag().map(str::to_owned),
+                });
+                outcome.failures.push(ImageFailure {
+                    image_id: image_id.unwrap_or_default(),
+                    failure_code: failure
+                        .failure_code()
+                        .map(|code| code.as_str().to_owned())
+                        .unwrap_or_default(),
+                    failure_reason: failure.failure_reason().unwrap_or_default().to_owned(),
+                });
+            }
+            unaccounted.extend(chunk.iter().filter(|d| !accounted.contains(d.as_str())).cloned());
+        }
+        if !unaccounted.is_empty() {
+            self.settle(repository, unaccounted, &mut outcome).await;
+        }
+        outcome
+    }
+
+    /// Finds out what became of images a BatchDeleteImage response did not
+    /// mention: gone from the listing means deleted.
+    async fn settle(&self, repository: &str, unaccounted: Vec<String>, outcome: &mut DeleteOutcome) {
+        match self.digests(repository).await {
+            Ok(present) => {
+                for digest in unaccounted {
+                    if present.contains(&digest) {
+                        outcome.failures.push(ImageFailure {
+                            image_id: ImageId { image_digest: Some(digest), image_tag: None },
+                            failure_code: "NotDeleted".into(),
+                            failure_reason: "BatchDeleteImage neither deleted nor failed this image, and it is still in the repository".into(),
+                        });
+                    } else {
+                        outcome.deleted.push(digest);
+                    }
+                }
+            }
+            Err(error) => {
+                outcome.failures.extend(unaccounted.into_iter().map(|digest| ImageFailure {
+                    image_id: ImageId { image_digest: Some(digest), image_tag: None },
+                    failure_code: "Unconfirmed".into(),
+                    failure_reason: format!(
+                        "BatchDeleteImage did not report on this image, and listing the repository to check failed: {error}"
+                    ),
+                }));
+            }
+        }
+    }
+}
+
+fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> {
+    const OP: &str = "DescribeImages";
+    let digest = detail
+        .image_digest()
+        .ok_or(EcrError::Malformed { operation: OP, field: "imageDigest" })?;
+    let pushed = detail
+        .image_pushed_at()
+        .and_then(|t| from_epoch(t.secs(), t.subsec_nanos()))
+        .ok_or(EcrError::Malformed { operation: OP, field: "imagePushedAt" })?;
+    Ok(Image {
+        image_digest: digest.to_owned(),
+        image_tags: detail.image_tags().to_vec(),
+        image_pushed_at: pushed,
+        image_size_in_bytes: detail.image_size_in_bytes(),
+        image_manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
+    })
+}

@@ -1,0 +1,1 @@
+//! The Lambda handler: event + configuration -> an engine run.

@@ -1,0 +1,33 @@
+//! ecr-gc garbage-collects Amazon ECR images with exact ECR lifecycle-policy
+//! semantics. It runs as an AWS Lambda function (on a schedule, or within
+//! seconds of a push) and as a CLI; both are thin shells over one engine.
+//!
+//! A tour of the layout, from the pure core outwards:
+//!
+//! * [`model`] holds our vocabulary: [`model::Image`], image ids and ECR's
+//!   per-image failures. No SDK types leak past the ECR adapter.
+//! * [`pattern`] is the `*` wildcard matcher that `tagPatternList` and the
+//!   repository globs share.
+//! * [`policy`] parses and validates the policy document: ECR's `rules`,
+//!   verbatim, plus ecr-gc's `settings`. It refuses what ECR refuses, and
+//!   what ecr-gc does not implement, with a message naming rule and field.
+//! * [`plan`] is the planner: images + policy + now -> a decision and a
+//!   reason for every image. No I/O, no clock.
+//! * [`ecr`] is the only module that talks to ECR: pagination, batches of at
+//!   most 100, ECR's failures kept verbatim, API calls counted.
+//! * [`engine`] runs a collection: choose repositories, list, plan, delete
+//!   (unless dry run), and report.
+//! * [`report`] is the run report and the JSON log lines.
+//! * [`handler`] turns a Lambda event and the environment into an engine run.
+//! * [`cli`] is the `plan` and `run` subcommands.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod ecr;
+pub mod engine;
+pub mod handler;
+pub mod model;
+pub mod pattern;
+pub mod plan;
+pub mod policy;
+pub mod report;

@@ -1,0 +1,418 @@
+//! The planner: (images, policy, now) -> Plan, with a reason for every image.
+//!
+//! This is ECR's lifecycle-policy evaluation, done exactly and in full:
+//!
+//! * Rules are evaluated in ascending `rulePriority`.
+//! * A rule counts and ages over *every* image its tag requirements select,
+//!   including images that higher-priority rules selected.
+//! * A rule may only expire images that no higher-priority rule selected. So
+//!   an image's fate is decided by the first rule (by priority) that selects
+//!   it, and an image is expired by one rule or by none.
+//! * `imageCountMoreThan` orders images newest first by `imagePushedAt` and
+//!   expires everything past `countNumber`. Ties in `imagePushedAt` are
+//!   broken by digest, ascending, so the plan is deterministic.
+//! * `sinceImagePushed` expires images pushed more than `countNumber` days
+//!   before `now`.
+//!
+//! The planner performs no I/O and reads no clock: `now` is a parameter.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::Image;
+use crate::policy::{Count, Policy, Rule};
+
+const MILLIS_PER_DAY: i128 = 86_400_000;
+
+/// What happens to one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Delete,
+    Keep,
+}
+
+/// The decision for one image, with the rule that made it and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'a> {
+    pub image: &'a Image,
+    pub action: Action,
+    /// The deciding rule: the first rule, by priority, that selects the
+    /// image. `None` when no rule selects it.
+    pub rule_priority: Option<u32>,
+    pub reason: Reason<'a>,
+}
+
+/// Why an image is deleted or kept. Displays as a sentence for people.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason<'a> {
+    NoRuleSelects,
+    /// `imageCountMoreThan`: the image is number `rank` (1-based, newest
+    /// first) of the `selected` images that the rule selects.
+    Count { rule: &'a Rule, rank: u64, selected: u64, keep: u64 },
+    /// `sinceImagePushed`: the image's age against the rule's limit.
+    Age { rule: &'a Rule, age_millis: i128, days: u64 },
+}
+
+/// The plan for one repository: every image, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan<'a> {
+    pub decisions: Vec<Decision<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn to_delete(&self) -> impl Iterator<Item = &Decision<'a>> {
+        self.decisions.iter().filter(|d| d.action == Action::Delete)
+    }
+
+    pub fn to_keep(&self) -> impl Iterator<Item = &Decision<'a>> {
+        self.decisions.iter().filter(|d| d.action == Action::Keep)
+    }
+}
+
+/// Orders images newest first; equal push times fall back to the digest.
+fn newest_first(a: &Image, b: &Image) -> Ordering {
+    b.image_pushed_at.cmp(&a.image_pushed_at).then_with(|| a.image_digest.cmp(&b.image_digest))
+}
+
+/// Evaluates `policy` over one repository's `images` as of `now`.
+pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> Plan<'a> {
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
+
+    let mut decided: Vec<Option<Decision<'a>>> = vec![None; images.len()];
+    for rule in &policy.rules {
+        let mut rank: u64 = 0;
+        for &index in &order {
+            let image = &images[index];
+            if !rule.tags.selects(&image.image_tags) {
+                continue;
+            }
+            rank += 1;
+            if decided[index].is_some() {
+                // A higher-priority rule selected it: this rule still counts
+                // it, but may not expire it.
+                continue;
+            }
+            let (action, reason) = match rule.count {
+                Count::ImagesMoreThan(keep) => {
+                    let action = if rank > keep { Action::Delete } else { Action::Keep };
+                    (action, Reason::Count { rule, rank, selected: 0, keep })
+                }
+                Count::PushedMoreThanDaysAgo(days) => {
+                    let age_millis =
+                        i128::from((now - image.image_pushed_at).num_milliseconds());
+                    let limit = i128::from(days) * MILLIS_PER_DAY;
+                    let action = if age_millis > limit { Action::Delete } else { Action::Keep };
+                    (action, Reason::Age { rule, age_millis, days })
+                }
+            };
+            decided[index] =
+                Some(Decision { image, action, rule_priority: Some(rule.priority), reason });
+        }
+        // Now that the rule's selection is fully counted, record its size in
+        // the reasons this rule decided.
+        for decision in decided.iter_mut().flatten() {
+            if let Reason::Count { rule: r, selected, .. } = &mut decision.reason
+                && std::ptr::eq(*r, rule)
+            {
+                *selected = rank;
+            }
+        }
+    }
+
+    let decisions = order
+        .into_iter()
+        .map(|index| {
+            decided[index].take().unwrap_or(Decision {
+                image: &images[index],
+                action: Action::Keep,
+                rule_priority: None,
+                reason: Reason::NoRuleSelects,
+            })
+        })
+        .collect();
+    Plan { decisions }
+}
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoRuleSelects => f.write_str("no rule selects this image"),
+            Reason::Count { rule, rank, selected, keep } => {
+                let verdict = if rank > keep { "beyond" } else { "within" };
+                write!(
+                    f,
+                    "rule {} keeps the newest {keep} of {}; this is number {rank} of {selected}, {verdict} the count",
+                    rule.priority, rule.tags
+                )
+            }
+            Reason::Age { rule, age_millis, days } => {
+                let age_days = *age_millis as f64 / MILLIS_PER_DAY as f64;
+                let verdict = if *age_millis > i128::from(*days) * MILLIS_PER_DAY {
+                    "older than"
+                } else {
+                    "not older than"
+                };
+                write!(
+                    f,
+                    "rule {} expires {} pushed more than {days} days ago; this was pushed {age_days:.1} days ago, {verdict} that",
+                    rule.priority, rule.tags
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse_rfc3339;
+
+    const NOW: &str = "2026-01-31T00:00:00Z";
+
+    /// An image named `name` (its digest is `sha256:<name>`), pushed
+    /// `minutes_ago` before NOW.
+    fn image(name: &str, tags: &[&str], minutes_ago: i64) -> Image {
+        Image {
+            image_digest: format!("sha256:{name}"),
+            image_tags: tags.iter().map(|t| t.to_string()).collect(),
+            image_pushed_at: parse_rfc3339(NOW).unwrap() - chrono::TimeDelta::minutes(minutes_ago),
+            image_size_in_bytes: Some(1),
+            image_manifest_media_type: None,
+        }
+    }
+
+    const DAY: i64 = 24 * 60;
+
+    /// Plans `images` under `policy` and compares the deleted images (by
+    /// name, in plan order: newest first) with `expected`.
+    #[track_caller]
+    fn check(policy: &str, images: &[Image], expected: &[&str]) {
+        let policy = Policy::parse(policy).unwrap();
+        let plan = plan(images, &policy, parse_rfc3339(NOW).unwrap());
+        assert_eq!(plan.decisions.len(), images.len(), "every image gets a decision");
+        let deleted: Vec<&str> = plan
+            .to_delete()
+            .map(|d| d.image.image_digest.trim_start_matches("sha256:"))
+            .collect();
+        assert_eq!(deleted, expected);
+    }
+
+    fn rule(priority: u32, selection: &str) -> String {
+        format!(r#"{{"rulePriority":{priority},"selection":{selection},"action":{{"type":"expire"}}}}"#)
+    }
+
+    fn policy(rules: &[String]) -> String {
+        format!(r#"{{"rules":[{}]}}"#, rules.join(","))
+    }
+
+    // The worked examples of the ECR user guide, "Examples of lifecycle
+    // policies in Amazon ECR".
+
+    #[test]
+    fn docs_filtering_on_image_age() {
+        let p = policy(&[rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"sinceImagePushed","countUnit":"days","countNumber":14}"#,
+        )]);
+        let images = [
+            image("old-prod", &["prod-1"], 15 * DAY),
+            image("new-prod", &["prod-2"], 13 * DAY),
+            image("old-dev", &["dev-1"], 30 * DAY),
+            image("old-untagged", &[], 30 * DAY),
+            image("exactly-14", &["prod-0"], 14 * DAY),
+        ];
+        check(&p, &images, &["old-prod"]);
+    }
+
+    #[test]
+    fn docs_filtering_on_image_count() {
+        let p = policy(&[rule(
+            1,
+            r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#,
+        )]);
+        let images = [
+            image("u1", &[], 3),
+            image("u2", &[], 2),
+            image("u3", &[], 1),
+            image("t", &["latest"], 10),
+        ];
+        check(&p, &images, &["u2", "u1"]);
+    }
+
+    /// Example A: the second rule may not expire B, which the first rule
+    /// selected, though it counts it.
+    #[test]
+    fn docs_multiple_rules_example_a() {
+        let p = policy(&[
+            rule(1, r#"{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(2, r#"{"tagStatus":"tagged","tagPatternList":["beta*"],"countType":"imageCountMoreThan","countNumber":1}"#),
+        ]);
+        let images = [
+            image("A", &["beta-1", "prod-1"], 10 * DAY),
+            image("B", &["beta-2", "prod-2"], 9 * DAY),
+            image("C", &["beta-3"], 8 * DAY),
+        ];
+        check(&p, &images, &["A"]);
+    }
+
+    /// Example B: four images, the second rule's count sees A, B, C and D.
+    #[test]
+    fn docs_multiple_rules_example_b() {
+        let p = policy(&[
+            rule(1, r#"{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(2, r#"{"tagStatus":"tagged","tagPatternList":["beta*"],"countType":"imageCountMoreThan","countNumber":1}"#),
+        ]);
+        let images = [
+            image("A", &["beta-1", "prod-1"], 10 * DAY),
+            image("B", &["beta-2", "prod-2"], 9 * DAY),
+            image("C", &["beta-3", "prod-3"], 8 * DAY),
+            image("D", &["beta-4"], 7 * DAY),
+        ];
+        check(&p, &images, &["B", "A"]);
+    }
+
+    /// "Filtering on multiple tags in a single rule": every pattern must
+    /// match one of the image's tags.
+    #[test]
+    fn docs_multiple_tags_in_one_rule() {
+        let age = rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPatternList":["alpha*","beta*"],"countType":"sinceImagePushed","countUnit":"days","countNumber":5}"#,
+        );
+        let count = rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPatternList":["alpha*","beta*"],"countType":"imageCountMoreThan","countNumber":1}"#,
+        );
+        let images = [
+            image("A", &["alpha-1"], 12 * DAY),
+            image("B", &["beta-1"], 11 * DAY),
+            image("C", &["alpha-2", "beta-2"], 10 * DAY),
+            image("D", &["alpha-3"], 4 * DAY),
+            image("E", &["beta-3"], 3 * DAY),
+            image("F", &["alpha-4", "beta-4"], 2 * DAY),
+        ];
+        check(&policy(&[age]), &images, &["C"]);
+        check(&policy(&[count]), &images, &["C"]);
+    }
+
+    /// "Filtering on all images": `any` counts everything, but may expire
+    /// only what no earlier rule selected.
+    #[test]
+    fn docs_filtering_on_all_images() {
+        let any = rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#);
+        let images = [
+            image("A", &["alpha-1"], 4 * DAY),
+            image("B", &[], 3 * DAY),
+            image("C", &["alpha-2"], 2 * DAY),
+            image("D", &["git-hash"], DAY),
+        ];
+        check(&policy(&[any]), &images, &["C", "B", "A"]);
+
+        let p = policy(&[
+            rule(1, r#"{"tagStatus":"tagged","tagPatternList":["alpha*"],"countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(2, r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(3, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#),
+        ]);
+        check(&p, &images, &["A"]);
+    }
+
+    #[test]
+    fn rules_apply_by_priority_not_document_order() {
+        let keep_prod = rule(10, r#"{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":100}"#);
+        let any = rule(20, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#);
+        let images = [
+            image("prod-old", &["prod-1"], 3 * DAY),
+            image("dev-old", &["dev-1"], 2 * DAY),
+            image("newest", &["dev-2"], DAY),
+        ];
+        check(&policy(&[keep_prod.clone(), any.clone()]), &images, &["dev-old"]);
+        check(&policy(&[any, keep_prod]), &images, &["dev-old"]);
+    }
+
+    #[test]
+    fn prefixes_match_by_prefix_and_are_anded() {
+        let p = policy(&[rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPrefixList":["release","v1"],"countType":"imageCountMoreThan","countNumber":1}"#,
+        )]);
+        let images = [
+            image("both-old", &["release-a", "v1.0"], 30),
+            image("both-new", &["v1.1", "release-b"], 20),
+            image("one-tag-has-both", &["release-v1"], 40),
+            image("only-release", &["release-c"], 50),
+            image("prefix-not-infix", &["xrelease", "xv1"], 60),
+        ];
+        check(&p, &images, &["both-old"]);
+    }
+
+    #[test]
+    fn ties_in_push_time_are_broken_by_digest() {
+        let p = policy(&[rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":2}"#)]);
+        let images = [image("c", &[], 5), image("a", &[], 5), image("b", &[], 5), image("d", &[], 5)];
+        // Newest first, ties by ascending digest: a, b, c, d. Keep a and b.
+        check(&p, &images, &["c", "d"]);
+        let mut reversed = images.to_vec();
+        reversed.reverse();
+        check(&p, &reversed, &["c", "d"]);
+    }
+
+    #[test]
+    fn age_is_strictly_more_than_the_limit() {
+        let p = policy(&[rule(1, r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1}"#)]);
+        let images = [
+            image("exactly-a-day", &[], DAY),
+            image("a-day-and-a-minute", &[], DAY + 1),
+            image("in-the-future", &[], -DAY),
+        ];
+        check(&p, &images, &["a-day-and-a-minute"]);
+    }
+
+    #[test]
+    fn huge_counts_keep_everything() {
+        let p = policy(&[
+            rule(1, r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":18446744073709551615}"#),
+            rule(2, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":18446744073709551615}"#),
+        ]);
+        check(&p, &[image("a", &[], 1_000_000 * DAY), image("b", &["x"], 3)], &[]);
+    }
+
+    #[test]
+    fn an_empty_repository_has_an_empty_plan() {
+        check(&policy(&[rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#)]), &[], &[]);
+    }
+
+    #[test]
+    fn every_image_gets_a_rule_and_a_readable_reason() {
+        let p = Policy::parse(&policy(&[
+            rule(1, r#"{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(2, r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":7}"#),
+        ]))
+        .unwrap();
+        let images = [
+            image("p2", &["prod-2"], DAY),
+            image("p1", &["prod-1"], 2 * DAY),
+            image("u", &[], 8 * DAY),
+            image("dev", &["dev"], 9 * DAY),
+        ];
+        let plan = plan(&images, &p, parse_rfc3339(NOW).unwrap());
+        let lines: Vec<String> = plan
+            .decisions
+            .iter()
+            .map(|d| format!("{:?} {:?} {}", d.action, d.rule_priority, d.reason))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"Keep Some(1) rule 1 keeps the newest 1 of images tagged with prefixes ["prod"]; this is number 1 of 2, within the count"#,
+                r#"Delete Some(1) rule 1 keeps the newest 1 of images tagged with prefixes ["prod"]; this is number 2 of 2, beyond the count"#,
+                "Delete Some(2) rule 2 expires untagged images pushed more than 7 days ago; this was pushed 8.0 days ago, older than that",
+                "Keep None no rule selects this image",
+            ]
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! The run report and the JSON log lines.
+//!
+//! The report is what the Lambda returns and what `ecr-gc run --output json`
+//! prints: per repository, the planned, deleted and failed images, with
+//! failures in ECR's `ImageFailure` shape. The log lines are emitted as the
+//! run goes, one JSON object per line, with field names as AWS spells them,
+//! so that a run cut short still leaves a trail.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::model::{Image, ImageFailure};
+use crate::plan::Decision;
+
+/// The report of one run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// What started the run: `schedule`, `scheduler`, `ecr-push`, `manual`,
+    /// or `cli`.
+    pub trigger: String,
+    pub dry_run: bool,
+    /// The evaluation time that ages were measured against.
+    pub now: DateTime<Utc>,
+    pub repositories: Vec<RepositoryReport>,
+    pub summary: Summary,
+    /// ECR API calls made, by operation.
+    pub api_calls: ApiCallCounts,
+    pub duration_ms: u64,
+}
+
+/// What happened in one repository.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryReport {
+    pub repository_name: String,
+    /// Set when the repository could not be collected (for example
+    /// `RepositoryNotFoundException`); nothing was deleted in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RepositoryError>,
+    pub images_scanned: u64,
+    pub images_kept: u64,
+    /// Images the policy expires: deleted unless this is a dry run.
+    pub planned: Vec<PlannedImage>,
+    /// Images ECR confirmed deleted.
+    pub deleted: Vec<PlannedImage>,
+    /// Images that were not deleted, in ECR's `ImageFailure` shape.
+    pub failed: Vec<ImageFailure>,
+    pub bytes_planned: i64,
+    pub bytes_reclaimed: i64,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryError {
+    pub error_code: String,
+    pub error_message: String,
+}
+
+/// One image the policy expires, with the deciding rule and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedImage {
+    pub image_digest: String,
+    pub image_tags: Vec<String>,
+    pub image_pushed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size_in_bytes: Option<i64>,
+    pub rule_priority: Option<u32>,
+    pub reason: String,
+}
+
+impl PlannedImage {
+    pub fn from_decision(decision: &Decision<'_>) -> PlannedImage {
+        let image: &Image = decision.image;
+        PlannedImage {
+            image_digest: image.image_digest.clone(),
+            image_tags: image.image_tags.clone(),
+            image_pushed_at: image.image_pushed_at,
+            image_size_in_bytes: image.image_size_in_bytes,
+            rule_priority: decision.rule_priority,
+            reason: decision.reason.to_string(),
+        }
+    }
+}
+
+/// Totals over the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub repositories: u64,
+    pub repositories_failed: u64,
+    pub images_scanned: u64,
+    pub images_kept: u64,
+    pub images_planned: u64,
+    pub images_deleted: u64,
+    pub images_failed: u64,
+    pub bytes_planned: i64,
+    pub bytes_reclaimed: i64,
+}
+
+impl Summary {
+    pub fn of(repositories: &[RepositoryReport]) -> Summary {
+        let mut s = Summary::default();
+        for r in repositories {
+            s.repositories += 1;
+            s.repositories_failed += u64::from(r.error.is_some());
+            s.images_scanned += r.images_scanned;
+            s.images_kept += r.images_kept;
+            s.images_planned += r.planned.len() as u64;
+            s.images_deleted += r.deleted.len() as u64;
+            s.images_failed += r.failed.len() as u64;
+            s.bytes_planned += r.bytes_planned;
+            s.bytes_reclaimed += r.bytes_reclaimed;
+        }
+        s
+    }
+}
+
+/// ECR API calls by operation: the cost of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiCallCounts {
+    pub describe_repositories: u64,
+    pub describe_images: u64,
+    pub list_images: u64,
+    pub batch_delete_image: u64,
+}
+
+impl Report {
+    /// Whether anything went wrong that a caller must hear about: a
+    /// repository that could not be collected, or an image not deleted.
+    pub fn has_failures(&self) -> bool {
+        self.summary.repositories_failed > 0 || self.summary.images_failed > 0
+    }
+}
+
+/// Where the JSON log lines go.
+pub trait LogSink: Send + Sync {
+    fn emit(&self, line: Value);
+}
+
+/// Writes each line as one JSON object followed by a newline.
+pub struct JsonLines<W: Write + Send>(Mutex<W>);
+
+impl<W: Write + Send> JsonLines<W> {
+    pub fn new(writer: W) -> Self {
+        JsonLines(Mutex::new(writer))
+    }
+}
+
+impl<W: Write + Send> LogSink for JsonLines<W> {
+    fn emit(&self, line: Value) {
+        // A poisoned lock only means another thread panicked mid-write; the
+        // writer itself is still usable.
+        let mut out = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Logging must never abort a collection: a failed write is dropped.
+        let _ = serde_json::to_writer(&mut *out, &line);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+    }
+}
+
+/// Keeps the lines in memory, for tests.
+#[derive(Default)]
+pub struct Collected(pub Mutex<Vec<Value>>);
+
+impl LogSink for Collected {
+    fn emit(&self, line: Value) {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
+    }
+}
+
+impl Collected {
+    pub fn lines(&self) -> Vec<Value> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// Builds one log line: timestamp, level and message first, then `fields`.
+pub fn line(level: &str, message: &str, fields: Value) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "timestamp".into(),
+        Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)),
+    );
+    out.insert("level".into(), Value::String(level.into()));
+    out.insert("message".into(), Value::String(message.into()));
+    if let Value::Object(fields) = fields {
+        out.extend(fields);
+    }
+    Value::Object(out)
+}
+
+/// The line for one deleted image (or, in a dry run, one image that would be).
+pub fn image_deleted(repository_name: &str, image: &PlannedImage, dry_run: bool) -> Value {
+    line(
+        "INFO",
+        if dry_run { "image would be deleted (dry run)" } else { "image deleted" },
+        json!({
+            "repositoryName": repository_name,
+            "imageDigest": image.image_digest,
+            "imageTags": image.image_tags,
+            "rulePriority": image.rule_priority,
+            "imageSizeInBytes": image.image_size_in_bytes,
+            "reason": image.reason,
+            "dryRun": dry_run,
+        }),
+    )
+}
+
+/// The line for one per-image failure, with ECR's code and reason verbatim.
+pub fn image_failed(repository_name: &str, failure: &ImageFailure) -> Value {
+    line(
+        "ERROR",
+        "image not deleted",
+        json!({
+            "repositoryName": repository_name,
+            "imageDigest": failure.image_id.image_digest,
+            "imageTag": failure.image_id.image_tag,
+            "failureCode": failure.failure_code,
+            "failureReason": failure.failure_reason,
+        }),
+    )
+}
+
+/// The summary line for one repository.
+pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
+    let (level, message) = match &r.error {
+        Some(_) => ("ERROR", "repository not collected"),
+        None => ("INFO", "repository collected"),
+    };
+    let mut fields = json!({
+        "repositoryName": r.repository_name,
+        "dryRun": dry_run,
+        "imagesScanned": r.images_scanned,
+        "imagesKept": r.images_kept,
+        "imagesPlanned": r.planned.len(),
+        "imagesDeleted": r.deleted.len(),
+        "imagesFailed": r.failed.len(),
+        "bytesPlanned": r.bytes_planned,
+        "bytesReclaimed": r.bytes_reclaimed,
+        "durationMs": r.duration_ms,
+    });
+    if let (Some(error), Value::Object(map)) = (&r.error, &mut fields) {
+        map.insert("errorCode".into(), Value::String(error.error_code.clone()));
+        map.insert("errorMessage".into(), Value::String(error.error_message.clone()));
+    }
+    line(level, message, fields)
+}
+
+/// The summary line for the whole run.
+pub fn run_summary(report: &Report) -> Value {
+    let level = if report.has_failures() { "WARN" } else { "INFO" };
+    line(
+        level,
+        "run finished",
+        json!({
+            "trigger": report.trigger,
+            "dryRun": report.dry_run,
+            "summary": report.summary,
+            "apiCalls": report.api_calls,
+            "durationMs": report.duration_ms,
+        }),
+    )
+}

@@ -1,1 +1,283 @@
-//! The CLI.
+//! The CLI: `plan` (offline) and `run` (live), over the same engine as the
+//! Lambda function.
+//!
+//! Exit status: 0 on success; 1 when a repository could not be collected or
+//! an image was not deleted; 2 on invalid input, with the message on stderr.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::ecr::Ecr;
+use crate::engine::{self, Run, Scope};
+use crate::model::{Image, parse_rfc3339};
+use crate::plan::{Action, plan};
+use crate::policy::Policy;
+use crate::report::{JsonLines, PlannedImage, Report};
+
+#[derive(Debug, Parser)]
+#[command(name = "ecr-gc", version, about = "Garbage-collect Amazon ECR images with ECR lifecycle-policy rules")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plan offline: which images of a `describe-images` listing the policy expires.
+    Plan {
+        /// The policy document (ECR lifecycle-policy JSON, plus optional settings).
+        #[arg(long)]
+        policy: String,
+        /// The output of `aws ecr describe-images` (CLI v1 or v2).
+        #[arg(long)]
+        images: String,
+        /// Evaluate as of this time (RFC 3339); defaults to now.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Collect live repositories through the standard AWS credential chain. A dry run unless --apply.
+    Run {
+        #[arg(long)]
+        policy: String,
+        /// Collect this repository (repeatable). Without it, the policy's settings select repositories.
+        #[arg(long = "repository", value_name = "NAME")]
+        repositories: Vec<String>,
+        /// Delete what the plan expires. Without it, nothing is deleted.
+        #[arg(long)]
+        apply: bool,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// Runs the CLI with `args` (the first is the program name) and returns
+/// the exit status.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Plan { policy, images, now, output } => plan_command(&policy, &images, now.as_deref(), output),
+        Command::Run { policy, repositories, apply, output } => run_command(&policy, repositories, apply, output),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("ecr-gc: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read(path: &str, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {path}: {e}"))
+}
+
+fn load_policy(path: &str) -> Result<Policy, String> {
+    Policy::parse(&read(path, "policy file")?).map_err(|e| format!("{path}: invalid policy: {e}"))
+}
+
+/// Reads `aws ecr describe-images` output: `{"imageDetails": [...]}`, or a
+/// bare array of image details.
+pub fn parse_images(text: &str) -> Result<Vec<Image>, String> {
+    // Parse once as a value so a bad entry is reported with its own error,
+    // not serde's "did not match any variant".
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let entries = match &value {
+        serde_json::Value::Object(map) => map.get("imageDetails").cloned().ok_or("expected an object with `imageDetails`, the output of `aws ecr describe-images`")?,
+        serde_json::Value::Array(_) => value.clone(),
+        _ => return Err("expected the output of `aws ecr describe-images`".into()),
+    };
+    let serde_json::Value::Array(entries) = entries else {
+        return Err("`imageDetails` must be an array".into());
+    };
+    let mut images = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        images.push(serde_json::from_value(entry).map_err(|e| format!("imageDetails[{i}]: {e}"))?);
+    }
+    Ok(images)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanOutput {
+    now: DateTime<Utc>,
+    delete: Vec<PlannedImage>,
+    keep: Vec<PlannedImage>,
+    summary: PlanSummary,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanSummary {
+    images: usize,
+    delete: usize,
+    keep: usize,
+    bytes_planned: i64,
+}
+
+fn plan_command(policy: &str, images: &str, now: Option<&str>, output: Output) -> Result<ExitCode, String> {
+    let policy = load_policy(policy)?;
+    let images = parse_images(&read(images, "images file")?).map_err(|e| format!("{images}: {e}"))?;
+    let now = match now {
+        Some(text) => parse_rfc3339(text).map_err(|e| format!("--now: {e}"))?,
+        None => Utc::now(),
+    };
+    let plan = plan(&images, &policy, now);
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        Output::Json => {
+            let delete: Vec<PlannedImage> = plan.to_delete().map(PlannedImage::from_decision).collect();
+            let keep: Vec<PlannedImage> = plan.to_keep().map(PlannedImage::from_decision).collect();
+            let summary = PlanSummary {
+                images: images.len(),
+                delete: delete.len(),
+                keep: keep.len(),
+                bytes_planned: delete.iter().filter_map(|d| d.image_size_in_bytes).sum(),
+            };
+            let out = PlanOutput { now, delete, keep, summary };
+            serde_json::to_writer_pretty(&mut stdout, &out).map_err(|e| e.to_string())?;
+            let _ = writeln!(stdout);
+        }
+        Output::Table => {
+            let rows: Vec<[String; 5]> = plan
+                .decisions
+                .iter()
+                .map(|d| {
+                    [
+                        match d.action {
+                            Action::Delete => "delete".into(),
+                            Action::Keep => "keep".into(),
+                        },
+                        short_digest(&d.image.image_digest),
+                        tags(&d.image.image_tags),
+                        d.image.image_pushed_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        d.rule_priority.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    ]
+                })
+                .collect();
+            let reasons: Vec<String> = plan.decisions.iter().map(|d| d.reason.to_string()).collect();
+            print_table(&mut stdout, ["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"], &rows, Some(&reasons));
+            let deletes = plan.to_delete().count();
+            let _ = writeln!(stdout, "\n{deletes} of {} images would be deleted (as of {}).", images.len(), now.to_rfc3339_opts(SecondsFormat::Secs, true));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_command(policy: &str, repositories: Vec<String>, apply: bool, output: Output) -> Result<ExitCode, String> {
+    let policy = load_policy(policy)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let scope = if repositories.is_empty() { Scope::Selected } else { Scope::Named(repositories) };
+    let run = Run { trigger: "cli".into(), scope, dry_run: !apply, now: Utc::now() };
+    // Log lines go to stderr: stdout carries the table or the JSON report.
+    let log = JsonLines::new(std::io::stderr());
+    let report = runtime.block_on(async {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let ecr = Ecr::new(aws_sdk_ecr::Client::new(&sdk), None);
+        engine::run(&ecr, &policy, &run, &log).await
+    });
+    let report = report.map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &report).map_err(|e| e.to_string())?;
+            let _ = writeln!(stdout);
+        }
+        Output::Table => print_report(&mut stdout, &report),
+    }
+    Ok(if report.has_failures() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_report(out: &mut impl Write, report: &Report) {
+    let rows: Vec<[String; 5]> = report
+        .repositories
+        .iter()
+        .map(|r| {
+            [
+                r.repository_name.clone(),
+                r.images_scanned.to_string(),
+                r.planned.len().to_string(),
+                r.deleted.len().to_string(),
+                match &r.error {
+                    Some(e) => format!("error: {}", e.error_code),
+                    None => r.failed.len().to_string(),
+                },
+            ]
+        })
+        .collect();
+    print_table(out, ["REPOSITORY", "IMAGES", "PLANNED", "DELETED", "FAILED"], &rows, None);
+    for r in &report.repositories {
+        for f in &r.failed {
+            let _ = writeln!(
+                out,
+                "failed: {} {} {}: {}",
+                r.repository_name,
+                f.image_id.image_digest.as_deref().unwrap_or("-"),
+                f.failure_code,
+                f.failure_reason
+            );
+        }
+    }
+    let s = &report.summary;
+    let mode = if report.dry_run { "dry run: nothing deleted; pass --apply to delete" } else { "applied" };
+    let _ = writeln!(
+        out,
+        "\n{} repositories, {} images: {} planned, {} deleted, {} failed, {} bytes reclaimed ({mode}).",
+        s.repositories, s.images_scanned, s.images_planned, s.images_deleted, s.images_failed, s.bytes_reclaimed
+    );
+}
+
+fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
+        _ => digest.to_owned(),
+    }
+}
+
+fn tags(tags: &[String]) -> String {
+    if tags.is_empty() { "<untagged>".into() } else { tags.join(",") }
+}
+
+/// Prints aligned columns, then an optional free-text last column.
+fn print_table<const N: usize>(out: &mut impl Write, header: [&str; N], rows: &[[String; N]], last: Option<&[String]>) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>, extra: &str| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            text.push_str(&format!("{cell:<w$}  "));
+        }
+        text.push_str(extra);
+        text.trim_end().to_owned()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec(), if last.is_some() { "REASON" } else { "" }));
+    for (i, row) in rows.iter().enumerate() {
+        let extra = last.and_then(|l| l.get(i)).map(String::as_str).unwrap_or("");
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect(), extra));
+    }
+}

@@ -1,1 +1,54 @@
-fn main() {}
+//! The `ecr-gc` binary: inside Lambda (`AWS_LAMBDA_RUNTIME_API` set) and
+//! given no subcommand it serves Lambda events; otherwise it is the CLI.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use ecr_gc::handler::{self, Config};
+use ecr_gc::report::JsonLines;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().collect();
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && args.len() <= 1 {
+        return match lambda() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("ecr-gc: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    ecr_gc::cli::main(args)
+}
+
+#[tokio::main]
+async fn lambda() -> Result<(), lambda_runtime::Error> {
+    // One JSON object per line on stdout, fields at the top level.
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    // Read once per cold start; a bad configuration fails each invocation
+    // with the same clear error.
+    let config = Config::from_env(|name| std::env::var(name).ok());
+    if let Err(error) = &config {
+        tracing::error!(%error, "invalid configuration; every invocation will fail until it is fixed");
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_ecr::Client::new(&sdk);
+    let log = JsonLines::new(std::io::stdout());
+    let (client, config, log) = (&client, &config, &log);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler::handle(client, config, &event.payload, Utc::now(), log).await
+    }))
+    .await
+}

@@ -254,18 +254,20 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
     line(level, message, fields)
 }
 
-/// The summary line for the whole run.
+/// The summary line for the whole run: the totals at the top level, so a
+/// log query can read `bytesReclaimed` without unnesting.
 pub fn run_summary(report: &Report) -> Value {
     let level = if report.has_failures() { "WARN" } else { "INFO" };
-    line(
-        level,
-        "run finished",
-        json!({
-            "trigger": report.trigger,
-            "dryRun": report.dry_run,
-            "summary": report.summary,
-            "apiCalls": report.api_calls,
-            "durationMs": report.duration_ms,
-        }),
-    )
+    let mut fields = json!({
+        "trigger": report.trigger,
+        "dryRun": report.dry_run,
+        "apiCalls": report.api_calls,
+        "durationMs": report.duration_ms,
+    });
+    if let (Value::Object(map), Ok(Value::Object(totals))) =
+        (&mut fields, serde_json::to_value(&report.summary))
+    {
+        map.extend(totals);
+    }
+    line(level, "run finished", fields)
 }

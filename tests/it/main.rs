@@ -1,0 +1,13 @@
+//! The integration tests: one binary, real components where it counts.
+//!
+//! * `moto`: the engine and the handler against `moto_server` over HTTP.
+//! * `mocks`: what the emulator cannot do (pagination, per-image failures),
+//!   through `aws-smithy-mocks`.
+//! * `binary`: the CLI and the Lambda runtime loop, as a user runs them.
+//! * `template`: the SAM template, through cfn-lint and sam validate.
+
+mod binary;
+mod mocks;
+mod moto;
+mod support;
+mod template;

@@ -1,0 +1,262 @@
+//! The engine and the Lambda handler against `moto_server` over real HTTP.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+use ecr_gc::ecr::Ecr;
+use ecr_gc::engine::{self, Run, Scope};
+use ecr_gc::handler::{self, Config, Response};
+use ecr_gc::plan::plan;
+use ecr_gc::policy::Policy;
+use ecr_gc::report::{Collected, Report};
+use serde_json::Value;
+
+use crate::support::{Moto, create_repository, digests, push};
+
+fn keep_newest(n: u32) -> Policy {
+    Policy::parse(&format!(
+        r#"{{"rules":[{{"rulePriority":1,"selection":{{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":{n}}},"action":{{"type":"expire"}}}}]}}"#
+    ))
+    .unwrap()
+}
+
+/// Pushes `count` tagged images `build-0..` concurrently.
+async fn push_many(ecr: &aws_sdk_ecr::Client, repository: &str, count: usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(count.div_ceil(8).max(1)) {
+        let (ecr, repository, chunk) = (ecr.clone(), repository.to_owned(), chunk.to_vec());
+        tasks.spawn(async move {
+            for i in chunk {
+                push(&ecr, &repository, &format!("{repository}-{i}"), Some(&format!("build-{i}"))).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+fn set(items: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    items.into_iter().collect()
+}
+
+fn report_of(response: Response) -> Report {
+    match response {
+        Response::Report(report) => *report,
+        other => panic!("expected a report, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "big").await;
+    push_many(&client, "big", 1_250).await;
+
+    let policy = keep_newest(100);
+    let now = Utc::now();
+    let before = Ecr::new(client.clone(), None).images("big").await.unwrap();
+    assert_eq!(before.len(), 1_250);
+    let expected = set(plan(&before, &policy, now).to_delete().map(|d| d.image.image_digest.clone()));
+    assert_eq!(expected.len(), 1_150);
+
+    let ecr = Ecr::new(client.clone(), None);
+    let log = Collected::default();
+    let run = Run { trigger: "test".into(), scope: Scope::Named(vec!["big".into()]), dry_run: false, now };
+    let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
+
+    let repo = &report.repositories[0];
+    assert_eq!(set(repo.planned.iter().map(|p| p.image_digest.clone())), expected);
+    assert_eq!(set(repo.deleted.iter().map(|p| p.image_digest.clone())), expected);
+    assert!(repo.failed.is_empty(), "{:?}", repo.failed);
+    assert_eq!(repo.bytes_reclaimed, 1_150 * 1_000);
+
+    // The registry now holds exactly the kept images.
+    let after = set(digests(&client, "big").await);
+    let kept = set(before.iter().map(|i| i.image_digest.clone())).difference(&expected).cloned().collect();
+    assert_eq!(after, kept);
+
+    // One DescribeImages page here (moto ignores maxResults; the pagination
+    // itself is tested in `mocks`), and one BatchDeleteImage per 100.
+    let calls = report.api_calls;
+    assert_eq!((calls.describe_repositories, calls.describe_images), (0, 1));
+    assert_eq!(calls.batch_delete_image, 12);
+    assert_eq!(calls.list_images, 0);
+
+    // One log line per deleted image, with the fields AWS spells.
+    let lines = log.lines();
+    let deleted: Vec<&Value> = lines.iter().filter(|l| l["message"] == "image deleted").collect();
+    assert_eq!(deleted.len(), 1_150);
+    for line in &deleted {
+        assert_eq!(line["repositoryName"], "big");
+        assert!(line["imageDigest"].as_str().unwrap().starts_with("sha256:"));
+        assert_eq!(line["imageTags"].as_array().unwrap().len(), 1);
+        assert_eq!(line["rulePriority"], 1);
+    }
+    assert!(lines.iter().any(|l| l["message"] == "repository collected" && l["imagesDeleted"] == 1_150));
+    assert!(lines.iter().any(|l| l["message"] == "run finished" && l["bytesReclaimed"] == 1_150_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
+    // moto leaves images deleted by digest out of `imageIds` when they have
+    // no tag (ECR lists them). The adapter must not guess: it lists the
+    // repository once to find out.
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "u").await;
+    for i in 0..5 {
+        push(&client, "u", &format!("u{i}"), None).await;
+    }
+    let ecr = Ecr::new(client.clone(), None);
+    let policy = keep_newest(1);
+    let run = Run { trigger: "test".into(), scope: Scope::Named(vec!["u".into()]), dry_run: false, now: Utc::now() };
+    let report = engine::run(&ecr, &policy, &run, &Collected::default()).await.unwrap();
+    let repo = &report.repositories[0];
+    assert_eq!(repo.deleted.len(), 4);
+    assert!(repo.failed.is_empty());
+    assert_eq!(digests(&client, "u").await.len(), 1);
+    assert_eq!(report.api_calls.list_images, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_keep_ecrs_code_and_reason() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "f").await;
+    let present = push(&client, "f", "present", Some("v1")).await;
+    let missing = format!("sha256:{}", "ab".repeat(32));
+    let outcome = Ecr::new(client.clone(), None).delete("f", &[present.clone(), missing.clone()]).await;
+    assert_eq!(outcome.deleted, vec![present]);
+    assert_eq!(outcome.failures.len(), 1);
+    let failure = &outcome.failures[0];
+    assert_eq!(failure.image_id.image_digest.as_deref(), Some(missing.as_str()));
+    assert_eq!(failure.failure_code, "ImageNotFound");
+    assert!(failure.failure_reason.contains("Requested image not found"), "{}", failure.failure_reason);
+}
+
+fn config(policy: &str, dry_run: bool) -> Result<Config, handler::ConfigError> {
+    let policy = policy.to_owned();
+    Config::from_env(move |name| match name {
+        "ECR_GC_POLICY" => Some(policy.clone()),
+        "ECR_GC_DRY_RUN" => Some(dry_run.to_string()),
+        _ => None,
+    })
+}
+
+/// Two selected repositories with garbage, and one the settings exclude.
+async fn demo_registry(client: &aws_sdk_ecr::Client) {
+    for repository in ["demo/web", "demo/worker", "demo/keep-base"] {
+        create_repository(client, repository).await;
+        for i in 0..6 {
+            push(client, repository, &format!("{repository}-{i}"), Some(&format!("v{i}"))).await;
+        }
+    }
+}
+
+fn event(name: &str) -> Value {
+    let text = std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+const POLICY: &str = include_str!("../../examples/policy.json");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    demo_registry(&client).await;
+    let log = Collected::default();
+    let response =
+        handler::handle(&client, &config(POLICY, true), &event("schedule.json"), Utc::now(), &log).await.unwrap();
+    let report = report_of(response);
+    assert!(report.dry_run);
+    let names: Vec<&str> = report.repositories.iter().map(|r| r.repository_name.as_str()).collect();
+    assert_eq!(names, ["demo/web", "demo/worker"], "settings exclude demo/keep-*");
+    for repo in &report.repositories {
+        assert_eq!(repo.planned.len(), 3);
+        assert!(repo.deleted.is_empty());
+        assert_eq!(digests(&client, &repo.repository_name).await.len(), 6);
+    }
+    assert_eq!(report.api_calls.batch_delete_image, 0);
+    let would: Vec<Value> =
+        log.lines().into_iter().filter(|l| l["message"] == "image would be deleted (dry run)").collect();
+    assert_eq!(would.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_event_collects_only_its_repository() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    demo_registry(&client).await;
+    let response =
+        handler::handle(&client, &config(POLICY, false), &event("ecr-push.json"), Utc::now(), &Collected::default())
+            .await
+            .unwrap();
+    let report = report_of(response);
+    assert_eq!(report.trigger, "ecr-push");
+    assert_eq!(report.repositories.len(), 1);
+    assert_eq!(report.repositories[0].deleted.len(), 3);
+    assert_eq!(digests(&client, "demo/web").await.len(), 3);
+    assert_eq!(digests(&client, "demo/worker").await.len(), 6);
+    assert_eq!(report.api_calls.describe_repositories, 0);
+
+    // A push to a repository the settings exclude does nothing.
+    let mut excluded = event("ecr-push.json");
+    excluded["detail"]["repository-name"] = "demo/keep-base".into();
+    let report = report_of(
+        handler::handle(&client, &config(POLICY, false), &excluded, Utc::now(), &Collected::default()).await.unwrap(),
+    );
+    assert!(report.repositories.is_empty());
+    assert_eq!(digests(&client, "demo/keep-base").await.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_repository_is_reported_and_the_run_goes_on() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    demo_registry(&client).await;
+    let event = serde_json::json!({"repositories": ["demo/gone", "demo/web"], "dryRun": false});
+    let log = Collected::default();
+    let report =
+        report_of(handler::handle(&client, &config(POLICY, true), &event, Utc::now(), &log).await.unwrap());
+    let gone = &report.repositories[0];
+    assert_eq!(gone.repository_name, "demo/gone");
+    assert_eq!(gone.error.as_ref().unwrap().error_code, "RepositoryNotFoundException");
+    assert_eq!(report.repositories[1].deleted.len(), 3);
+    assert!(report.has_failures());
+    assert!(log.lines().iter().any(|l| l["message"] == "repository not collected"
+        && l["errorCode"] == "RepositoryNotFoundException"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_events_and_bad_configuration_delete_nothing() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    demo_registry(&client).await;
+    let ignored =
+        handler::handle(&client, &config(POLICY, false), &event("ecr-delete.json"), Utc::now(), &Collected::default())
+            .await
+            .unwrap();
+    assert!(matches!(ignored, Response::Ignored { .. }));
+
+    let bad = config(r#"{"rules":[{"rulePriority":1}]}"#, false);
+    let error = handler::handle(&client, &bad, &event("schedule.json"), Utc::now(), &Collected::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("invalid configuration"), "{error}");
+    let error = handler::handle(
+        &client,
+        &config(POLICY, false),
+        &serde_json::json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}),
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("aws.s3"), "{error}");
+    for repository in ["demo/web", "demo/worker", "demo/keep-base"] {
+        assert_eq!(digests(&client, repository).await.len(), 6);
+    }
+}

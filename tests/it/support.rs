@@ -1,0 +1,125 @@
+//! Test support: a private `moto_server` per test, an SDK client pointed at
+//! it over real HTTP, and helpers to seed repositories.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecr::Client;
+use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+
+/// A `moto_server` on a free loopback port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server must be installed: pip install 'moto[server]' (make test does this)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto { child, endpoint }
+    }
+
+    /// An ECR client for this server, with dummy credentials.
+    pub fn ecr(&self) -> Client {
+        let config = aws_sdk_ecr::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Environment for a child process (the binary) to reach this server
+    /// through the standard chain.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A distinct image manifest; moto derives the digest from the layer
+/// digests and the size from the config size.
+pub fn manifest(seed: &str, size: u64) -> String {
+    let layer = format!("{:064x}", fxhash(seed));
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": size,
+            "digest": format!("sha256:{:064x}", fxhash(&format!("config-{seed}")))
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": 1,
+            "digest": format!("sha256:{layer}")
+        }]
+    })
+    .to_string()
+}
+
+/// A stable 64-bit hash, widened; enough to make distinct fake digests.
+fn fxhash(text: &str) -> u128 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (u128::from(h) << 64) | u128::from(h.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+pub async fn create_repository(ecr: &Client, name: &str) {
+    ecr.create_repository().repository_name(name).send().await.unwrap();
+}
+
+/// Pushes one image; `tag` `None` pushes it untagged.
+pub async fn push(ecr: &Client, repository: &str, seed: &str, tag: Option<&str>) -> String {
+    let out = ecr
+        .put_image()
+        .repository_name(repository)
+        .image_manifest(manifest(seed, 1000))
+        .set_image_tag(tag.map(str::to_owned))
+        .send()
+        .await
+        .unwrap();
+    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).unwrap().to_owned()
+}
+
+/// The digests now in `repository`, sorted.
+pub async fn digests(ecr: &Client, repository: &str) -> Vec<String> {
+    let out = ecr.describe_images().repository_name(repository).send().await.unwrap();
+    let mut digests: Vec<String> =
+        out.image_details().iter().filter_map(|d| d.image_digest().map(str::to_owned)).collect();
+    digests.sort();
+    digests
+}

@@ -1,1 +1,187 @@
-pub fn placeholder(){}
+//! What the emulator cannot do, through `aws-smithy-mocks`: real paging at
+//! `maxResults`, repeated tokens, and per-image failures of every code.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ecr::Client;
+use aws_sdk_ecr::operation::batch_delete_image::{BatchDeleteImageError, BatchDeleteImageOutput};
+use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
+use aws_sdk_ecr::types::{ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier, Repository};
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_types::DateTime;
+use chrono::Utc;
+use ecr_gc::ecr::{Ecr, EcrError};
+use ecr_gc::engine::{self, Run, Scope};
+use ecr_gc::policy::Policy;
+use ecr_gc::report::Collected;
+
+fn digest(i: usize) -> String {
+    format!("sha256:{i:064x}")
+}
+
+fn detail(i: usize) -> ImageDetail {
+    ImageDetail::builder()
+        .image_digest(digest(i))
+        .image_tags(format!("t{i}"))
+        .image_pushed_at(DateTime::from_secs(1_700_000_000 + i as i64))
+        .image_size_in_bytes(10)
+        .build()
+}
+
+/// A DescribeImages rule that serves `total` images in pages of
+/// `maxResults`, recording each request's (maxResults, nextToken).
+fn paged_describe_images(total: usize, seen: Arc<Mutex<Vec<(Option<i32>, Option<String>)>>>) -> aws_smithy_mocks::Rule {
+    mock!(Client::describe_images)
+        .then_compute_output(move |req| {
+            seen.lock().unwrap().push((req.max_results(), req.next_token().map(str::to_owned)));
+            let page = req.max_results().unwrap_or(100) as usize;
+            let start: usize = req.next_token().map(|t| t.parse().unwrap()).unwrap_or(0);
+            let end = (start + page).min(total);
+            DescribeImagesOutput::builder()
+                .set_image_details(Some((start..end).map(detail).collect()))
+                .set_next_token((end < total).then(|| end.to_string()))
+                .build()
+        })
+}
+
+#[tokio::test]
+async fn describe_images_follows_every_page_at_1000() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rule = paged_describe_images(2_500, seen.clone());
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+    let ecr = Ecr::new(client, None);
+    let images = ecr.images("r").await.unwrap();
+    assert_eq!(images.len(), 2_500);
+    assert_eq!(images[2_499].image_digest, digest(2_499));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [(Some(1000), None), (Some(1000), Some("1000".into())), (Some(1000), Some("2000".into()))]
+    );
+    assert_eq!(ecr.api_calls().describe_images, 3);
+}
+
+#[tokio::test]
+async fn describe_repositories_follows_every_page_at_1000() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let rule = mock!(Client::describe_repositories).then_compute_output(move |req| {
+        log.lock().unwrap().push((req.max_results(), req.next_token().map(str::to_owned)));
+        let start: usize = req.next_token().map(|t| t.parse().unwrap()).unwrap_or(0);
+        let end = (start + req.max_results().unwrap_or(100) as usize).min(1_001);
+        DescribeRepositoriesOutput::builder()
+            .set_repositories(Some(
+                (start..end).map(|i| Repository::builder().repository_name(format!("repo-{i:04}")).build()).collect(),
+            ))
+            .set_next_token((end < 1_001).then(|| end.to_string()))
+            .build()
+    });
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+    let names = Ecr::new(client, None).repository_names().await.unwrap();
+    assert_eq!(names.len(), 1_001);
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_repeated_token_stops_the_listing() {
+    let rule = mock!(Client::describe_images).then_compute_output(|_| {
+        DescribeImagesOutput::builder().image_details(detail(1)).next_token("same").build()
+    });
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+    let error = Ecr::new(client, None).images("r").await.unwrap_err();
+    assert_eq!(error, EcrError::RepeatedToken { operation: "DescribeImages" });
+}
+
+/// Every ImageFailureCode ECR documents, in one successful response, kept
+/// verbatim and logged; the rest of the batch is deleted.
+#[tokio::test]
+async fn every_failure_code_is_kept_verbatim_and_logged() {
+    let codes = [
+        ImageFailureCode::InvalidImageDigest,
+        ImageFailureCode::InvalidImageTag,
+        ImageFailureCode::ImageTagDoesNotMatchDigest,
+        ImageFailureCode::ImageNotFound,
+        ImageFailureCode::MissingDigestAndTag,
+        ImageFailureCode::ImageReferencedByManifestList,
+        ImageFailureCode::KmsError,
+        ImageFailureCode::UpstreamAccessDenied,
+        ImageFailureCode::UpstreamTooManyRequests,
+        ImageFailureCode::UpstreamUnavailable,
+        ImageFailureCode::ImageInaccessible,
+    ];
+    let images: Vec<ImageDetail> = (0..250).map(detail).collect();
+    let batches = Arc::new(Mutex::new(Vec::new()));
+    let seen = batches.clone();
+    let served = codes.clone();
+    let describe = mock!(Client::describe_images)
+        .then_output(move || DescribeImagesOutput::builder().set_image_details(Some(images.clone())).build());
+    let delete = mock!(Client::batch_delete_image).then_compute_output(move |req| {
+        let ids = req.image_ids();
+        seen.lock().unwrap().push(ids.len());
+        let mut out = BatchDeleteImageOutput::builder();
+        for id in ids {
+            let d = id.image_digest().unwrap();
+            let i = usize::from_str_radix(d.trim_start_matches("sha256:"), 16).unwrap();
+            if i < served.len() {
+                out = out.failures(
+                    ImageFailure::builder()
+                        .image_id(ImageIdentifier::builder().image_digest(d).image_tag(format!("t{i}")).build())
+                        .failure_code(served[i].clone())
+                        .failure_reason(format!("reason {i}: {}", served[i].as_str()))
+                        .build(),
+                );
+            } else {
+                out = out.image_ids(ImageIdentifier::builder().image_digest(d).image_tag(format!("t{i}")).build());
+            }
+        }
+        out.build()
+    });
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &delete]);
+    let ecr = Ecr::new(client, None);
+    let policy = Policy::parse(
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#,
+    )
+    .unwrap();
+    let log = Collected::default();
+    let run = Run { trigger: "test".into(), scope: Scope::Named(vec!["r".into()]), dry_run: false, now: Utc::now() };
+    let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
+
+    assert_eq!(*batches.lock().unwrap(), [100, 100, 50]);
+    let repo = &report.repositories[0];
+    assert_eq!(repo.planned.len(), 250);
+    assert_eq!(repo.deleted.len(), 250 - codes.len());
+    assert_eq!(repo.failed.len(), codes.len());
+    let lines = log.lines();
+    for (i, code) in codes.iter().enumerate() {
+        let failure = repo.failed.iter().find(|f| f.failure_code == code.as_str()).unwrap();
+        assert_eq!(failure.failure_reason, format!("reason {i}: {}", code.as_str()));
+        assert_eq!(failure.image_id.image_digest.as_deref(), Some(digest(i).as_str()));
+        assert!(
+            lines.iter().any(|l| l["message"] == "image not deleted"
+                && l["failureCode"] == code.as_str()
+                && l["failureReason"] == failure.failure_reason
+                && l["imageTag"] == format!("t{i}")
+                && l["imageDigest"] == digest(i)
+                && l["repositoryName"] == "r"),
+            "no log line for {code:?}"
+        );
+    }
+    assert!(report.has_failures());
+    assert_eq!(report.api_calls.list_images, 0, "every image was accounted for");
+}
+
+#[tokio::test]
+async fn a_failed_call_reports_each_image_of_its_batch() {
+    let delete = mock!(Client::batch_delete_image).then_error(|| {
+        BatchDeleteImageError::generic(
+            aws_sdk_ecr::error::ErrorMetadata::builder().code("ThrottlingException").message("Rate exceeded").build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&delete]);
+    let outcome = Ecr::new(client, None).delete("r", &[digest(1), digest(2)]).await;
+    assert!(outcome.deleted.is_empty());
+    assert_eq!(outcome.failures.len(), 2);
+    assert_eq!(outcome.failures[0].failure_code, "ThrottlingException");
+    assert!(outcome.failures[0].failure_reason.contains("Rate exceeded"));
+}

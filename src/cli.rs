@@ -20,7 +20,11 @@ use crate::policy::Policy;
 use crate::report::{JsonLines, PlannedImage, Report};
 
 #[derive(Debug, Parser)]
-#[command(name = "ecr-gc", version, about = "Garbage-collect Amazon ECR images with ECR lifecycle-policy rules")]
+#[command(
+    name = "ecr-gc",
+    version,
+    about = "Garbage-collect Amazon ECR images with ECR lifecycle-policy rules"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -70,12 +74,26 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let result = match cli.command {
-        Command::Plan { policy, images, now, output } => plan_command(&policy, &images, now.as_deref(), output),
-        Command::Run { policy, repositories, apply, output } => run_command(&policy, repositories, apply, output),
+        Command::Plan {
+            policy,
+            images,
+            now,
+            output,
+        } => plan_command(&policy, &images, now.as_deref(), output),
+        Command::Run {
+            policy,
+            repositories,
+            apply,
+            output,
+        } => run_command(&policy, repositories, apply, output),
     };
     match result {
         Ok(code) => code,
@@ -99,9 +117,12 @@ fn load_policy(path: &str) -> Result<Policy, String> {
 pub fn parse_images(text: &str) -> Result<Vec<Image>, String> {
     // Parse once as a value so a bad entry is reported with its own error,
     // not serde's "did not match any variant".
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let entries = match &value {
-        serde_json::Value::Object(map) => map.get("imageDetails").cloned().ok_or("expected an object with `imageDetails`, the output of `aws ecr describe-images`")?,
+        serde_json::Value::Object(map) => map.get("imageDetails").cloned().ok_or(
+            "expected an object with `imageDetails`, the output of `aws ecr describe-images`",
+        )?,
         serde_json::Value::Array(_) => value.clone(),
         _ => return Err("expected the output of `aws ecr describe-images`".into()),
     };
@@ -133,9 +154,15 @@ struct PlanSummary {
     bytes_planned: i64,
 }
 
-fn plan_command(policy: &str, images: &str, now: Option<&str>, output: Output) -> Result<ExitCode, String> {
+fn plan_command(
+    policy: &str,
+    images: &str,
+    now: Option<&str>,
+    output: Output,
+) -> Result<ExitCode, String> {
     let policy = load_policy(policy)?;
-    let images = parse_images(&read(images, "images file")?).map_err(|e| format!("{images}: {e}"))?;
+    let images =
+        parse_images(&read(images, "images file")?).map_err(|e| format!("{images}: {e}"))?;
     let now = match now {
         Some(text) => parse_rfc3339(text).map_err(|e| format!("--now: {e}"))?,
         None => Utc::now(),
@@ -144,7 +171,8 @@ fn plan_command(policy: &str, images: &str, now: Option<&str>, output: Output) -
     let mut stdout = std::io::stdout().lock();
     match output {
         Output::Json => {
-            let delete: Vec<PlannedImage> = plan.to_delete().map(PlannedImage::from_decision).collect();
+            let delete: Vec<PlannedImage> =
+                plan.to_delete().map(PlannedImage::from_decision).collect();
             let keep: Vec<PlannedImage> = plan.to_keep().map(PlannedImage::from_decision).collect();
             let summary = PlanSummary {
                 images: images.len(),
@@ -152,7 +180,12 @@ fn plan_command(policy: &str, images: &str, now: Option<&str>, output: Output) -
                 keep: keep.len(),
                 bytes_planned: delete.iter().filter_map(|d| d.image_size_in_bytes).sum(),
             };
-            let out = PlanOutput { now, delete, keep, summary };
+            let out = PlanOutput {
+                now,
+                delete,
+                keep,
+                summary,
+            };
             serde_json::to_writer_pretty(&mut stdout, &out).map_err(|e| e.to_string())?;
             let _ = writeln!(stdout);
         }
@@ -168,28 +201,60 @@ fn plan_command(policy: &str, images: &str, now: Option<&str>, output: Output) -
                         },
                         short_digest(&d.image.image_digest),
                         tags(&d.image.image_tags),
-                        d.image.image_pushed_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                        d.rule_priority.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                        d.image
+                            .image_pushed_at
+                            .to_rfc3339_opts(SecondsFormat::Secs, true),
+                        d.rule_priority
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|| "-".into()),
                     ]
                 })
                 .collect();
-            let reasons: Vec<String> = plan.decisions.iter().map(|d| d.reason.to_string()).collect();
-            print_table(&mut stdout, ["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"], &rows, Some(&reasons));
+            let reasons: Vec<String> = plan
+                .decisions
+                .iter()
+                .map(|d| d.reason.to_string())
+                .collect();
+            print_table(
+                &mut stdout,
+                ["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"],
+                &rows,
+                Some(&reasons),
+            );
             let deletes = plan.to_delete().count();
-            let _ = writeln!(stdout, "\n{deletes} of {} images would be deleted (as of {}).", images.len(), now.to_rfc3339_opts(SecondsFormat::Secs, true));
+            let _ = writeln!(
+                stdout,
+                "\n{deletes} of {} images would be deleted (as of {}).",
+                images.len(),
+                now.to_rfc3339_opts(SecondsFormat::Secs, true)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_command(policy: &str, repositories: Vec<String>, apply: bool, output: Output) -> Result<ExitCode, String> {
+fn run_command(
+    policy: &str,
+    repositories: Vec<String>,
+    apply: bool,
+    output: Output,
+) -> Result<ExitCode, String> {
     let policy = load_policy(policy)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let scope = if repositories.is_empty() { Scope::Selected } else { Scope::Named(repositories) };
-    let run = Run { trigger: "cli".into(), scope, dry_run: !apply, now: Utc::now() };
+    let scope = if repositories.is_empty() {
+        Scope::Selected
+    } else {
+        Scope::Named(repositories)
+    };
+    let run = Run {
+        trigger: "cli".into(),
+        scope,
+        dry_run: !apply,
+        now: Utc::now(),
+    };
     // Log lines go to stderr: stdout carries the table or the JSON report.
     let log = JsonLines::new(std::io::stderr());
     let report = runtime.block_on(async {
@@ -206,7 +271,11 @@ fn run_command(policy: &str, repositories: Vec<String>, apply: bool, output: Out
         }
         Output::Table => print_report(&mut stdout, &report),
     }
-    Ok(if report.has_failures() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.has_failures() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_report(out: &mut impl Write, report: &Report) {
@@ -226,7 +295,12 @@ fn print_report(out: &mut impl Write, report: &Report) {
             ]
         })
         .collect();
-    print_table(out, ["REPOSITORY", "IMAGES", "PLANNED", "DELETED", "FAILED"], &rows, None);
+    print_table(
+        out,
+        ["REPOSITORY", "IMAGES", "PLANNED", "DELETED", "FAILED"],
+        &rows,
+        None,
+    );
     for r in &report.repositories {
         for f in &r.failed {
             let _ = writeln!(
@@ -240,11 +314,20 @@ fn print_report(out: &mut impl Write, report: &Report) {
         }
     }
     let s = &report.summary;
-    let mode = if report.dry_run { "dry run: nothing deleted; pass --apply to delete" } else { "applied" };
+    let mode = if report.dry_run {
+        "dry run: nothing deleted; pass --apply to delete"
+    } else {
+        "applied"
+    };
     let _ = writeln!(
         out,
         "\n{} repositories, {} images: {} planned, {} deleted, {} failed, {} bytes reclaimed ({mode}).",
-        s.repositories, s.images_scanned, s.images_planned, s.images_deleted, s.images_failed, s.bytes_reclaimed
+        s.repositories,
+        s.images_scanned,
+        s.images_planned,
+        s.images_deleted,
+        s.images_failed,
+        s.bytes_reclaimed
     );
 }
 
@@ -256,11 +339,20 @@ fn short_digest(digest: &str) -> String {
 }
 
 fn tags(tags: &[String]) -> String {
-    if tags.is_empty() { "<untagged>".into() } else { tags.join(",") }
+    if tags.is_empty() {
+        "<untagged>".into()
+    } else {
+        tags.join(",")
+    }
 }
 
 /// Prints aligned columns, then an optional free-text last column.
-fn print_table<const N: usize>(out: &mut impl Write, header: [&str; N], rows: &[[String; N]], last: Option<&[String]>) {
+fn print_table<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+    last: Option<&[String]>,
+) {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -275,9 +367,20 @@ fn print_table<const N: usize>(out: &mut impl Write, header: [&str; N], rows: &[
         text.push_str(extra);
         text.trim_end().to_owned()
     };
-    let _ = writeln!(out, "{}", line(header.to_vec(), if last.is_some() { "REASON" } else { "" }));
+    let _ = writeln!(
+        out,
+        "{}",
+        line(header.to_vec(), if last.is_some() { "REASON" } else { "" })
+    );
     for (i, row) in rows.iter().enumerate() {
-        let extra = last.and_then(|l| l.get(i)).map(String::as_str).unwrap_or("");
-        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect(), extra));
+        let extra = last
+            .and_then(|l| l.get(i))
+            .map(String::as_str)
+            .unwrap_or("");
+        let _ = writeln!(
+            out,
+            "{}",
+            line(row.iter().map(String::as_str).collect(), extra)
+        );
     }
 }

@@ -33,13 +33,25 @@ pub const DELETE_BATCH: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EcrError {
     #[error("{operation}: RepositoryNotFoundException: {message}")]
-    RepositoryNotFound { operation: &'static str, message: String },
+    RepositoryNotFound {
+        operation: &'static str,
+        message: String,
+    },
     #[error("{operation}: {code}: {message}")]
-    Api { operation: &'static str, code: String, message: String },
-    #[error("{operation}: ECR returned the pagination token it was given; stopping rather than looping")]
+    Api {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "{operation}: ECR returned the pagination token it was given; stopping rather than looping"
+    )]
     RepeatedToken { operation: &'static str },
     #[error("{operation}: ECR returned an image without {field}")]
-    Malformed { operation: &'static str, field: &'static str },
+    Malformed {
+        operation: &'static str,
+        field: &'static str,
+    },
 }
 
 impl EcrError {
@@ -67,15 +79,21 @@ impl EcrError {
             _ => "Unknown".to_owned(),
         };
         let message = match &error {
-            SdkError::ServiceError(e) => {
-                e.err().message().map(str::to_owned).unwrap_or_else(|| code.clone())
-            }
+            SdkError::ServiceError(e) => e
+                .err()
+                .message()
+                .map(str::to_owned)
+                .unwrap_or_else(|| code.clone()),
             other => DisplayErrorContext(other).to_string(),
         };
         if code == "RepositoryNotFoundException" {
             EcrError::RepositoryNotFound { operation, message }
         } else {
-            EcrError::Api { operation, code, message }
+            EcrError::Api {
+                operation,
+                code,
+                message,
+            }
         }
     }
 }
@@ -133,7 +151,11 @@ where
 impl Ecr {
     /// `registry_id` `None` means the caller's own registry.
     pub fn new(client: Client, registry_id: Option<String>) -> Ecr {
-        Ecr { client, registry_id, calls: Calls::default() }
+        Ecr {
+            client,
+            registry_id,
+            calls: Calls::default(),
+        }
     }
 
     pub fn api_calls(&self) -> ApiCallCounts {
@@ -158,7 +180,10 @@ impl Ecr {
                 .max_results(PAGE_SIZE)
                 .set_next_token(token);
             async move {
-                let page = request.send().await.map_err(|e| EcrError::from_sdk(OP, e))?;
+                let page = request
+                    .send()
+                    .await
+                    .map_err(|e| EcrError::from_sdk(OP, e))?;
                 let names = page
                     .repositories()
                     .iter()
@@ -183,8 +208,15 @@ impl Ecr {
                 .max_results(PAGE_SIZE)
                 .set_next_token(token);
             async move {
-                let page = request.send().await.map_err(|e| EcrError::from_sdk(OP, e))?;
-                let images = page.image_details().iter().map(convert).collect::<Result<Vec<_>, _>>()?;
+                let page = request
+                    .send()
+                    .await
+                    .map_err(|e| EcrError::from_sdk(OP, e))?;
+                let images = page
+                    .image_details()
+                    .iter()
+                    .map(convert)
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok((images, page.next_token().map(str::to_owned)))
             }
         })
@@ -204,9 +236,15 @@ impl Ecr {
                 .max_results(PAGE_SIZE)
                 .set_next_token(token);
             async move {
-                let page = request.send().await.map_err(|e| EcrError::from_sdk(OP, e))?;
-                let digests =
-                    page.image_ids().iter().filter_map(|id| id.image_digest().map(str::to_owned)).collect();
+                let page = request
+                    .send()
+                    .await
+                    .map_err(|e| EcrError::from_sdk(OP, e))?;
+                let digests = page
+                    .image_ids()
+                    .iter()
+                    .filter_map(|id| id.image_digest().map(str::to_owned))
+                    .collect();
                 Ok((digests, page.next_token().map(str::to_owned)))
             }
         })
@@ -243,11 +281,16 @@ impl Ecr {
                 Ok(response) => response,
                 Err(error) => {
                     let error = EcrError::from_sdk("BatchDeleteImage", error);
-                    outcome.failures.extend(chunk.iter().map(|digest| ImageFailure {
-                        image_id: ImageId { image_digest: Some(digest.clone()), image_tag: None },
-                        failure_code: error.code().to_owned(),
-                        failure_reason: error.to_string(),
-                    }));
+                    outcome
+                        .failures
+                        .extend(chunk.iter().map(|digest| ImageFailure {
+                            image_id: ImageId {
+                                image_digest: Some(digest.clone()),
+                                image_tag: None,
+                            },
+                            failure_code: error.code().to_owned(),
+                            failure_reason: error.to_string(),
+                        }));
                     continue;
                 }
             };
@@ -276,7 +319,12 @@ impl Ecr {
                     failure_reason: failure.failure_reason().unwrap_or_default().to_owned(),
                 });
             }
-            unaccounted.extend(chunk.iter().filter(|d| !accounted.contains(d.as_str())).cloned());
+            unaccounted.extend(
+                chunk
+                    .iter()
+                    .filter(|d| !accounted.contains(d.as_str()))
+                    .cloned(),
+            );
         }
         if !unaccounted.is_empty() {
             self.settle(repository, unaccounted, &mut outcome).await;
@@ -286,7 +334,12 @@ impl Ecr {
 
     /// Finds out what became of images a BatchDeleteImage response did not
     /// mention: gone from the listing means deleted.
-    async fn settle(&self, repository: &str, unaccounted: Vec<String>, outcome: &mut DeleteOutcome) {
+    async fn settle(
+        &self,
+        repository: &str,
+        unaccounted: Vec<String>,
+        outcome: &mut DeleteOutcome,
+    ) {
         match self.digests(repository).await {
             Ok(present) => {
                 for digest in unaccounted {
@@ -316,13 +369,17 @@ impl Ecr {
 
 fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> {
     const OP: &str = "DescribeImages";
-    let digest = detail
-        .image_digest()
-        .ok_or(EcrError::Malformed { operation: OP, field: "imageDigest" })?;
+    let digest = detail.image_digest().ok_or(EcrError::Malformed {
+        operation: OP,
+        field: "imageDigest",
+    })?;
     let pushed = detail
         .image_pushed_at()
         .and_then(|t| from_epoch(t.secs(), t.subsec_nanos()))
-        .ok_or(EcrError::Malformed { operation: OP, field: "imagePushedAt" })?;
+        .ok_or(EcrError::Malformed {
+            operation: OP,
+            field: "imagePushedAt",
+        })?;
     Ok(Image {
         image_digest: digest.to_owned(),
         image_tags: detail.image_tags().to_vec(),

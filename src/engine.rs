@@ -14,7 +14,9 @@ use thiserror::Error;
 use crate::ecr::{Ecr, EcrError};
 use crate::plan::plan;
 use crate::policy::Policy;
-use crate::report::{self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, Summary};
+use crate::report::{
+    self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, Summary,
+};
 
 /// Which repositories a run collects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +48,25 @@ pub enum EngineError {
 }
 
 /// Runs one collection.
-pub async fn run(ecr: &Ecr, policy: &Policy, run: &Run, log: &dyn LogSink) -> Result<Report, EngineError> {
+pub async fn run(
+    ecr: &Ecr,
+    policy: &Policy,
+    run: &Run,
+    log: &dyn LogSink,
+) -> Result<Report, EngineError> {
     let started = Instant::now();
     let filter = &policy.settings.repositories;
     let names: Vec<String> = match &run.scope {
         Scope::Named(names) => dedup(names),
-        Scope::NamedIfSelected(names) => dedup(names).into_iter().filter(|n| filter.selects(n)).collect(),
+        Scope::NamedIfSelected(names) => dedup(names)
+            .into_iter()
+            .filter(|n| filter.selects(n))
+            .collect(),
         Scope::Selected => {
-            let mut all = ecr.repository_names().await.map_err(EngineError::ListRepositories)?;
+            let mut all = ecr
+                .repository_names()
+                .await
+                .map_err(EngineError::ListRepositories)?;
             all.sort();
             all.into_iter().filter(|n| filter.selects(n)).collect()
         }
@@ -94,9 +107,18 @@ fn millis(since: Instant) -> u64 {
 }
 
 /// Collects one repository.
-async fn collect(ecr: &Ecr, policy: &Policy, name: &str, run: &Run, log: &dyn LogSink) -> RepositoryReport {
+async fn collect(
+    ecr: &Ecr,
+    policy: &Policy,
+    name: &str,
+    run: &Run,
+    log: &dyn LogSink,
+) -> RepositoryReport {
     let started = Instant::now();
-    let mut out = RepositoryReport { repository_name: name.to_owned(), ..RepositoryReport::default() };
+    let mut out = RepositoryReport {
+        repository_name: name.to_owned(),
+        ..RepositoryReport::default()
+    };
     let images = match ecr.images(name).await {
         Ok(images) => images,
         Err(error) => {
@@ -112,7 +134,11 @@ async fn collect(ecr: &Ecr, policy: &Policy, name: &str, run: &Run, log: &dyn Lo
     out.images_scanned = images.len() as u64;
     out.planned = plan.to_delete().map(PlannedImage::from_decision).collect();
     out.images_kept = out.images_scanned - out.planned.len() as u64;
-    out.bytes_planned = out.planned.iter().filter_map(|p| p.image_size_in_bytes).sum();
+    out.bytes_planned = out
+        .planned
+        .iter()
+        .filter_map(|p| p.image_size_in_bytes)
+        .sum();
 
     if run.dry_run {
         for image in &out.planned {
@@ -121,8 +147,11 @@ async fn collect(ecr: &Ecr, policy: &Policy, name: &str, run: &Run, log: &dyn Lo
     } else if !out.planned.is_empty() {
         let digests: Vec<String> = out.planned.iter().map(|p| p.image_digest.clone()).collect();
         let outcome = ecr.delete(name, &digests).await;
-        let by_digest: HashMap<&str, &PlannedImage> =
-            out.planned.iter().map(|p| (p.image_digest.as_str(), p)).collect();
+        let by_digest: HashMap<&str, &PlannedImage> = out
+            .planned
+            .iter()
+            .map(|p| (p.image_digest.as_str(), p))
+            .collect();
         let mut deleted = Vec::with_capacity(outcome.deleted.len());
         for digest in &outcome.deleted {
             if let Some(image) = by_digest.get(digest.as_str()) {

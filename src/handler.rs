@@ -41,14 +41,19 @@ pub struct Config {
 
 #[derive(Debug, Clone, Error)]
 pub enum ConfigError {
-    #[error("no policy configured: set ECR_GC_POLICY to the policy document, or ECR_GC_POLICY_FILE to its path")]
+    #[error(
+        "no policy configured: set ECR_GC_POLICY to the policy document, or ECR_GC_POLICY_FILE to its path"
+    )]
     NoPolicy,
     #[error("both ECR_GC_POLICY and ECR_GC_POLICY_FILE are set; set exactly one")]
     TwoPolicies,
     #[error("ECR_GC_POLICY_FILE={path}: cannot read it: {message}")]
     PolicyFile { path: String, message: String },
     #[error("{source_name}: invalid policy: {error}")]
-    Policy { source_name: String, error: PolicyError },
+    Policy {
+        source_name: String,
+        error: PolicyError,
+    },
     #[error("ECR_GC_DRY_RUN={value}: expected `true` or `false`")]
     DryRun { value: String },
 }
@@ -78,7 +83,8 @@ impl Config {
                 (format!("ECR_GC_POLICY_FILE={path}"), text)
             }
         };
-        let policy = Policy::parse(&text).map_err(|error| ConfigError::Policy { source_name, error })?;
+        let policy =
+            Policy::parse(&text).map_err(|error| ConfigError::Policy { source_name, error })?;
         Ok(Config { policy, dry_run })
     }
 }
@@ -125,7 +131,10 @@ fn unrecognised(problem: impl Into<String>, event: &Value) -> EventError {
         received.truncate(cut);
         received.push_str("...");
     }
-    EventError { problem: problem.into(), received }
+    EventError {
+        problem: problem.into(),
+        received,
+    }
 }
 
 #[derive(Deserialize)]
@@ -142,9 +151,14 @@ pub fn parse_event(event: &Value) -> Result<Trigger, EventError> {
         return Err(unrecognised("expected a JSON object", event));
     };
     if !fields.contains_key("source") && !fields.contains_key("detail-type") {
-        return serde_json::from_value::<Overrides>(event.clone()).map(Trigger::Manual).map_err(|e| {
-            unrecognised(format!("not an EventBridge event, nor a manual invoke ({e})"), event)
-        });
+        return serde_json::from_value::<Overrides>(event.clone())
+            .map(Trigger::Manual)
+            .map_err(|e| {
+                unrecognised(
+                    format!("not an EventBridge event, nor a manual invoke ({e})"),
+                    event,
+                )
+            });
     }
     let envelope: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
         serde_json::from_value(event.clone())
@@ -171,9 +185,10 @@ pub fn parse_event(event: &Value) -> Result<Trigger, EventError> {
             let result = detail.result.unwrap_or_default();
             match (action.as_str(), result.as_str(), detail.repository_name) {
                 ("PUSH", "SUCCESS", Some(repository)) => Ok(Trigger::Push { repository }),
-                ("PUSH", "SUCCESS", None) => {
-                    Err(unrecognised("ECR PUSH event without detail.repository-name", event))
-                }
+                ("PUSH", "SUCCESS", None) => Err(unrecognised(
+                    "ECR PUSH event without detail.repository-name",
+                    event,
+                )),
                 (action, result, repository) => Ok(Trigger::Ignored {
                     what: format!(
                         "ECR Image Action {action} {result} on {}",
@@ -183,7 +198,9 @@ pub fn parse_event(event: &Value) -> Result<Trigger, EventError> {
             }
         }
         (source, detail_type) => Err(unrecognised(
-            format!("source `{source}` with detail-type `{detail_type}` is not a trigger ecr-gc knows"),
+            format!(
+                "source `{source}` with detail-type `{detail_type}` is not a trigger ecr-gc knows"
+            ),
             event,
         )),
     }
@@ -208,7 +225,10 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::Event(_) => "UnrecognizedEvent",
             HandlerError::Engine(EngineError::ListRepositories(_)) => "ListRepositoriesFailed",
         };
-        Diagnostic { error_type: error_type.to_owned(), error_message: error.to_string() }
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: error.to_string(),
+        }
     }
 }
 
@@ -230,18 +250,29 @@ pub async fn handle(
     now: DateTime<Utc>,
     log: &dyn LogSink,
 ) -> Result<Response, HandlerError> {
-    let config = config.as_ref().map_err(|e| HandlerError::Config(e.clone()))?;
+    let config = config
+        .as_ref()
+        .map_err(|e| HandlerError::Config(e.clone()))?;
     let trigger = parse_event(event)?;
     let (name, scope, overrides) = match trigger {
         Trigger::Schedule => ("schedule", Scope::Selected, Overrides::default()),
         Trigger::Scheduler(o) => ("scheduler", scope_of(&o), o),
         Trigger::Manual(o) => ("manual", scope_of(&o), o),
-        Trigger::Push { repository } => {
-            ("ecr-push", Scope::NamedIfSelected(vec![repository]), Overrides::default())
-        }
+        Trigger::Push { repository } => (
+            "ecr-push",
+            Scope::NamedIfSelected(vec![repository]),
+            Overrides::default(),
+        ),
         Trigger::Ignored { what } => {
-            log.emit(report::line("INFO", "event ignored", json!({ "event": what })));
-            return Ok(Response::Ignored { trigger: "ecr".into(), ignored: what });
+            log.emit(report::line(
+                "INFO",
+                "event ignored",
+                json!({ "event": what }),
+            ));
+            return Ok(Response::Ignored {
+                trigger: "ecr".into(),
+                ignored: what,
+            });
         }
     };
     let run = Run {
@@ -293,30 +324,51 @@ mod tests {
 
     #[test]
     fn sample_events() {
-        check(include_str!("../events/schedule.json"), Ok(Trigger::Schedule));
-        check(include_str!("../events/scheduler.json"), Ok(Trigger::Scheduler(Overrides::default())));
-        check(include_str!("../events/ecr-push.json"), Ok(Trigger::Push { repository: "demo/web".into() }));
+        check(
+            include_str!("../events/schedule.json"),
+            Ok(Trigger::Schedule),
+        );
+        check(
+            include_str!("../events/scheduler.json"),
+            Ok(Trigger::Scheduler(Overrides::default())),
+        );
+        check(
+            include_str!("../events/ecr-push.json"),
+            Ok(Trigger::Push {
+                repository: "demo/web".into(),
+            }),
+        );
         check(
             include_str!("../events/ecr-delete.json"),
-            Ok(Trigger::Ignored { what: "ECR Image Action DELETE SUCCESS on demo/web".into() }),
+            Ok(Trigger::Ignored {
+                what: "ECR Image Action DELETE SUCCESS on demo/web".into(),
+            }),
         );
         check(
             include_str!("../events/manual.json"),
-            Ok(Trigger::Manual(manual(Some(&["demo/web", "demo/worker"]), Some(true)))),
+            Ok(Trigger::Manual(manual(
+                Some(&["demo/web", "demo/worker"]),
+                Some(true),
+            ))),
         );
     }
 
     #[test]
     fn other_shapes() {
         check("{}", Ok(Trigger::Manual(Overrides::default())));
-        check(r#"{"dryRun":false}"#, Ok(Trigger::Manual(manual(None, Some(false)))));
+        check(
+            r#"{"dryRun":false}"#,
+            Ok(Trigger::Manual(manual(None, Some(false)))),
+        );
         check(
             r#"{"source":"aws.scheduler","detail-type":"Scheduled Event","detail":"{\"dryRun\":false,\"repositories\":[\"a\"]}"}"#,
             Ok(Trigger::Scheduler(manual(Some(&["a"]), Some(false)))),
         );
         check(
             r#"{"source":"aws.ecr","detail-type":"ECR Image Action","detail":{"action-type":"PUSH","result":"FAILURE","repository-name":"r"}}"#,
-            Ok(Trigger::Ignored { what: "ECR Image Action PUSH FAILURE on r".into() }),
+            Ok(Trigger::Ignored {
+                what: "ECR Image Action PUSH FAILURE on r".into(),
+            }),
         );
         check(r#"{"repos":["a"]}"#, Err("unknown field `repos`"));
         check(r#"{"dryRun":"false"}"#, Err("manual invoke"));
@@ -326,14 +378,26 @@ mod tests {
             r#"{"source":"aws.s3","detail-type":"Object Created","detail":{}}"#,
             Err("source `aws.s3` with detail-type `Object Created`"),
         );
-        check(r#"{"source":"aws.events","detail-type":"EC2 Instance State-change Notification","detail":{}}"#, Err("aws.events"));
-        check(r#"{"source":"aws.scheduler","detail-type":"Scheduled Event","detail":"{not json"}"#, Err("not JSON"));
-        check(r#"{"source":"aws.ecr","detail-type":"ECR Image Action","detail":{"action-type":"PUSH","result":"SUCCESS"}}"#, Err("repository-name"));
+        check(
+            r#"{"source":"aws.events","detail-type":"EC2 Instance State-change Notification","detail":{}}"#,
+            Err("aws.events"),
+        );
+        check(
+            r#"{"source":"aws.scheduler","detail-type":"Scheduled Event","detail":"{not json"}"#,
+            Err("not JSON"),
+        );
+        check(
+            r#"{"source":"aws.ecr","detail-type":"ECR Image Action","detail":{"action-type":"PUSH","result":"SUCCESS"}}"#,
+            Err("repository-name"),
+        );
     }
 
     #[track_caller]
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_env(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
@@ -341,14 +405,33 @@ mod tests {
     fn configuration() {
         let policy = include_str!("../examples/policy.json");
         assert!(config(&[("ECR_GC_POLICY", policy)]).unwrap().dry_run);
-        assert!(config(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "TRUE")]).unwrap().dry_run);
-        assert!(!config(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "false")]).unwrap().dry_run);
+        assert!(
+            config(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "TRUE")])
+                .unwrap()
+                .dry_run
+        );
+        assert!(
+            !config(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "false")])
+                .unwrap()
+                .dry_run
+        );
         assert!(config(&[("ECR_GC_POLICY_FILE", "examples/policy.json")]).is_ok());
         let error = |vars: &[(&str, &str)]| config(vars).unwrap_err().to_string();
         assert!(error(&[]).contains("ECR_GC_POLICY"));
-        assert!(error(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "no")]).contains("ECR_GC_DRY_RUN=no"));
-        assert!(error(&[("ECR_GC_POLICY", policy), ("ECR_GC_POLICY_FILE", "x")]).contains("exactly one"));
-        assert!(error(&[("ECR_GC_POLICY_FILE", "/nonexistent/p.json")]).contains("/nonexistent/p.json"));
-        assert!(error(&[("ECR_GC_POLICY", r#"{"rules":[]}"#)]).contains("ECR_GC_POLICY: invalid policy"));
+        assert!(
+            error(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "no")])
+                .contains("ECR_GC_DRY_RUN=no")
+        );
+        assert!(
+            error(&[("ECR_GC_POLICY", policy), ("ECR_GC_POLICY_FILE", "x")])
+                .contains("exactly one")
+        );
+        assert!(
+            error(&[("ECR_GC_POLICY_FILE", "/nonexistent/p.json")]).contains("/nonexistent/p.json")
+        );
+        assert!(
+            error(&[("ECR_GC_POLICY", r#"{"rules":[]}"#)])
+                .contains("ECR_GC_POLICY: invalid policy")
+        );
     }
 }

@@ -101,7 +101,10 @@ mod tests {
     #[track_caller]
     fn check(json: &str, expected_pushed: &str, expected_tags: &[&str]) {
         let image: Image = serde_json::from_str(json).unwrap();
-        assert_eq!(image.image_pushed_at, parse_rfc3339(expected_pushed).unwrap());
+        assert_eq!(
+            image.image_pushed_at,
+            parse_rfc3339(expected_pushed).unwrap()
+        );
         assert_eq!(image.image_tags, expected_tags);
     }
 

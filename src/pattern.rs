@@ -13,7 +13,10 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(text: &str) -> Pattern {
-        Pattern { text: text.to_owned(), pieces: text.split('*').map(str::to_owned).collect() }
+        Pattern {
+            text: text.to_owned(),
+            pieces: text.split('*').map(str::to_owned).collect(),
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -52,9 +52,18 @@ pub enum Reason<'a> {
     NoRuleSelects,
     /// `imageCountMoreThan`: the image is number `rank` (1-based, newest
     /// first) of the `selected` images that the rule selects.
-    Count { rule: &'a Rule, rank: u64, selected: u64, keep: u64 },
+    Count {
+        rule: &'a Rule,
+        rank: u64,
+        selected: u64,
+        keep: u64,
+    },
     /// `sinceImagePushed`: the image's age against the rule's limit.
-    Age { rule: &'a Rule, age_millis: i128, days: u64 },
+    Age {
+        rule: &'a Rule,
+        age_millis: i128,
+        days: u64,
+    },
 }
 
 /// The plan for one repository: every image, newest first.
@@ -75,7 +84,9 @@ impl<'a> Plan<'a> {
 
 /// Orders images newest first; equal push times fall back to the digest.
 fn newest_first(a: &Image, b: &Image) -> Ordering {
-    b.image_pushed_at.cmp(&a.image_pushed_at).then_with(|| a.image_digest.cmp(&b.image_digest))
+    b.image_pushed_at
+        .cmp(&a.image_pushed_at)
+        .then_with(|| a.image_digest.cmp(&b.image_digest))
 }
 
 /// Evaluates `policy` over one repository's `images` as of `now`.
@@ -99,24 +110,52 @@ pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> 
             }
             let (action, reason) = match rule.count {
                 Count::ImagesMoreThan(keep) => {
-                    let action = if rank > keep { Action::Delete } else { Action::Keep };
-                    (action, Reason::Count { rule, rank, selected: 0, keep })
+                    let action = if rank > keep {
+                        Action::Delete
+                    } else {
+                        Action::Keep
+                    };
+                    (
+                        action,
+                        Reason::Count {
+                            rule,
+                            rank,
+                            selected: 0,
+                            keep,
+                        },
+                    )
                 }
                 Count::PushedMoreThanDaysAgo(days) => {
-                    let age_millis =
-                        i128::from((now - image.image_pushed_at).num_milliseconds());
+                    let age_millis = i128::from((now - image.image_pushed_at).num_milliseconds());
                     let limit = i128::from(days) * MILLIS_PER_DAY;
-                    let action = if age_millis > limit { Action::Delete } else { Action::Keep };
-                    (action, Reason::Age { rule, age_millis, days })
+                    let action = if age_millis > limit {
+                        Action::Delete
+                    } else {
+                        Action::Keep
+                    };
+                    (
+                        action,
+                        Reason::Age {
+                            rule,
+                            age_millis,
+                            days,
+                        },
+                    )
                 }
             };
-            decided[index] =
-                Some(Decision { image, action, rule_priority: Some(rule.priority), reason });
+            decided[index] = Some(Decision {
+                image,
+                action,
+                rule_priority: Some(rule.priority),
+                reason,
+            });
         }
         // Now that the rule's selection is fully counted, record its size in
         // the reasons this rule decided.
         for decision in decided.iter_mut().flatten() {
-            if let Reason::Count { rule: r, selected, .. } = &mut decision.reason
+            if let Reason::Count {
+                rule: r, selected, ..
+            } = &mut decision.reason
                 && std::ptr::eq(*r, rule)
             {
                 *selected = rank;
@@ -142,7 +181,12 @@ impl fmt::Display for Reason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::NoRuleSelects => f.write_str("no rule selects this image"),
-            Reason::Count { rule, rank, selected, keep } => {
+            Reason::Count {
+                rule,
+                rank,
+                selected,
+                keep,
+            } => {
                 let verdict = if rank > keep { "beyond" } else { "within" };
                 write!(
                     f,
@@ -150,7 +194,11 @@ impl fmt::Display for Reason<'_> {
                     rule.priority, rule.tags
                 )
             }
-            Reason::Age { rule, age_millis, days } => {
+            Reason::Age {
+                rule,
+                age_millis,
+                days,
+            } => {
                 let age_days = *age_millis as f64 / MILLIS_PER_DAY as f64;
                 let verdict = if *age_millis > i128::from(*days) * MILLIS_PER_DAY {
                     "older than"
@@ -194,7 +242,11 @@ mod tests {
     fn check(policy: &str, images: &[Image], expected: &[&str]) {
         let policy = Policy::parse(policy).unwrap();
         let plan = plan(images, &policy, parse_rfc3339(NOW).unwrap());
-        assert_eq!(plan.decisions.len(), images.len(), "every image gets a decision");
+        assert_eq!(
+            plan.decisions.len(),
+            images.len(),
+            "every image gets a decision"
+        );
         let deleted: Vec<&str> = plan
             .to_delete()
             .map(|d| d.image.image_digest.trim_start_matches("sha256:"))
@@ -203,7 +255,9 @@ mod tests {
     }
 
     fn rule(priority: u32, selection: &str) -> String {
-        format!(r#"{{"rulePriority":{priority},"selection":{selection},"action":{{"type":"expire"}}}}"#)
+        format!(
+            r#"{{"rulePriority":{priority},"selection":{selection},"action":{{"type":"expire"}}}}"#
+        )
     }
 
     fn policy(rules: &[String]) -> String {
@@ -249,8 +303,14 @@ mod tests {
     #[test]
     fn docs_multiple_rules_example_a() {
         let p = policy(&[
-            rule(1, r#"{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"imageCountMoreThan","countNumber":1}"#),
-            rule(2, r#"{"tagStatus":"tagged","tagPatternList":["beta*"],"countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(
+                1,
+                r#"{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
+            rule(
+                2,
+                r#"{"tagStatus":"tagged","tagPatternList":["beta*"],"countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
         ]);
         let images = [
             image("A", &["beta-1", "prod-1"], 10 * DAY),
@@ -264,8 +324,14 @@ mod tests {
     #[test]
     fn docs_multiple_rules_example_b() {
         let p = policy(&[
-            rule(1, r#"{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"imageCountMoreThan","countNumber":1}"#),
-            rule(2, r#"{"tagStatus":"tagged","tagPatternList":["beta*"],"countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(
+                1,
+                r#"{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
+            rule(
+                2,
+                r#"{"tagStatus":"tagged","tagPatternList":["beta*"],"countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
         ]);
         let images = [
             image("A", &["beta-1", "prod-1"], 10 * DAY),
@@ -304,7 +370,10 @@ mod tests {
     /// only what no earlier rule selected.
     #[test]
     fn docs_filtering_on_all_images() {
-        let any = rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#);
+        let any = rule(
+            1,
+            r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+        );
         let images = [
             image("A", &["alpha-1"], 4 * DAY),
             image("B", &[], 3 * DAY),
@@ -314,23 +383,42 @@ mod tests {
         check(&policy(&[any]), &images, &["C", "B", "A"]);
 
         let p = policy(&[
-            rule(1, r#"{"tagStatus":"tagged","tagPatternList":["alpha*"],"countType":"imageCountMoreThan","countNumber":1}"#),
-            rule(2, r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#),
-            rule(3, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#),
+            rule(
+                1,
+                r#"{"tagStatus":"tagged","tagPatternList":["alpha*"],"countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
+            rule(
+                2,
+                r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
+            rule(
+                3,
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
         ]);
         check(&p, &images, &["A"]);
     }
 
     #[test]
     fn rules_apply_by_priority_not_document_order() {
-        let keep_prod = rule(10, r#"{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":100}"#);
-        let any = rule(20, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#);
+        let keep_prod = rule(
+            10,
+            r#"{"tagStatus":"tagged","tagPrefixList":["prod"],"countType":"imageCountMoreThan","countNumber":100}"#,
+        );
+        let any = rule(
+            20,
+            r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+        );
         let images = [
             image("prod-old", &["prod-1"], 3 * DAY),
             image("dev-old", &["dev-1"], 2 * DAY),
             image("newest", &["dev-2"], DAY),
         ];
-        check(&policy(&[keep_prod.clone(), any.clone()]), &images, &["dev-old"]);
+        check(
+            &policy(&[keep_prod.clone(), any.clone()]),
+            &images,
+            &["dev-old"],
+        );
         check(&policy(&[any, keep_prod]), &images, &["dev-old"]);
     }
 
@@ -352,8 +440,16 @@ mod tests {
 
     #[test]
     fn ties_in_push_time_are_broken_by_digest() {
-        let p = policy(&[rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":2}"#)]);
-        let images = [image("c", &[], 5), image("a", &[], 5), image("b", &[], 5), image("d", &[], 5)];
+        let p = policy(&[rule(
+            1,
+            r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":2}"#,
+        )]);
+        let images = [
+            image("c", &[], 5),
+            image("a", &[], 5),
+            image("b", &[], 5),
+            image("d", &[], 5),
+        ];
         // Newest first, ties by ascending digest: a, b, c, d. Keep a and b.
         check(&p, &images, &["c", "d"]);
         let mut reversed = images.to_vec();
@@ -363,7 +459,10 @@ mod tests {
 
     #[test]
     fn age_is_strictly_more_than_the_limit() {
-        let p = policy(&[rule(1, r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1}"#)]);
+        let p = policy(&[rule(
+            1,
+            r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1}"#,
+        )]);
         let images = [
             image("exactly-a-day", &[], DAY),
             image("a-day-and-a-minute", &[], DAY + 1),
@@ -375,15 +474,32 @@ mod tests {
     #[test]
     fn huge_counts_keep_everything() {
         let p = policy(&[
-            rule(1, r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":18446744073709551615}"#),
-            rule(2, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":18446744073709551615}"#),
+            rule(
+                1,
+                r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":18446744073709551615}"#,
+            ),
+            rule(
+                2,
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":18446744073709551615}"#,
+            ),
         ]);
-        check(&p, &[image("a", &[], 1_000_000 * DAY), image("b", &["x"], 3)], &[]);
+        check(
+            &p,
+            &[image("a", &[], 1_000_000 * DAY), image("b", &["x"], 3)],
+            &[],
+        );
     }
 
     #[test]
     fn an_empty_repository_has_an_empty_plan() {
-        check(&policy(&[rule(1, r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#)]), &[], &[]);
+        check(
+            &policy(&[rule(
+                1,
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+            )]),
+            &[],
+            &[],
+        );
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub enum PolicyError {
     Syntax(String),
     #[error("{at}: {message}")]
     Invalid { at: String, message: String },
-    #[error("{at}: {message}; ecr-gc does not implement this yet, and refuses the policy rather than ignore the rule")]
+    #[error(
+        "{at}: {message}; ecr-gc does not implement this yet, and refuses the policy rather than ignore the rule"
+    )]
     Unsupported { at: String, message: String },
 }
 
@@ -89,7 +91,10 @@ pub struct RepositoryFilter {
 
 impl Default for RepositoryFilter {
     fn default() -> Self {
-        RepositoryFilter { include: vec![Pattern::new("*")], exclude: Vec::new() }
+        RepositoryFilter {
+            include: vec![Pattern::new("*")],
+            exclude: Vec::new(),
+        }
     }
 }
 
@@ -109,9 +114,9 @@ impl TagSelector {
             TagSelector::Tagged(TagFilter::Prefixes(prefixes)) => prefixes
                 .iter()
                 .all(|prefix| tags.iter().any(|tag| tag.starts_with(prefix.as_str()))),
-            TagSelector::Tagged(TagFilter::Patterns(patterns)) => {
-                patterns.iter().all(|pattern| tags.iter().any(|tag| pattern.matches(tag)))
-            }
+            TagSelector::Tagged(TagFilter::Patterns(patterns)) => patterns
+                .iter()
+                .all(|pattern| tags.iter().any(|tag| pattern.matches(tag))),
         }
     }
 }
@@ -122,10 +127,18 @@ impl std::fmt::Display for TagSelector {
             TagSelector::Any => f.write_str("any image"),
             TagSelector::Untagged => f.write_str("untagged images"),
             TagSelector::Tagged(TagFilter::Prefixes(list)) => {
-                write!(f, "images tagged with prefixes {}", quoted(list.iter().map(String::as_str)))
+                write!(
+                    f,
+                    "images tagged with prefixes {}",
+                    quoted(list.iter().map(String::as_str))
+                )
             }
             TagSelector::Tagged(TagFilter::Patterns(list)) => {
-                write!(f, "images tagged matching {}", quoted(list.iter().map(Pattern::as_str)))
+                write!(
+                    f,
+                    "images tagged matching {}",
+                    quoted(list.iter().map(Pattern::as_str))
+                )
             }
         }
     }
@@ -146,7 +159,10 @@ impl Policy {
 
     pub fn from_value(value: Value) -> Result<Policy, PolicyError> {
         let Value::Object(mut doc) = value else {
-            return Err(invalid("policy document", "must be a JSON object with a `rules` array"));
+            return Err(invalid(
+                "policy document",
+                "must be a JSON object with a `rules` array",
+            ));
         };
         // The whole output of `aws ecr get-lifecycle-policy`: unwrap it.
         if let Some(text) = doc.remove("lifecyclePolicyText") {
@@ -166,7 +182,10 @@ impl Policy {
         let rules = match rules {
             Some(Value::Array(rules)) if !rules.is_empty() => rules,
             Some(Value::Array(_)) | None => {
-                return Err(invalid("rules", "the policy must contain at least one rule"));
+                return Err(invalid(
+                    "rules",
+                    "the policy must contain at least one rule",
+                ));
             }
             Some(_) => return Err(invalid("rules", "must be an array of rules")),
         };
@@ -183,11 +202,17 @@ impl Policy {
 }
 
 fn invalid(at: impl Into<String>, message: impl Into<String>) -> PolicyError {
-    PolicyError::Invalid { at: at.into(), message: message.into() }
+    PolicyError::Invalid {
+        at: at.into(),
+        message: message.into(),
+    }
 }
 
 fn unsupported(at: impl Into<String>, message: impl Into<String>) -> PolicyError {
-    PolicyError::Unsupported { at: at.into(), message: message.into() }
+    PolicyError::Unsupported {
+        at: at.into(),
+        message: message.into(),
+    }
 }
 
 /// Reads the fields of one JSON object, refusing fields it was not asked for.
@@ -200,7 +225,10 @@ impl Fields {
     fn new(at: String, value: Value, what: &str) -> Result<Fields, PolicyError> {
         match value {
             Value::Object(map) => Ok(Fields { at, map }),
-            other => Err(invalid(at, format!("{what} must be a JSON object, got {}", kind(&other)))),
+            other => Err(invalid(
+                at,
+                format!("{what} must be a JSON object, got {}", kind(&other)),
+            )),
         }
     }
 
@@ -212,9 +240,10 @@ impl Fields {
         match self.take(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => {
-                Err(invalid(&self.at, format!("`{key}` must be a string, got {}", kind(&other))))
-            }
+            Some(other) => Err(invalid(
+                &self.at,
+                format!("`{key}` must be a string, got {}", kind(&other)),
+            )),
         }
     }
 
@@ -224,26 +253,40 @@ impl Fields {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(v) if v >= 1 => Ok(Some(v)),
-                _ => Err(invalid(&self.at, format!("`{key}` must be an integer of at least 1, got {n}"))),
+                _ => Err(invalid(
+                    &self.at,
+                    format!("`{key}` must be an integer of at least 1, got {n}"),
+                )),
             },
             Some(other) => Err(invalid(
                 &self.at,
-                format!("`{key}` must be an integer of at least 1, got {}", kind(&other)),
+                format!(
+                    "`{key}` must be an integer of at least 1, got {}",
+                    kind(&other)
+                ),
             )),
         }
     }
 
     fn string_list(&mut self, key: &str) -> Result<Option<Vec<String>>, PolicyError> {
-        let Some(value) = self.take(key) else { return Ok(None) };
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
         let Value::Array(items) = value else {
-            return Err(invalid(&self.at, format!("`{key}` must be an array of strings")));
+            return Err(invalid(
+                &self.at,
+                format!("`{key}` must be an array of strings"),
+            ));
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             match item {
                 Value::String(s) if !s.is_empty() => out.push(s),
                 Value::String(_) => {
-                    return Err(invalid(&self.at, format!("`{key}` must not contain an empty string")));
+                    return Err(invalid(
+                        &self.at,
+                        format!("`{key}` must not contain an empty string"),
+                    ));
                 }
                 other => {
                     return Err(invalid(
@@ -263,7 +306,10 @@ impl Fields {
     fn finish(self, known: &str) -> Result<(), PolicyError> {
         match self.map.keys().next() {
             None => Ok(()),
-            Some(key) => Err(invalid(self.at, format!("unknown field `{key}`; known fields: {known}"))),
+            Some(key) => Err(invalid(
+                self.at,
+                format!("unknown field `{key}`; known fields: {known}"),
+            )),
         }
     }
 }
@@ -290,12 +336,18 @@ fn parse_rule(index: usize, value: Value) -> Result<(usize, Rule), PolicyError> 
             _ => {
                 return Err(invalid(
                     &rule.at,
-                    format!("`rulePriority` must be an integer from 1 to {}, got {n}", u32::MAX),
+                    format!(
+                        "`rulePriority` must be an integer from 1 to {}, got {n}",
+                        u32::MAX
+                    ),
                 ));
             }
         },
         Some(other) => {
-            return Err(invalid(&rule.at, format!("`rulePriority` must be an integer, got {}", kind(&other))));
+            return Err(invalid(
+                &rule.at,
+                format!("`rulePriority` must be an integer, got {}", kind(&other)),
+            ));
         }
     };
     let at = format!("rules[{index}] (rulePriority {priority})");
@@ -311,7 +363,15 @@ fn parse_rule(index: usize, value: Value) -> Result<(usize, Rule), PolicyError> 
 
     parse_action(&at, action)?;
     let (tags, count) = parse_selection(&at, selection)?;
-    Ok((index, Rule { priority, description, tags, count }))
+    Ok((
+        index,
+        Rule {
+            priority,
+            description,
+            tags,
+            count,
+        },
+    ))
 }
 
 fn parse_action(at: &str, value: Value) -> Result<(), PolicyError> {
@@ -354,7 +414,10 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
     match storage_class.as_deref() {
         None | Some("standard") => {}
         Some("archive") => {
-            return Err(unsupported(field("storageClass"), "storage class `archive`"));
+            return Err(unsupported(
+                field("storageClass"),
+                "storage class `archive`",
+            ));
         }
         Some(other) => {
             return Err(invalid(
@@ -380,11 +443,15 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
                     if stars > MAX_WILDCARDS {
                         return Err(invalid(
                             field("tagPatternList"),
-                            format!("pattern \"{pattern}\" has {stars} wildcards; at most {MAX_WILDCARDS} are allowed"),
+                            format!(
+                                "pattern \"{pattern}\" has {stars} wildcards; at most {MAX_WILDCARDS} are allowed"
+                            ),
                         ));
                     }
                 }
-                TagSelector::Tagged(TagFilter::Patterns(patterns.iter().map(|p| Pattern::new(p)).collect()))
+                TagSelector::Tagged(TagFilter::Patterns(
+                    patterns.iter().map(|p| Pattern::new(p)).collect(),
+                ))
             }
             (None, None) => {
                 return Err(invalid(
@@ -407,7 +474,11 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
                     format!("is only allowed with tagStatus `tagged`, not `{status}`"),
                 ));
             }
-            if status == "untagged" { TagSelector::Untagged } else { TagSelector::Any }
+            if status == "untagged" {
+                TagSelector::Untagged
+            } else {
+                TagSelector::Any
+            }
         }
         Some(other) => {
             return Err(invalid(
@@ -432,21 +503,32 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
             match count_unit.as_deref() {
                 Some("days") => {}
                 None => {
-                    return Err(invalid(field("countUnit"), "is required with countType `sinceImagePushed`; use `days`"));
+                    return Err(invalid(
+                        field("countUnit"),
+                        "is required with countType `sinceImagePushed`; use `days`",
+                    ));
                 }
                 Some(other) => {
-                    return Err(invalid(field("countUnit"), format!("unknown countUnit `{other}`; expected `days`")));
+                    return Err(invalid(
+                        field("countUnit"),
+                        format!("unknown countUnit `{other}`; expected `days`"),
+                    ));
                 }
             }
             Count::PushedMoreThanDaysAgo(required_number(&field, count_number)?)
         }
         Some(other @ ("sinceImagePulled" | "sinceImageTransitioned")) => {
-            return Err(unsupported(field("countType"), format!("countType `{other}`")));
+            return Err(unsupported(
+                field("countType"),
+                format!("countType `{other}`"),
+            ));
         }
         Some(other) => {
             return Err(invalid(
                 field("countType"),
-                format!("unknown countType `{other}`; expected `imageCountMoreThan` or `sinceImagePushed`"),
+                format!(
+                    "unknown countType `{other}`; expected `imageCountMoreThan` or `sinceImagePushed`"
+                ),
             ));
         }
     };
@@ -469,8 +551,9 @@ fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError> {
             ));
         }
         if rule.tags == TagSelector::Untagged
-            && let Some((other, _)) =
-                rules[..i].iter().find(|(_, r)| r.tags == TagSelector::Untagged)
+            && let Some((other, _)) = rules[..i]
+                .iter()
+                .find(|(_, r)| r.tags == TagSelector::Untagged)
         {
             return Err(invalid(
                 format!("{}: selection.tagStatus", at(*index, rule)),
@@ -479,12 +562,15 @@ fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError> {
         }
     }
     let highest = rules.iter().map(|(_, r)| r.priority).max().unwrap_or(0);
-    if let Some((index, rule)) =
-        rules.iter().find(|(_, r)| r.tags == TagSelector::Any && r.priority != highest)
+    if let Some((index, rule)) = rules
+        .iter()
+        .find(|(_, r)| r.tags == TagSelector::Any && r.priority != highest)
     {
         return Err(invalid(
             format!("{}: selection.tagStatus", at(*index, rule)),
-            format!("a rule with tagStatus `any` must have the highest rulePriority in the policy, and {highest} is higher"),
+            format!(
+                "a rule with tagStatus `any` must have the highest rulePriority in the policy, and {highest} is higher"
+            ),
         ));
     }
     Ok(())
@@ -508,7 +594,9 @@ struct RawRepositoryFilter {
 
 fn parse_settings(value: Option<Value>) -> Result<Settings, PolicyError> {
     let Some(value) = value else {
-        return Ok(Settings { repositories: RepositoryFilter::default() });
+        return Ok(Settings {
+            repositories: RepositoryFilter::default(),
+        });
     };
     let raw: RawSettings =
         serde_json::from_value(value).map_err(|e| invalid("settings", e.to_string()))?;
@@ -540,7 +628,9 @@ mod tests {
     fn check(document: &str, expected: &[&str]) {
         match (Policy::parse(document), expected) {
             (Ok(_), []) => {}
-            (Ok(policy), _) => panic!("accepted {document}\n as {policy:?}\nexpected an error with {expected:?}"),
+            (Ok(policy), _) => {
+                panic!("accepted {document}\n as {policy:?}\nexpected an error with {expected:?}")
+            }
             (Err(error), []) => panic!("refused {document}\n with: {error}"),
             (Err(error), _) => {
                 let message = error.to_string();
@@ -552,7 +642,9 @@ mod tests {
     }
 
     fn one(selection: &str) -> String {
-        format!(r#"{{"rules":[{{"rulePriority":1,"selection":{selection},"action":{{"type":"expire"}}}}]}}"#)
+        format!(
+            r#"{{"rules":[{{"rulePriority":1,"selection":{selection},"action":{{"type":"expire"}}}}]}}"#
+        )
     }
 
     const COUNT1: &str = r#""countType":"imageCountMoreThan","countNumber":1"#;
@@ -560,11 +652,34 @@ mod tests {
     #[test]
     fn valid_policies() {
         check(&one(&format!(r#"{{"tagStatus":"any",{COUNT1}}}"#)), &[]);
-        check(&one(&format!(r#"{{"tagStatus":"untagged",{COUNT1}}}"#)), &[]);
-        check(&one(&format!(r#"{{"tagStatus":"tagged","tagPrefixList":["v"],{COUNT1}}}"#)), &[]);
-        check(&one(&format!(r#"{{"tagStatus":"tagged","tagPatternList":["*a*b*c*"],{COUNT1}}}"#)), &[]);
-        check(&one(r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30}"#), &[]);
-        check(&one(&format!(r#"{{"tagStatus":"any","storageClass":"standard",{COUNT1}}}"#)), &[]);
+        check(
+            &one(&format!(r#"{{"tagStatus":"untagged",{COUNT1}}}"#)),
+            &[],
+        );
+        check(
+            &one(&format!(
+                r#"{{"tagStatus":"tagged","tagPrefixList":["v"],{COUNT1}}}"#
+            )),
+            &[],
+        );
+        check(
+            &one(&format!(
+                r#"{{"tagStatus":"tagged","tagPatternList":["*a*b*c*"],{COUNT1}}}"#
+            )),
+            &[],
+        );
+        check(
+            &one(
+                r#"{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30}"#,
+            ),
+            &[],
+        );
+        check(
+            &one(&format!(
+                r#"{{"tagStatus":"any","storageClass":"standard",{COUNT1}}}"#
+            )),
+            &[],
+        );
         // Descriptions, settings, and the wrapped output of get-lifecycle-policy.
         check(
             r#"{"rules":[{"rulePriority":5,"description":"d","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":3},"action":{"type":"expire"}}],
@@ -655,11 +770,27 @@ mod tests {
         let tagged = format!(r#"{{"tagStatus":"tagged","tagPrefixList":["v"],{COUNT1}}}"#);
         let doc = |rules: &[String]| format!(r#"{{"rules":[{}]}}"#, rules.join(","));
 
-        check(&doc(&[r(1, &tagged), r(1, &untagged)]), &["rules[1] (rulePriority 1): rulePriority", "rules[0]", "unique"]);
-        check(&doc(&[r(1, &untagged), r(2, &untagged)]), &["rules[1] (rulePriority 2)", "only one rule"]);
-        check(&doc(&[r(1, &any), r(2, &tagged)]), &["rules[0] (rulePriority 1): selection.tagStatus", "highest"]);
+        check(
+            &doc(&[r(1, &tagged), r(1, &untagged)]),
+            &[
+                "rules[1] (rulePriority 1): rulePriority",
+                "rules[0]",
+                "unique",
+            ],
+        );
+        check(
+            &doc(&[r(1, &untagged), r(2, &untagged)]),
+            &["rules[1] (rulePriority 2)", "only one rule"],
+        );
+        check(
+            &doc(&[r(1, &any), r(2, &tagged)]),
+            &["rules[0] (rulePriority 1): selection.tagStatus", "highest"],
+        );
         check(&doc(&[r(3, &any), r(2, &tagged), r(1, &untagged)]), &[]);
-        check(&doc(&[r(2, &any), r(3, &any)]), &["rules[0] (rulePriority 2)", "highest"]);
+        check(
+            &doc(&[r(2, &any), r(3, &any)]),
+            &["rules[0] (rulePriority 2)", "highest"],
+        );
     }
 
     #[test]

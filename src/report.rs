@@ -158,7 +158,10 @@ impl<W: Write + Send> LogSink for JsonLines<W> {
     fn emit(&self, line: Value) {
         // A poisoned lock only means another thread panicked mid-write; the
         // writer itself is still usable.
-        let mut out = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Logging must never abort a collection: a failed write is dropped.
         let _ = serde_json::to_writer(&mut *out, &line);
         let _ = out.write_all(b"\n");
@@ -172,13 +175,19 @@ pub struct Collected(pub Mutex<Vec<Value>>);
 
 impl LogSink for Collected {
     fn emit(&self, line: Value) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(line);
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(line);
     }
 }
 
 impl Collected {
     pub fn lines(&self) -> Vec<Value> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }
 
@@ -201,7 +210,11 @@ pub fn line(level: &str, message: &str, fields: Value) -> Value {
 pub fn image_deleted(repository_name: &str, image: &PlannedImage, dry_run: bool) -> Value {
     line(
         "INFO",
-        if dry_run { "image would be deleted (dry run)" } else { "image deleted" },
+        if dry_run {
+            "image would be deleted (dry run)"
+        } else {
+            "image deleted"
+        },
         json!({
             "repositoryName": repository_name,
             "imageDigest": image.image_digest,
@@ -249,7 +262,10 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
     });
     if let (Some(error), Value::Object(map)) = (&r.error, &mut fields) {
         map.insert("errorCode".into(), Value::String(error.error_code.clone()));
-        map.insert("errorMessage".into(), Value::String(error.error_message.clone()));
+        map.insert(
+            "errorMessage".into(),
+            Value::String(error.error_message.clone()),
+        );
     }
     line(level, message, fields)
 }
@@ -257,7 +273,11 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
 /// The summary line for the whole run: the totals at the top level, so a
 /// log query can read `bytesReclaimed` without unnesting.
 pub fn run_summary(report: &Report) -> Value {
-    let level = if report.has_failures() { "WARN" } else { "INFO" };
+    let level = if report.has_failures() {
+        "WARN"
+    } else {
+        "INFO"
+    };
     let mut fields = json!({
         "trigger": report.trigger,
         "dryRun": report.dry_run,

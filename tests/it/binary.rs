@@ -31,7 +31,17 @@ fn text(bytes: &[u8]) -> String {
 /// of each deletion.
 fn planned(images: &str) -> Vec<(Vec<String>, u64)> {
     let out = ecr_gc(
-        &["plan", "--policy", "examples/policy.json", "--images", images, "--now", "2026-11-27T12:00:00Z", "--output", "json"],
+        &[
+            "plan",
+            "--policy",
+            "examples/policy.json",
+            "--images",
+            images,
+            "--now",
+            "2026-11-27T12:00:00Z",
+            "--output",
+            "json",
+        ],
         &[],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -44,7 +54,12 @@ fn planned(images: &str) -> Vec<(Vec<String>, u64)> {
         .map(|d| {
             assert!(d["imageDigest"].as_str().unwrap().starts_with("sha256:"));
             assert!(!d["reason"].as_str().unwrap().is_empty());
-            let tags = d["imageTags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()).collect();
+            let tags = d["imageTags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect();
             (tags, d["rulePriority"].as_u64().unwrap())
         })
         .collect()
@@ -61,7 +76,16 @@ fn plan_works_offline_on_both_cli_versions_listings() {
     assert_eq!(planned("examples/images.json"), expected);
     assert_eq!(planned("tests/fixtures/images-cli-v1.json"), expected);
 
-    let table = ecr_gc(&["plan", "--policy", "examples/policy.json", "--images", "examples/images.json"], &[]);
+    let table = ecr_gc(
+        &[
+            "plan",
+            "--policy",
+            "examples/policy.json",
+            "--images",
+            "examples/images.json",
+        ],
+        &[],
+    );
     assert!(table.status.success());
     let stdout = text(&table.stdout);
     assert!(stdout.starts_with("ACTION  DIGEST"), "{stdout}");
@@ -74,17 +98,62 @@ fn invalid_input_exits_2_with_the_message_on_stderr() {
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["plan", "--policy", bad.to_str().unwrap(), "--images", "examples/images.json"], "rules[0] (rulePriority 1): selection.tagStatus"),
-        (vec!["plan", "--policy", "examples/policy.json", "--images", "nope.json"], "cannot read images file nope.json"),
-        (vec!["plan", "--policy", "examples/policy.json", "--images", "examples/images.json", "--now", "soon"], "--now"),
-        (vec!["plan", "--policy", "examples/policy.json", "--images", "examples/policy.json"], "imageDetails"),
-        (vec!["run", "--policy", bad.to_str().unwrap()], "invalid policy"),
+        (
+            vec![
+                "plan",
+                "--policy",
+                bad.to_str().unwrap(),
+                "--images",
+                "examples/images.json",
+            ],
+            "rules[0] (rulePriority 1): selection.tagStatus",
+        ),
+        (
+            vec![
+                "plan",
+                "--policy",
+                "examples/policy.json",
+                "--images",
+                "nope.json",
+            ],
+            "cannot read images file nope.json",
+        ),
+        (
+            vec![
+                "plan",
+                "--policy",
+                "examples/policy.json",
+                "--images",
+                "examples/images.json",
+                "--now",
+                "soon",
+            ],
+            "--now",
+        ),
+        (
+            vec![
+                "plan",
+                "--policy",
+                "examples/policy.json",
+                "--images",
+                "examples/policy.json",
+            ],
+            "imageDetails",
+        ),
+        (
+            vec!["run", "--policy", bad.to_str().unwrap()],
+            "invalid policy",
+        ),
         (vec!["frobnicate"], "unrecognized subcommand"),
     ];
     for (args, message) in cases {
         let out = ecr_gc(&args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(text(&out.stderr).contains(message), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
@@ -94,7 +163,13 @@ async fn seed(moto: &Moto) -> aws_sdk_ecr::Client {
     for repository in ["demo/web", "demo/worker"] {
         create_repository(&client, repository).await;
         for i in 0..6 {
-            push(&client, repository, &format!("{repository}-{i}"), Some(&format!("v{i}"))).await;
+            push(
+                &client,
+                repository,
+                &format!("{repository}-{i}"),
+                Some(&format!("v{i}")),
+            )
+            .await;
         }
     }
     client
@@ -105,7 +180,15 @@ async fn run_is_a_dry_run_until_apply_and_reaches_ecr_through_aws_endpoint_url()
     let moto = Moto::start();
     let client = seed(&moto).await;
     let env = moto.env();
-    let args = ["run", "--policy", "examples/policy.json", "--repository", "demo/web", "--output", "json"];
+    let args = [
+        "run",
+        "--policy",
+        "examples/policy.json",
+        "--repository",
+        "demo/web",
+        "--output",
+        "json",
+    ];
     let dry = ecr_gc(&args, &env);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     let report: Value = serde_json::from_slice(&dry.stdout).unwrap();
@@ -127,7 +210,17 @@ async fn run_is_a_dry_run_until_apply_and_reaches_ecr_through_aws_endpoint_url()
     assert_eq!(digests(&client, "demo/worker").await.len(), 6);
 
     // A repository that cannot be collected makes the exit status non-zero.
-    let missing = ecr_gc(&["run", "--policy", "examples/policy.json", "--repository", "demo/gone", "--apply"], &env);
+    let missing = ecr_gc(
+        &[
+            "run",
+            "--policy",
+            "examples/policy.json",
+            "--repository",
+            "demo/gone",
+            "--apply",
+        ],
+        &env,
+    );
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stdout).contains("RepositoryNotFoundException"));
 }
@@ -144,7 +237,17 @@ impl Drop for Child {
 
 fn cargo_lambda_invoke(port: u16, event: &Path) -> Output {
     Command::new("cargo")
-        .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string(), "--output-format", "json", "--data-file"])
+        .args([
+            "lambda",
+            "invoke",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+            "--output-format",
+            "json",
+            "--data-file",
+        ])
         .arg(event)
         .current_dir(ROOT)
         .output()
@@ -160,16 +263,31 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
     // so the test does not rebuild it.
     let watch = Child(
         Command::new("cargo")
-            .args(["lambda", "watch", "--only-lambda-apis", "--timeout", "60", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "--timeout",
+                "60",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+            ])
             .current_dir(ROOT)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("cargo lambda must be installed: pip install cargo-lambda (make test does this)"),
+            .expect(
+                "cargo lambda must be installed: pip install cargo-lambda (make test does this)",
+            ),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "cargo lambda watch did not start");
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let log = std::env::temp_dir().join(format!("ecr-gc-lambda-{port}.log"));
@@ -177,7 +295,10 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
         Command::new(BIN)
             .current_dir(ROOT)
             .envs(moto.env())
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -199,7 +320,12 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
     for event in &events {
         let name = event.file_name().unwrap().to_str().unwrap().to_owned();
         let out = cargo_lambda_invoke(port, event);
-        assert!(out.status.success(), "{name}: {}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         let response: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{name}: {e}: {}", text(&out.stdout)));
         seen.push(name.clone());
@@ -221,24 +347,41 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
             other => panic!("no expectation for events/{other}"),
         }
     }
-    assert_eq!(seen, ["ecr-delete.json", "ecr-push.json", "manual.json", "schedule.json", "scheduler.json"]);
+    assert_eq!(
+        seen,
+        [
+            "ecr-delete.json",
+            "ecr-push.json",
+            "manual.json",
+            "schedule.json",
+            "scheduler.json"
+        ]
+    );
     // The push collected demo/web; the schedule that came after collected demo/worker.
     assert_eq!(digests(&client, "demo/web").await.len(), 3);
     assert_eq!(digests(&client, "demo/worker").await.len(), 3);
 
     // Anything else fails the invocation with a message naming what came in.
     let junk = std::env::temp_dir().join(format!("ecr-gc-junk-{port}.json"));
-    std::fs::write(&junk, r#"{"source":"aws.s3","detail-type":"Object Created","detail":{}}"#).unwrap();
+    std::fs::write(
+        &junk,
+        r#"{"source":"aws.s3","detail-type":"Object Created","detail":{}}"#,
+    )
+    .unwrap();
     let out = cargo_lambda_invoke(port, &junk);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(all.contains("UnrecognizedEvent") && all.contains("aws.s3"), "{all}");
+    assert!(
+        all.contains("UnrecognizedEvent") && all.contains("aws.s3"),
+        "{all}"
+    );
 
     drop(function);
     drop(watch);
     let lines = std::fs::read_to_string(&log).unwrap();
     let mut deleted = 0;
     for line in lines.lines() {
-        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
         if value["message"] == "image deleted" {
             deleted += 1;
             for field in ["repositoryName", "imageDigest", "imageTags", "rulePriority"] {

@@ -7,7 +7,9 @@ use aws_sdk_ecr::Client;
 use aws_sdk_ecr::operation::batch_delete_image::{BatchDeleteImageError, BatchDeleteImageOutput};
 use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput;
-use aws_sdk_ecr::types::{ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier, Repository};
+use aws_sdk_ecr::types::{
+    ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier, Repository,
+};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use chrono::Utc;
@@ -29,20 +31,24 @@ fn detail(i: usize) -> ImageDetail {
         .build()
 }
 
+/// The (maxResults, nextToken) of each request a mock saw.
+type Requests = Arc<Mutex<Vec<(Option<i32>, Option<String>)>>>;
+
 /// A DescribeImages rule that serves `total` images in pages of
 /// `maxResults`, recording each request's (maxResults, nextToken).
-fn paged_describe_images(total: usize, seen: Arc<Mutex<Vec<(Option<i32>, Option<String>)>>>) -> aws_smithy_mocks::Rule {
-    mock!(Client::describe_images)
-        .then_compute_output(move |req| {
-            seen.lock().unwrap().push((req.max_results(), req.next_token().map(str::to_owned)));
-            let page = req.max_results().unwrap_or(100) as usize;
-            let start: usize = req.next_token().map(|t| t.parse().unwrap()).unwrap_or(0);
-            let end = (start + page).min(total);
-            DescribeImagesOutput::builder()
-                .set_image_details(Some((start..end).map(detail).collect()))
-                .set_next_token((end < total).then(|| end.to_string()))
-                .build()
-        })
+fn paged_describe_images(total: usize, seen: Requests) -> aws_smithy_mocks::Rule {
+    mock!(Client::describe_images).then_compute_output(move |req| {
+        seen.lock()
+            .unwrap()
+            .push((req.max_results(), req.next_token().map(str::to_owned)));
+        let page = req.max_results().unwrap_or(100) as usize;
+        let start: usize = req.next_token().map(|t| t.parse().unwrap()).unwrap_or(0);
+        let end = (start + page).min(total);
+        DescribeImagesOutput::builder()
+            .set_image_details(Some((start..end).map(detail).collect()))
+            .set_next_token((end < total).then(|| end.to_string()))
+            .build()
+    })
 }
 
 #[tokio::test]
@@ -57,7 +63,11 @@ async fn describe_images_follows_every_page_at_1000() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
         seen,
-        [(Some(1000), None), (Some(1000), Some("1000".into())), (Some(1000), Some("2000".into()))]
+        [
+            (Some(1000), None),
+            (Some(1000), Some("1000".into())),
+            (Some(1000), Some("2000".into()))
+        ]
     );
     assert_eq!(ecr.api_calls().describe_images, 3);
 }
@@ -67,12 +77,20 @@ async fn describe_repositories_follows_every_page_at_1000() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let rule = mock!(Client::describe_repositories).then_compute_output(move |req| {
-        log.lock().unwrap().push((req.max_results(), req.next_token().map(str::to_owned)));
+        log.lock()
+            .unwrap()
+            .push((req.max_results(), req.next_token().map(str::to_owned)));
         let start: usize = req.next_token().map(|t| t.parse().unwrap()).unwrap_or(0);
         let end = (start + req.max_results().unwrap_or(100) as usize).min(1_001);
         DescribeRepositoriesOutput::builder()
             .set_repositories(Some(
-                (start..end).map(|i| Repository::builder().repository_name(format!("repo-{i:04}")).build()).collect(),
+                (start..end)
+                    .map(|i| {
+                        Repository::builder()
+                            .repository_name(format!("repo-{i:04}"))
+                            .build()
+                    })
+                    .collect(),
             ))
             .set_next_token((end < 1_001).then(|| end.to_string()))
             .build()
@@ -86,11 +104,19 @@ async fn describe_repositories_follows_every_page_at_1000() {
 #[tokio::test]
 async fn a_repeated_token_stops_the_listing() {
     let rule = mock!(Client::describe_images).then_compute_output(|_| {
-        DescribeImagesOutput::builder().image_details(detail(1)).next_token("same").build()
+        DescribeImagesOutput::builder()
+            .image_details(detail(1))
+            .next_token("same")
+            .build()
     });
     let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
     let error = Ecr::new(client, None).images("r").await.unwrap_err();
-    assert_eq!(error, EcrError::RepeatedToken { operation: "DescribeImages" });
+    assert_eq!(
+        error,
+        EcrError::RepeatedToken {
+            operation: "DescribeImages"
+        }
+    );
 }
 
 /// Every ImageFailureCode ECR documents, in one successful response, kept
@@ -114,8 +140,11 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
     let batches = Arc::new(Mutex::new(Vec::new()));
     let seen = batches.clone();
     let served = codes.clone();
-    let describe = mock!(Client::describe_images)
-        .then_output(move || DescribeImagesOutput::builder().set_image_details(Some(images.clone())).build());
+    let describe = mock!(Client::describe_images).then_output(move || {
+        DescribeImagesOutput::builder()
+            .set_image_details(Some(images.clone()))
+            .build()
+    });
     let delete = mock!(Client::batch_delete_image).then_compute_output(move |req| {
         let ids = req.image_ids();
         seen.lock().unwrap().push(ids.len());
@@ -126,13 +155,23 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
             if i < served.len() {
                 out = out.failures(
                     ImageFailure::builder()
-                        .image_id(ImageIdentifier::builder().image_digest(d).image_tag(format!("t{i}")).build())
+                        .image_id(
+                            ImageIdentifier::builder()
+                                .image_digest(d)
+                                .image_tag(format!("t{i}"))
+                                .build(),
+                        )
                         .failure_code(served[i].clone())
                         .failure_reason(format!("reason {i}: {}", served[i].as_str()))
                         .build(),
                 );
             } else {
-                out = out.image_ids(ImageIdentifier::builder().image_digest(d).image_tag(format!("t{i}")).build());
+                out = out.image_ids(
+                    ImageIdentifier::builder()
+                        .image_digest(d)
+                        .image_tag(format!("t{i}"))
+                        .build(),
+                );
             }
         }
         out.build()
@@ -144,7 +183,12 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
     )
     .unwrap();
     let log = Collected::default();
-    let run = Run { trigger: "test".into(), scope: Scope::Named(vec!["r".into()]), dry_run: false, now: Utc::now() };
+    let run = Run {
+        trigger: "test".into(),
+        scope: Scope::Named(vec!["r".into()]),
+        dry_run: false,
+        now: Utc::now(),
+    };
     let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
 
     assert_eq!(*batches.lock().unwrap(), [100, 100, 50]);
@@ -154,9 +198,19 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
     assert_eq!(repo.failed.len(), codes.len());
     let lines = log.lines();
     for (i, code) in codes.iter().enumerate() {
-        let failure = repo.failed.iter().find(|f| f.failure_code == code.as_str()).unwrap();
-        assert_eq!(failure.failure_reason, format!("reason {i}: {}", code.as_str()));
-        assert_eq!(failure.image_id.image_digest.as_deref(), Some(digest(i).as_str()));
+        let failure = repo
+            .failed
+            .iter()
+            .find(|f| f.failure_code == code.as_str())
+            .unwrap();
+        assert_eq!(
+            failure.failure_reason,
+            format!("reason {i}: {}", code.as_str())
+        );
+        assert_eq!(
+            failure.image_id.image_digest.as_deref(),
+            Some(digest(i).as_str())
+        );
         assert!(
             lines.iter().any(|l| l["message"] == "image not deleted"
                 && l["failureCode"] == code.as_str()
@@ -168,18 +222,26 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
         );
     }
     assert!(report.has_failures());
-    assert_eq!(report.api_calls.list_images, 0, "every image was accounted for");
+    assert_eq!(
+        report.api_calls.list_images, 0,
+        "every image was accounted for"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_call_reports_each_image_of_its_batch() {
     let delete = mock!(Client::batch_delete_image).then_error(|| {
         BatchDeleteImageError::generic(
-            aws_sdk_ecr::error::ErrorMetadata::builder().code("ThrottlingException").message("Rate exceeded").build(),
+            aws_sdk_ecr::error::ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .message("Rate exceeded")
+                .build(),
         )
     });
     let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&delete]);
-    let outcome = Ecr::new(client, None).delete("r", &[digest(1), digest(2)]).await;
+    let outcome = Ecr::new(client, None)
+        .delete("r", &[digest(1), digest(2)])
+        .await;
     assert!(outcome.deleted.is_empty());
     assert_eq!(outcome.failures.len(), 2);
     assert_eq!(outcome.failures[0].failure_code, "ThrottlingException");

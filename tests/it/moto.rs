@@ -23,11 +23,20 @@ fn keep_newest(n: u32) -> Policy {
 /// Pushes `count` tagged images `build-0..` concurrently.
 async fn push_many(ecr: &aws_sdk_ecr::Client, repository: &str, count: usize) {
     let mut tasks = tokio::task::JoinSet::new();
-    for chunk in (0..count).collect::<Vec<_>>().chunks(count.div_ceil(8).max(1)) {
+    for chunk in (0..count)
+        .collect::<Vec<_>>()
+        .chunks(count.div_ceil(8).max(1))
+    {
         let (ecr, repository, chunk) = (ecr.clone(), repository.to_owned(), chunk.to_vec());
         tasks.spawn(async move {
             for i in chunk {
-                push(&ecr, &repository, &format!("{repository}-{i}"), Some(&format!("build-{i}"))).await;
+                push(
+                    &ecr,
+                    &repository,
+                    &format!("{repository}-{i}"),
+                    Some(&format!("build-{i}")),
+                )
+                .await;
             }
         });
     }
@@ -58,23 +67,39 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
     let now = Utc::now();
     let before = Ecr::new(client.clone(), None).images("big").await.unwrap();
     assert_eq!(before.len(), 1_250);
-    let expected = set(plan(&before, &policy, now).to_delete().map(|d| d.image.image_digest.clone()));
+    let expected = set(plan(&before, &policy, now)
+        .to_delete()
+        .map(|d| d.image.image_digest.clone()));
     assert_eq!(expected.len(), 1_150);
 
     let ecr = Ecr::new(client.clone(), None);
     let log = Collected::default();
-    let run = Run { trigger: "test".into(), scope: Scope::Named(vec!["big".into()]), dry_run: false, now };
+    let run = Run {
+        trigger: "test".into(),
+        scope: Scope::Named(vec!["big".into()]),
+        dry_run: false,
+        now,
+    };
     let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
 
     let repo = &report.repositories[0];
-    assert_eq!(set(repo.planned.iter().map(|p| p.image_digest.clone())), expected);
-    assert_eq!(set(repo.deleted.iter().map(|p| p.image_digest.clone())), expected);
+    assert_eq!(
+        set(repo.planned.iter().map(|p| p.image_digest.clone())),
+        expected
+    );
+    assert_eq!(
+        set(repo.deleted.iter().map(|p| p.image_digest.clone())),
+        expected
+    );
     assert!(repo.failed.is_empty(), "{:?}", repo.failed);
     assert_eq!(repo.bytes_reclaimed, 1_150 * 1_000);
 
     // The registry now holds exactly the kept images.
     let after = set(digests(&client, "big").await);
-    let kept = set(before.iter().map(|i| i.image_digest.clone())).difference(&expected).cloned().collect();
+    let kept = set(before.iter().map(|i| i.image_digest.clone()))
+        .difference(&expected)
+        .cloned()
+        .collect();
     assert_eq!(after, kept);
 
     // One DescribeImages page here (moto ignores maxResults; the pagination
@@ -86,7 +111,10 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
 
     // One log line per deleted image, with the fields AWS spells.
     let lines = log.lines();
-    let deleted: Vec<&Value> = lines.iter().filter(|l| l["message"] == "image deleted").collect();
+    let deleted: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "image deleted")
+        .collect();
     assert_eq!(deleted.len(), 1_150);
     for line in &deleted {
         assert_eq!(line["repositoryName"], "big");
@@ -94,8 +122,16 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
         assert_eq!(line["imageTags"].as_array().unwrap().len(), 1);
         assert_eq!(line["rulePriority"], 1);
     }
-    assert!(lines.iter().any(|l| l["message"] == "repository collected" && l["imagesDeleted"] == 1_150));
-    assert!(lines.iter().any(|l| l["message"] == "run finished" && l["bytesReclaimed"] == 1_150_000));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "repository collected" && l["imagesDeleted"] == 1_150)
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "run finished" && l["bytesReclaimed"] == 1_150_000)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,8 +147,15 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
     }
     let ecr = Ecr::new(client.clone(), None);
     let policy = keep_newest(1);
-    let run = Run { trigger: "test".into(), scope: Scope::Named(vec!["u".into()]), dry_run: false, now: Utc::now() };
-    let report = engine::run(&ecr, &policy, &run, &Collected::default()).await.unwrap();
+    let run = Run {
+        trigger: "test".into(),
+        scope: Scope::Named(vec!["u".into()]),
+        dry_run: false,
+        now: Utc::now(),
+    };
+    let report = engine::run(&ecr, &policy, &run, &Collected::default())
+        .await
+        .unwrap();
     let repo = &report.repositories[0];
     assert_eq!(repo.deleted.len(), 4);
     assert!(repo.failed.is_empty());
@@ -127,13 +170,22 @@ async fn failures_keep_ecrs_code_and_reason() {
     create_repository(&client, "f").await;
     let present = push(&client, "f", "present", Some("v1")).await;
     let missing = format!("sha256:{}", "ab".repeat(32));
-    let outcome = Ecr::new(client.clone(), None).delete("f", &[present.clone(), missing.clone()]).await;
+    let outcome = Ecr::new(client.clone(), None)
+        .delete("f", &[present.clone(), missing.clone()])
+        .await;
     assert_eq!(outcome.deleted, vec![present]);
     assert_eq!(outcome.failures.len(), 1);
     let failure = &outcome.failures[0];
-    assert_eq!(failure.image_id.image_digest.as_deref(), Some(missing.as_str()));
+    assert_eq!(
+        failure.image_id.image_digest.as_deref(),
+        Some(missing.as_str())
+    );
     assert_eq!(failure.failure_code, "ImageNotFound");
-    assert!(failure.failure_reason.contains("Requested image not found"), "{}", failure.failure_reason);
+    assert!(
+        failure.failure_reason.contains("Requested image not found"),
+        "{}",
+        failure.failure_reason
+    );
 }
 
 fn config(policy: &str, dry_run: bool) -> Result<Config, handler::ConfigError> {
@@ -150,13 +202,20 @@ async fn demo_registry(client: &aws_sdk_ecr::Client) {
     for repository in ["demo/web", "demo/worker", "demo/keep-base"] {
         create_repository(client, repository).await;
         for i in 0..6 {
-            push(client, repository, &format!("{repository}-{i}"), Some(&format!("v{i}"))).await;
+            push(
+                client,
+                repository,
+                &format!("{repository}-{i}"),
+                Some(&format!("v{i}")),
+            )
+            .await;
         }
     }
 }
 
 fn event(name: &str) -> Value {
-    let text = std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text =
+        std::fs::read_to_string(format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -168,20 +227,38 @@ async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
     let client = moto.ecr();
     demo_registry(&client).await;
     let log = Collected::default();
-    let response =
-        handler::handle(&client, &config(POLICY, true), &event("schedule.json"), Utc::now(), &log).await.unwrap();
+    let response = handler::handle(
+        &client,
+        &config(POLICY, true),
+        &event("schedule.json"),
+        Utc::now(),
+        &log,
+    )
+    .await
+    .unwrap();
     let report = report_of(response);
     assert!(report.dry_run);
-    let names: Vec<&str> = report.repositories.iter().map(|r| r.repository_name.as_str()).collect();
-    assert_eq!(names, ["demo/web", "demo/worker"], "settings exclude demo/keep-*");
+    let names: Vec<&str> = report
+        .repositories
+        .iter()
+        .map(|r| r.repository_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["demo/web", "demo/worker"],
+        "settings exclude demo/keep-*"
+    );
     for repo in &report.repositories {
         assert_eq!(repo.planned.len(), 3);
         assert!(repo.deleted.is_empty());
         assert_eq!(digests(&client, &repo.repository_name).await.len(), 6);
     }
     assert_eq!(report.api_calls.batch_delete_image, 0);
-    let would: Vec<Value> =
-        log.lines().into_iter().filter(|l| l["message"] == "image would be deleted (dry run)").collect();
+    let would: Vec<Value> = log
+        .lines()
+        .into_iter()
+        .filter(|l| l["message"] == "image would be deleted (dry run)")
+        .collect();
     assert_eq!(would.len(), 6);
 }
 
@@ -190,10 +267,15 @@ async fn a_push_event_collects_only_its_repository() {
     let moto = Moto::start();
     let client = moto.ecr();
     demo_registry(&client).await;
-    let response =
-        handler::handle(&client, &config(POLICY, false), &event("ecr-push.json"), Utc::now(), &Collected::default())
-            .await
-            .unwrap();
+    let response = handler::handle(
+        &client,
+        &config(POLICY, false),
+        &event("ecr-push.json"),
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+    .unwrap();
     let report = report_of(response);
     assert_eq!(report.trigger, "ecr-push");
     assert_eq!(report.repositories.len(), 1);
@@ -206,7 +288,15 @@ async fn a_push_event_collects_only_its_repository() {
     let mut excluded = event("ecr-push.json");
     excluded["detail"]["repository-name"] = "demo/keep-base".into();
     let report = report_of(
-        handler::handle(&client, &config(POLICY, false), &excluded, Utc::now(), &Collected::default()).await.unwrap(),
+        handler::handle(
+            &client,
+            &config(POLICY, false),
+            &excluded,
+            Utc::now(),
+            &Collected::default(),
+        )
+        .await
+        .unwrap(),
     );
     assert!(report.repositories.is_empty());
     assert_eq!(digests(&client, "demo/keep-base").await.len(), 6);
@@ -219,15 +309,25 @@ async fn a_missing_repository_is_reported_and_the_run_goes_on() {
     demo_registry(&client).await;
     let event = serde_json::json!({"repositories": ["demo/gone", "demo/web"], "dryRun": false});
     let log = Collected::default();
-    let report =
-        report_of(handler::handle(&client, &config(POLICY, true), &event, Utc::now(), &log).await.unwrap());
+    let report = report_of(
+        handler::handle(&client, &config(POLICY, true), &event, Utc::now(), &log)
+            .await
+            .unwrap(),
+    );
     let gone = &report.repositories[0];
     assert_eq!(gone.repository_name, "demo/gone");
-    assert_eq!(gone.error.as_ref().unwrap().error_code, "RepositoryNotFoundException");
+    assert_eq!(
+        gone.error.as_ref().unwrap().error_code,
+        "RepositoryNotFoundException"
+    );
     assert_eq!(report.repositories[1].deleted.len(), 3);
     assert!(report.has_failures());
-    assert!(log.lines().iter().any(|l| l["message"] == "repository not collected"
-        && l["errorCode"] == "RepositoryNotFoundException"));
+    assert!(
+        log.lines()
+            .iter()
+            .any(|l| l["message"] == "repository not collected"
+                && l["errorCode"] == "RepositoryNotFoundException")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,17 +335,31 @@ async fn delete_events_and_bad_configuration_delete_nothing() {
     let moto = Moto::start();
     let client = moto.ecr();
     demo_registry(&client).await;
-    let ignored =
-        handler::handle(&client, &config(POLICY, false), &event("ecr-delete.json"), Utc::now(), &Collected::default())
-            .await
-            .unwrap();
+    let ignored = handler::handle(
+        &client,
+        &config(POLICY, false),
+        &event("ecr-delete.json"),
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(ignored, Response::Ignored { .. }));
 
     let bad = config(r#"{"rules":[{"rulePriority":1}]}"#, false);
-    let error = handler::handle(&client, &bad, &event("schedule.json"), Utc::now(), &Collected::default())
-        .await
-        .unwrap_err();
-    assert!(error.to_string().contains("invalid configuration"), "{error}");
+    let error = handler::handle(
+        &client,
+        &bad,
+        &event("schedule.json"),
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("invalid configuration"),
+        "{error}"
+    );
     let error = handler::handle(
         &client,
         &config(POLICY, false),

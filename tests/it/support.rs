@@ -15,7 +15,11 @@ pub struct Moto {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Moto {
@@ -26,11 +30,16 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server must be installed: pip install 'moto[server]' (make test does this)");
+            .expect(
+                "moto_server must be installed: pip install 'moto[server]' (make test does this)",
+            );
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Moto { child, endpoint }
@@ -99,7 +108,11 @@ fn fxhash(text: &str) -> u128 {
 }
 
 pub async fn create_repository(ecr: &Client, name: &str) {
-    ecr.create_repository().repository_name(name).send().await.unwrap();
+    ecr.create_repository()
+        .repository_name(name)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Pushes one image; `tag` `None` pushes it untagged.
@@ -112,14 +125,26 @@ pub async fn push(ecr: &Client, repository: &str, seed: &str, tag: Option<&str>)
         .send()
         .await
         .unwrap();
-    out.image().and_then(|i| i.image_id()).and_then(|i| i.image_digest()).unwrap().to_owned()
+    out.image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .unwrap()
+        .to_owned()
 }
 
 /// The digests now in `repository`, sorted.
 pub async fn digests(ecr: &Client, repository: &str) -> Vec<String> {
-    let out = ecr.describe_images().repository_name(repository).send().await.unwrap();
-    let mut digests: Vec<String> =
-        out.image_details().iter().filter_map(|d| d.image_digest().map(str::to_owned)).collect();
+    let out = ecr
+        .describe_images()
+        .repository_name(repository)
+        .send()
+        .await
+        .unwrap();
+    let mut digests: Vec<String> = out
+        .image_details()
+        .iter()
+        .filter_map(|d| d.image_digest().map(str::to_owned))
+        .collect();
     digests.sort();
     digests
 }

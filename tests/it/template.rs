@@ -1,0 +1,71 @@
+//! The SAM template, checked by the tools AWS ships: cfn-lint and
+//! `sam validate --lint`; plus the least-privilege promise, read from it.
+
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(ROOT)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} must be installed (make test installs it with pip): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cfn_lint_passes() {
+    run("cfn-lint", &["template.yaml"]);
+}
+
+#[test]
+fn sam_validate_lint_passes() {
+    run(
+        "sam",
+        &[
+            "validate",
+            "--lint",
+            "--region",
+            "us-east-1",
+            "--template-file",
+            "template.yaml",
+        ],
+    );
+}
+
+#[test]
+fn batch_delete_image_is_granted_on_repository_arns_only() {
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    let at = template
+        .find("Action: ecr:BatchDeleteImage")
+        .expect("the function may delete images");
+    let resource = template[at..].lines().nth(1).unwrap().trim();
+    assert!(
+        resource.starts_with("Resource: !Sub arn:${AWS::Partition}:ecr:"),
+        "{resource}"
+    );
+    assert!(resource.contains(":repository/"), "{resource}");
+    assert_eq!(template.matches("ecr:BatchDeleteImage").count(), 1);
+    for line in template.lines() {
+        assert_ne!(line.trim(), "Resource: \"*\"", "no statement on *");
+    }
+    for needle in [
+        "BuildMethod: rust-cargolambda",
+        "Runtime: provided.al2023",
+        "Architectures: [arm64]",
+        "Type: ScheduleV2",
+        "RetentionInDays",
+        "OnFailure",
+    ] {
+        assert!(template.contains(needle), "template lacks {needle}");
+    }
+}

@@ -1,0 +1,49 @@
+# ecr-gc. `make demo` and `make test` are the quickstart.
+SHELL := /bin/bash
+EVENT ?= events/manual.json
+PORT ?= 9000
+
+.PHONY: build test lint check doc demo invoke-local validate deploy tools
+
+# Installs, with pip, the tools the tests and the demo need, if missing.
+tools:
+	@command -v moto_server >/dev/null || pip install 'moto[server]'
+	@command -v cargo-lambda >/dev/null || pip install cargo-lambda
+	@command -v sam >/dev/null || pip install aws-sam-cli
+	@command -v cfn-lint >/dev/null || pip install cfn-lint
+
+build:
+	cargo lambda build --release --arm64
+
+test: tools
+	cargo test --all-targets
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+
+check: lint test doc
+
+demo: tools
+	scripts/demo.sh
+
+# Runs the handler under cargo lambda watch and invokes it with EVENT.
+# Configure it through the environment, e.g.
+#   ECR_GC_POLICY_FILE=examples/policy.json make invoke-local EVENT=events/schedule.json
+invoke-local: tools
+	@set -e; \
+	cargo lambda watch --invoke-port $(PORT) --timeout 120 --quiet & watch=$$!; \
+	trap "kill $$watch" EXIT; \
+	for i in $$(seq 1 600); do (echo > /dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null && break; sleep 0.2; done; \
+	cargo lambda invoke --invoke-port $(PORT) --data-file $(EVENT)
+
+validate: tools
+	cfn-lint template.yaml
+	sam validate --lint --region us-east-1
+
+deploy: tools
+	sam build --beta-features
+	sam deploy --guided

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make demo: a local ECR emulator, seeded; the real handler under
+# `cargo lambda watch`; the sample events, first as a dry run, then for real.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MOTO_PORT=$(free_port)
+WATCH_PORT=$(free_port)
+ENDPOINT="http://127.0.0.1:${MOTO_PORT}"
+WORK=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+wait_port() { for _ in $(seq 1 600); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.2; done; echo "nothing listens on port $1" >&2; exit 1; }
+
+step "Starting a local ECR emulator (moto_server) on ${ENDPOINT}"
+moto_server -H 127.0.0.1 -p "${MOTO_PORT}" > "${WORK}/moto.log" 2>&1 &
+pids+=($!)
+wait_port "${MOTO_PORT}"
+python3 scripts/seed_demo.py "${ENDPOINT}"
+
+step "The policy (examples/policy.json): keep 3 releases, 2 untagged; demo/keep-* excluded"
+python3 -c 'import json; [print("  rule %(rulePriority)s: %(description)s" % r) for r in json.load(open("examples/policy.json"))["rules"]]'
+
+step "Starting the real handler under cargo lambda watch (dry run by default)"
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --timeout 120 --quiet \
+  --env-var "AWS_ENDPOINT_URL=${ENDPOINT}" --env-var AWS_ACCESS_KEY_ID=testing \
+  --env-var AWS_SECRET_ACCESS_KEY=testing --env-var AWS_REGION=us-east-1 \
+  --env-var ECR_GC_POLICY_FILE=examples/policy.json --env-var ECR_GC_DRY_RUN=true \
+  > "${WORK}/function.log" 2>&1 &
+pids+=($!)
+wait_port "${WATCH_PORT}"
+
+invoke() { # $1: a label, then cargo lambda invoke's data arguments
+  local label=$1; shift
+  local before; before=$(wc -l < "${WORK}/function.log")
+  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --output-format json "$@" > "${WORK}/response.json"
+  echo "-- JSON log lines (${label}):"
+  tail -n +"$((before + 1))" "${WORK}/function.log" | grep '^{' | grep -E '"message":"(image|repository|run|event)' || true
+  echo "-- the report's summary:"
+  python3 - "${WORK}/response.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if "ignored" in r:
+    print("  ignored:", r["ignored"])
+else:
+    s = r["summary"]
+    print(f"  trigger={r['trigger']} dryRun={r['dryRun']} repositories={s['repositories']} scanned={s['imagesScanned']} "
+          f"planned={s['imagesPlanned']} deleted={s['imagesDeleted']} failed={s['imagesFailed']} bytesReclaimed={s['bytesReclaimed']}")
+PY
+}
+
+count_images() {
+  python3 - "${ENDPOINT}" <<'PY'
+import sys, boto3
+ecr = boto3.client("ecr", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+for repo in ["demo/web", "demo/worker", "demo/keep-base"]:
+    images = ecr.describe_images(repositoryName=repo)["imageDetails"]
+    tags = sorted(t for i in images for t in i.get("imageTags", []))
+    untagged = sum(1 for i in images if not i.get("imageTags"))
+    print(f"  {repo}: {len(images)} images: {', '.join(tags)} + {untagged} untagged")
+PY
+}
+
+step "1. Scheduled run (events/schedule.json): a dry run, nothing is deleted"
+invoke "dry run" --data-file events/schedule.json
+count_images
+
+step "2. An ECR DELETE event (events/ecr-delete.json) is ignored"
+invoke "delete event" --data-file events/ecr-delete.json
+
+step "3. For real: a manual invoke with {\"dryRun\": false}"
+invoke "for real" --data-ascii '{"dryRun": false}'
+count_images
+
+step "Done. The full function output is in ${WORK}/function.log"

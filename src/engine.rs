@@ -58,10 +58,18 @@ pub async fn run(
     let filter = &policy.settings.repositories;
     let names: Vec<String> = match &run.scope {
         Scope::Named(names) => dedup(names),
-        Scope::NamedIfSelected(names) => dedup(names)
-            .into_iter()
-            .filter(|n| filter.selects(n))
-            .collect(),
+        Scope::NamedIfSelected(names) => {
+            let (selected, skipped): (Vec<String>, Vec<String>) =
+                dedup(names).into_iter().partition(|n| filter.selects(n));
+            for name in skipped {
+                log.emit(report::line(
+                    "INFO",
+                    "repository not selected by the policy's settings",
+                    serde_json::json!({ "repositoryName": name }),
+                ));
+            }
+            selected
+        }
         Scope::Selected => {
             let mut all = ecr
                 .repository_names()

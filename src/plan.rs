@@ -94,8 +94,11 @@ pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> 
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
 
-    let mut decided: Vec<Option<Decision<'a>>> = vec![None; images.len()];
-    for rule in &policy.rules {
+    // For each image, the first rule that selects it (by index) and that
+    // rule's reason; and for each rule, how many images it selects.
+    let mut decided: Vec<Option<(usize, Reason<'a>)>> = vec![None; images.len()];
+    let mut selected_by_rule: Vec<u64> = vec![0; policy.rules.len()];
+    for (rule_index, rule) in policy.rules.iter().enumerate() {
         let mut rank: u64 = 0;
         for &index in &order {
             let image = &images[index];
@@ -103,78 +106,75 @@ pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> 
                 continue;
             }
             rank += 1;
-            if decided[index].is_some() {
-                // A higher-priority rule selected it: this rule still counts
-                // it, but may not expire it.
-                continue;
-            }
-            let (action, reason) = match rule.count {
-                Count::ImagesMoreThan(keep) => {
-                    let action = if rank > keep {
-                        Action::Delete
-                    } else {
-                        Action::Keep
-                    };
-                    (
-                        action,
-                        Reason::Count {
-                            rule,
-                            rank,
-                            selected: 0,
-                            keep,
-                        },
-                    )
-                }
-                Count::PushedMoreThanDaysAgo(days) => {
-                    let age_millis = i128::from((now - image.image_pushed_at).num_milliseconds());
-                    let limit = i128::from(days) * MILLIS_PER_DAY;
-                    let action = if age_millis > limit {
-                        Action::Delete
-                    } else {
-                        Action::Keep
-                    };
-                    (
-                        action,
-                        Reason::Age {
-                            rule,
-                            age_millis,
-                            days,
-                        },
-                    )
-                }
-            };
-            decided[index] = Some(Decision {
-                image,
-                action,
-                rule_priority: Some(rule.priority),
-                reason,
-            });
-        }
-        // Now that the rule's selection is fully counted, record its size in
-        // the reasons this rule decided.
-        for decision in decided.iter_mut().flatten() {
-            if let Reason::Count {
-                rule: r, selected, ..
-            } = &mut decision.reason
-                && std::ptr::eq(*r, rule)
-            {
-                *selected = rank;
+            // An image a higher-priority rule selected still counts here,
+            // but only its first rule decides it.
+            if decided[index].is_none() {
+                let reason = match rule.count {
+                    Count::ImagesMoreThan(keep) => Reason::Count {
+                        rule,
+                        rank,
+                        selected: 0,
+                        keep,
+                    },
+                    Count::PushedMoreThanDaysAgo(days) => Reason::Age {
+                        rule,
+                        age_millis: i128::from((now - image.image_pushed_at).num_milliseconds()),
+                        days,
+                    },
+                };
+                decided[index] = Some((rule_index, reason));
             }
         }
+        selected_by_rule[rule_index] = rank;
     }
 
     let decisions = order
         .into_iter()
         .map(|index| {
-            decided[index].take().unwrap_or(Decision {
+            let reason = match decided[index].take() {
+                None => Reason::NoRuleSelects,
+                Some((rule_index, mut reason)) => {
+                    if let Reason::Count { selected, .. } = &mut reason {
+                        *selected = selected_by_rule[rule_index];
+                    }
+                    reason
+                }
+            };
+            Decision {
                 image: &images[index],
-                action: Action::Keep,
-                rule_priority: None,
-                reason: Reason::NoRuleSelects,
-            })
+                action: if reason.expires() {
+                    Action::Delete
+                } else {
+                    Action::Keep
+                },
+                rule_priority: reason.rule().map(|rule| rule.priority),
+                reason,
+            }
         })
         .collect();
     Plan { decisions }
+}
+
+impl Reason<'_> {
+    /// Whether this reason expires the image: the one place the count and
+    /// age comparisons are made.
+    pub fn expires(&self) -> bool {
+        match self {
+            Reason::NoRuleSelects => false,
+            Reason::Count { rank, keep, .. } => rank > keep,
+            Reason::Age {
+                age_millis, days, ..
+            } => *age_millis > i128::from(*days) * MILLIS_PER_DAY,
+        }
+    }
+
+    /// The deciding rule, if any rule selects the image.
+    pub fn rule(&self) -> Option<&Rule> {
+        match self {
+            Reason::NoRuleSelects => None,
+            Reason::Count { rule, .. } | Reason::Age { rule, .. } => Some(rule),
+        }
+    }
 }
 
 impl fmt::Display for Reason<'_> {
@@ -187,7 +187,7 @@ impl fmt::Display for Reason<'_> {
                 selected,
                 keep,
             } => {
-                let verdict = if rank > keep { "beyond" } else { "within" };
+                let verdict = if self.expires() { "beyond" } else { "within" };
                 write!(
                     f,
                     "rule {} keeps the newest {keep} of {}; this is number {rank} of {selected}, {verdict} the count",
@@ -200,7 +200,7 @@ impl fmt::Display for Reason<'_> {
                 days,
             } => {
                 let age_days = *age_millis as f64 / MILLIS_PER_DAY as f64;
-                let verdict = if *age_millis > i128::from(*days) * MILLIS_PER_DAY {
+                let verdict = if self.expires() {
                     "older than"
                 } else {
                     "not older than"

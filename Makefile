@@ -11,6 +11,7 @@ tools:
 	@command -v cargo-lambda >/dev/null || pip install cargo-lambda
 	@command -v sam >/dev/null || pip install aws-sam-cli
 	@command -v cfn-lint >/dev/null || pip install cfn-lint
+	@if command -v pyenv >/dev/null; then pyenv rehash; fi
 
 build:
 	cargo lambda build --release --arm64

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Moto, create_repository, digests, free_port, push};
+use crate::support::{Moto, create_repository, digests, free_port, push, wait_for_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -282,14 +282,7 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
                 "cargo lambda must be installed: pip install cargo-lambda (make test does this)",
             ),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_port(port, "cargo lambda watch", Duration::from_secs(60));
     let log = std::env::temp_dir().join(format!("ecr-gc-lambda-{port}.log"));
     let function = Child(
         Command::new(BIN)

@@ -221,6 +221,22 @@ fn event(name: &str) -> Value {
 
 const POLICY: &str = include_str!("../../examples/policy.json");
 
+/// Invokes the handler with the sample policy, discarding the log lines.
+async fn invoke(
+    client: &aws_sdk_ecr::Client,
+    dry_run: bool,
+    event: &Value,
+) -> Result<Response, handler::HandlerError> {
+    handler::handle(
+        client,
+        &config(POLICY, dry_run),
+        event,
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
     let moto = Moto::start();
@@ -267,15 +283,9 @@ async fn a_push_event_collects_only_its_repository() {
     let moto = Moto::start();
     let client = moto.ecr();
     demo_registry(&client).await;
-    let response = handler::handle(
-        &client,
-        &config(POLICY, false),
-        &event("ecr-push.json"),
-        Utc::now(),
-        &Collected::default(),
-    )
-    .await
-    .unwrap();
+    let response = invoke(&client, false, &event("ecr-push.json"))
+        .await
+        .unwrap();
     let report = report_of(response);
     assert_eq!(report.trigger, "ecr-push");
     assert_eq!(report.repositories.len(), 1);
@@ -287,17 +297,7 @@ async fn a_push_event_collects_only_its_repository() {
     // A push to a repository the settings exclude does nothing.
     let mut excluded = event("ecr-push.json");
     excluded["detail"]["repository-name"] = "demo/keep-base".into();
-    let report = report_of(
-        handler::handle(
-            &client,
-            &config(POLICY, false),
-            &excluded,
-            Utc::now(),
-            &Collected::default(),
-        )
-        .await
-        .unwrap(),
-    );
+    let report = report_of(invoke(&client, false, &excluded).await.unwrap());
     assert!(report.repositories.is_empty());
     assert_eq!(digests(&client, "demo/keep-base").await.len(), 6);
 }
@@ -335,15 +335,9 @@ async fn delete_events_and_bad_configuration_delete_nothing() {
     let moto = Moto::start();
     let client = moto.ecr();
     demo_registry(&client).await;
-    let ignored = handler::handle(
-        &client,
-        &config(POLICY, false),
-        &event("ecr-delete.json"),
-        Utc::now(),
-        &Collected::default(),
-    )
-    .await
-    .unwrap();
+    let ignored = invoke(&client, false, &event("ecr-delete.json"))
+        .await
+        .unwrap();
     assert!(matches!(ignored, Response::Ignored { .. }));
 
     let bad = config(r#"{"rules":[{"rulePriority":1}]}"#, false);
@@ -360,12 +354,10 @@ async fn delete_events_and_bad_configuration_delete_nothing() {
         error.to_string().contains("invalid configuration"),
         "{error}"
     );
-    let error = handler::handle(
+    let error = invoke(
         &client,
-        &config(POLICY, false),
+        false,
         &serde_json::json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}),
-        Utc::now(),
-        &Collected::default(),
     )
     .await
     .unwrap_err();

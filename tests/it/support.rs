@@ -22,6 +22,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until something accepts connections on the loopback `port`.
+pub fn wait_for_port(port: u16, what: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Moto {
     pub fn start() -> Moto {
         let port = free_port();
@@ -34,14 +46,7 @@ impl Moto {
                 "moto_server must be installed: pip install 'moto[server]' (make test does this)",
             );
         let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, "moto_server", Duration::from_secs(30));
         Moto { child, endpoint }
     }
 

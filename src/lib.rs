@@ -11,6 +11,8 @@
 //! * [`policy`] parses and validates the policy document: ECR's `rules`,
 //!   verbatim, plus ecr-gc's `settings`. It refuses what ECR refuses, and
 //!   what ecr-gc does not implement, with a message naming rule and field.
+//! * [`settings`] holds ecr-gc's own settings from the same document:
+//!   repository globs, the grace period and the blast-radius limits.
 //! * [`plan`] is the planner: images + policy + now -> a decision and a
 //!   reason for every image. No I/O, no clock.
 //! * [`ecr`] is the only module that talks to ECR: pagination, batches of at
@@ -31,3 +33,4 @@ pub mod pattern;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod settings;

@@ -13,11 +13,11 @@
 //!
 //! This module does no I/O.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::pattern::Pattern;
+use crate::settings::{self, Settings};
 
 /// ECR allows at most four `*` wildcards in one tag pattern.
 pub const MAX_WILDCARDS: usize = 4;
@@ -73,36 +73,6 @@ pub enum Count {
     ImagesMoreThan(u64),
     /// `sinceImagePushed` with `countUnit: days`.
     PushedMoreThanDaysAgo(u64),
-}
-
-/// ecr-gc's own settings, under the document's `settings` key.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub repositories: RepositoryFilter,
-}
-
-/// Which repositories a scheduled run collects. A name is selected when it
-/// matches some `include` glob and no `exclude` glob.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RepositoryFilter {
-    pub include: Vec<Pattern>,
-    pub exclude: Vec<Pattern>,
-}
-
-impl Default for RepositoryFilter {
-    fn default() -> Self {
-        RepositoryFilter {
-            include: vec![Pattern::new("*")],
-            exclude: Vec::new(),
-        }
-    }
-}
-
-impl RepositoryFilter {
-    pub fn selects(&self, repository_name: &str) -> bool {
-        self.include.iter().any(|p| p.matches(repository_name))
-            && !self.exclude.iter().any(|p| p.matches(repository_name))
-    }
 }
 
 impl TagSelector {
@@ -196,7 +166,7 @@ impl Policy {
         check_rule_set(&parsed)?;
         let mut rules: Vec<Rule> = parsed.into_iter().map(|(_, rule)| rule).collect();
         rules.sort_by_key(|rule| rule.priority);
-        let settings = parse_settings(settings)?;
+        let settings = settings::parse(settings)?;
         Ok(Policy { rules, settings })
     }
 }
@@ -576,48 +546,6 @@ fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSettings {
-    #[serde(default)]
-    repositories: Option<RawRepositoryFilter>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRepositoryFilter {
-    #[serde(default)]
-    include: Option<Vec<String>>,
-    #[serde(default)]
-    exclude: Option<Vec<String>>,
-}
-
-fn parse_settings(value: Option<Value>) -> Result<Settings, PolicyError> {
-    let Some(value) = value else {
-        return Ok(Settings {
-            repositories: RepositoryFilter::default(),
-        });
-    };
-    let raw: RawSettings =
-        serde_json::from_value(value).map_err(|e| invalid("settings", e.to_string()))?;
-    let mut repositories = RepositoryFilter::default();
-    if let Some(filter) = raw.repositories {
-        if let Some(include) = filter.include {
-            if include.is_empty() {
-                return Err(invalid(
-                    "settings.repositories.include",
-                    "must not be empty; leave it out to select every repository",
-                ));
-            }
-            repositories.include = include.iter().map(|p| Pattern::new(p)).collect();
-        }
-        if let Some(exclude) = filter.exclude {
-            repositories.exclude = exclude.iter().map(|p| Pattern::new(p)).collect();
-        }
-    }
-    Ok(Settings { repositories })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,21 +731,5 @@ mod tests {
         .unwrap();
         let priorities: Vec<u32> = policy.rules.iter().map(|r| r.priority).collect();
         assert_eq!(priorities, [3, 20]);
-    }
-
-    #[test]
-    fn repository_selection() {
-        let filter = |doc: &str| Policy::parse(doc).unwrap().settings.repositories;
-        let base = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]"#;
-        let all = filter(&format!("{base}}}"));
-        assert!(all.selects("anything/at/all"));
-        let some = filter(&format!(
-            r#"{base},"settings":{{"repositories":{{"include":["team-a/*","tools"],"exclude":["team-a/keep-*"]}}}}}}"#
-        ));
-        assert!(some.selects("team-a/web"));
-        assert!(some.selects("tools"));
-        assert!(!some.selects("tools2"));
-        assert!(!some.selects("team-a/keep-forever"));
-        assert!(!some.selects("team-b/web"));
     }
 }

@@ -210,11 +210,7 @@ fn plan_command(
                     ]
                 })
                 .collect();
-            let reasons: Vec<String> = plan
-                .decisions
-                .iter()
-                .map(|d| d.reason.to_string())
-                .collect();
+            let reasons: Vec<String> = plan.decisions.iter().map(|d| d.explain()).collect();
             print_table(
                 &mut stdout,
                 ["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"],
@@ -279,14 +275,16 @@ fn run_command(
 }
 
 fn print_report(out: &mut impl Write, report: &Report) {
-    let rows: Vec<[String; 5]> = report
+    let rows: Vec<[String; 7]> = report
         .repositories
         .iter()
         .map(|r| {
             [
                 r.repository_name.clone(),
                 r.images_scanned.to_string(),
+                r.protected.len().to_string(),
                 r.planned.len().to_string(),
+                r.skipped.len().to_string(),
                 r.deleted.len().to_string(),
                 match &r.error {
                     Some(e) => format!("error: {}", e.error_code),
@@ -297,11 +295,29 @@ fn print_report(out: &mut impl Write, report: &Report) {
         .collect();
     print_table(
         out,
-        ["REPOSITORY", "IMAGES", "PLANNED", "DELETED", "FAILED"],
+        [
+            "REPOSITORY",
+            "IMAGES",
+            "PROTECTED",
+            "PLANNED",
+            "SKIPPED",
+            "DELETED",
+            "FAILED",
+        ],
         &rows,
         None,
     );
     for r in &report.repositories {
+        if let Some(held) = &r.held {
+            let _ = writeln!(out, "held: {}: nothing deleted: {held}", r.repository_name);
+        }
+        for skipped in &r.skipped {
+            let _ = writeln!(
+                out,
+                "skipped: {} {}: {}",
+                r.repository_name, skipped.image_digest, skipped.reason
+            );
+        }
         for f in &r.failed {
             let _ = writeln!(
                 out,
@@ -321,10 +337,13 @@ fn print_report(out: &mut impl Write, report: &Report) {
     };
     let _ = writeln!(
         out,
-        "\n{} repositories, {} images: {} planned, {} deleted, {} failed, {} bytes reclaimed ({mode}).",
+        "\n{} repositories ({} held), {} images: {} protected, {} planned, {} skipped, {} deleted, {} failed, {} bytes reclaimed ({mode}).",
         s.repositories,
+        s.repositories_held,
         s.images_scanned,
+        s.images_protected,
         s.images_planned,
+        s.images_skipped,
         s.images_deleted,
         s.images_failed,
         s.bytes_reclaimed

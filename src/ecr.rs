@@ -13,7 +13,7 @@
 //! SDK types stop here: callers see [`Image`], [`ImageFailure`] and
 //! [`EcrError`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ecr::Client;
@@ -221,6 +221,67 @@ impl Ecr {
             }
         })
         .await
+    }
+
+    /// The current tags of each of `digests` that is still in `repository`;
+    /// a digest that is gone is absent from the map. DescribeImages with
+    /// `imageIds`, at most [`DELETE_BATCH`] per call: this is the re-read
+    /// of compare-and-delete.
+    pub async fn current_tags(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, EcrError> {
+        let mut current = HashMap::with_capacity(digests.len());
+        for chunk in digests.chunks(DELETE_BATCH) {
+            match self.describe_ids(repository, chunk).await {
+                Ok(found) => current.extend(found),
+                // ECR fails the whole call when one id is missing: ask for
+                // each of this chunk's images alone to learn which.
+                Err(EcrError::Api { code, .. }) if code == "ImageNotFoundException" => {
+                    for digest in chunk {
+                        match self
+                            .describe_ids(repository, std::slice::from_ref(digest))
+                            .await
+                        {
+                            Ok(found) => current.extend(found),
+                            Err(EcrError::Api { code, .. }) if code == "ImageNotFoundException" => {
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(current)
+    }
+
+    async fn describe_ids(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<(String, Vec<String>)>, EcrError> {
+        const OP: &str = "DescribeImages";
+        bump(&self.calls.describe_images);
+        let ids = digests
+            .iter()
+            .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
+            .collect();
+        let page = self
+            .client
+            .describe_images()
+            .set_registry_id(self.registry_id.clone())
+            .repository_name(repository)
+            .set_image_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| EcrError::from_sdk(OP, e))?;
+        Ok(page
+            .image_details()
+            .iter()
+            .filter_map(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec())))
+            .collect())
     }
 
     /// The digests of every image in `repository`, from ListImages.

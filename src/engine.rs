@@ -1,9 +1,13 @@
 //! The engine: one collection run, shared by the Lambda handler and the CLI.
 //!
-//! For each repository in scope: list its images, plan, delete what the plan
-//! expires (unless this is a dry run), and report every outcome, logging as
-//! it goes. A repository that cannot be collected is reported and skipped;
-//! the run goes on with the others.
+//! For each repository in scope:
+//! 1. [`survey`]: list its images and plan (protections included);
+//! 2. [`hold`]: stop every deletion in it if a blast-radius limit says so;
+//! 3. [`apply`], unless this is a dry run: re-read the candidates and delete
+//!    only those unchanged since the plan (compare-and-delete).
+//!
+//! Every outcome is reported and logged as it happens. A repository that
+//! cannot be collected is reported and skipped; the run goes on.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,8 +19,9 @@ use crate::ecr::{Ecr, EcrError};
 use crate::plan::plan;
 use crate::policy::Policy;
 use crate::report::{
-    self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, Summary,
+    self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, SkippedImage, Summary,
 };
+use crate::settings::Safety;
 
 /// Which repositories a run collects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +86,9 @@ pub async fn run(
     };
 
     let mut repositories = Vec::with_capacity(names.len());
+    let mut budget = policy.settings.safety.max_deletes_per_run;
     for name in names {
-        let repository = collect(ecr, policy, &name, run, log).await;
+        let repository = collect(ecr, policy, &name, run, &mut budget, log).await;
         log.emit(report::repository_summary(&repository, run.dry_run));
         repositories.push(repository);
     }
@@ -114,15 +120,51 @@ fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Collects one repository.
+/// Collects one repository: survey, hold or not, then apply unless this is
+/// a dry run. `budget` is what is left of `maxDeletesPerRun`; a dry run
+/// spends it too, so that it shows what a real run would do.
 async fn collect(
     ecr: &Ecr,
     policy: &Policy,
     name: &str,
     run: &Run,
+    budget: &mut Option<u64>,
     log: &dyn LogSink,
 ) -> RepositoryReport {
     let started = Instant::now();
+    let mut out = survey(ecr, policy, name, run.now).await;
+    if out.error.is_none() {
+        for image in &out.protected {
+            log.emit(report::image_protected(name, image));
+        }
+        out.held = hold(&out, &policy.settings.safety, *budget);
+        if out.held.is_none()
+            && let Some(left) = budget
+        {
+            *left -= out.planned.len() as u64;
+        }
+        if out.held.is_some() {
+            // The summary line says why; nothing is deleted.
+        } else if run.dry_run {
+            for image in &out.planned {
+                log.emit(report::image_deleted(name, image, true));
+            }
+        } else {
+            apply(ecr, &mut out, log).await;
+        }
+    }
+    out.duration_ms = millis(started);
+    out
+}
+
+/// Lists a repository's images and plans them: the report's `planned` and
+/// `protected` images, or its `error`. Deletes nothing.
+pub async fn survey(
+    ecr: &Ecr,
+    policy: &Policy,
+    name: &str,
+    now: DateTime<Utc>,
+) -> RepositoryReport {
     let mut out = RepositoryReport {
         repository_name: name.to_owned(),
         ..RepositoryReport::default()
@@ -134,46 +176,210 @@ async fn collect(
                 error_code: error.code().to_owned(),
                 error_message: error.to_string(),
             });
-            out.duration_ms = millis(started);
             return out;
         }
     };
-    let plan = plan(&images, policy, run.now);
+    let plan = plan(&images, policy, now);
     out.images_scanned = images.len() as u64;
     out.planned = plan.to_delete().map(PlannedImage::from_decision).collect();
+    out.protected = plan.protected().map(PlannedImage::from_decision).collect();
     out.images_kept = out.images_scanned - out.planned.len() as u64;
     out.bytes_planned = out
         .planned
         .iter()
         .filter_map(|p| p.image_size_in_bytes)
         .sum();
-
-    if run.dry_run {
-        for image in &out.planned {
-            log.emit(report::image_deleted(name, image, true));
-        }
-    } else if !out.planned.is_empty() {
-        let digests: Vec<String> = out.planned.iter().map(|p| p.image_digest.clone()).collect();
-        let outcome = ecr.delete(name, &digests).await;
-        let by_digest: HashMap<&str, &PlannedImage> = out
-            .planned
-            .iter()
-            .map(|p| (p.image_digest.as_str(), p))
-            .collect();
-        let mut deleted = Vec::with_capacity(outcome.deleted.len());
-        for digest in &outcome.deleted {
-            if let Some(image) = by_digest.get(digest.as_str()) {
-                log.emit(report::image_deleted(name, image, false));
-                deleted.push((*image).clone());
-            }
-        }
-        for failure in &outcome.failures {
-            log.emit(report::image_failed(name, failure));
-        }
-        out.bytes_reclaimed = deleted.iter().filter_map(|p| p.image_size_in_bytes).sum();
-        out.deleted = deleted;
-        out.failed = outcome.failures;
-    }
-    out.duration_ms = millis(started);
     out
+}
+
+/// Whether a safety limit stops every deletion in this repository, and why.
+/// `run_budget` is what is left of `maxDeletesPerRun`.
+pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>) -> Option<String> {
+    let planned = report.planned.len() as u64;
+    if planned == 0 {
+        return None;
+    }
+    if let Some(max) = safety.max_deletes_per_repository
+        && planned > max
+    {
+        return Some(format!(
+            "the plan deletes {planned} images, more than maxDeletesPerRepository ({max})"
+        ));
+    }
+    if !safety.allow_deleting_every_image && planned == report.images_scanned {
+        return Some(format!(
+            "the plan deletes every image in the repository ({planned}); set allowDeletingEveryImage to allow that"
+        ));
+    }
+    if let Some(left) = run_budget
+        && planned > left
+    {
+        return Some(format!(
+            "the plan deletes {planned} images, more than the {left} left of maxDeletesPerRun"
+        ));
+    }
+    None
+}
+
+/// Deletes a surveyed repository's planned images, compare-and-delete: each
+/// is re-read just before, and one whose tags changed since the plan, or
+/// that is gone, is skipped and logged. A tag added after the plan therefore
+/// saves its image.
+pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
+    let name = out.repository_name.clone();
+    let digests: Vec<String> = out.planned.iter().map(|p| p.image_digest.clone()).collect();
+    if digests.is_empty() {
+        return;
+    }
+    let current = match ecr.current_tags(&name, &digests).await {
+        Ok(current) => current,
+        Err(error) => {
+            out.error = Some(RepositoryError {
+                error_code: error.code().to_owned(),
+                error_message: format!(
+                    "re-reading the planned images before deleting failed, so nothing was deleted: {error}"
+                ),
+            });
+            return;
+        }
+    };
+    let mut candidates = Vec::with_capacity(digests.len());
+    for planned in &out.planned {
+        let skipped = match current.get(&planned.image_digest) {
+            None => Some(SkippedImage {
+                image_digest: planned.image_digest.clone(),
+                image_tags: planned.image_tags.clone(),
+                current_image_tags: None,
+                reason: "the image is no longer in the repository".into(),
+            }),
+            Some(tags) if !same_tags(tags, &planned.image_tags) => Some(SkippedImage {
+                image_digest: planned.image_digest.clone(),
+                image_tags: planned.image_tags.clone(),
+                current_image_tags: Some(tags.clone()),
+                reason: "its tags changed since the plan".into(),
+            }),
+            Some(_) => None,
+        };
+        match skipped {
+            Some(skipped) => {
+                log.emit(report::image_skipped(&name, &skipped));
+                out.skipped.push(skipped);
+            }
+            None => candidates.push(planned.image_digest.clone()),
+        }
+    }
+    if candidates.is_empty() {
+        return;
+    }
+    let outcome = ecr.delete(&name, &candidates).await;
+    let by_digest: HashMap<&str, &PlannedImage> = out
+        .planned
+        .iter()
+        .map(|p| (p.image_digest.as_str(), p))
+        .collect();
+    let mut deleted = Vec::with_capacity(outcome.deleted.len());
+    for digest in &outcome.deleted {
+        if let Some(image) = by_digest.get(digest.as_str()) {
+            log.emit(report::image_deleted(&name, image, false));
+            deleted.push((*image).clone());
+        }
+    }
+    for failure in &outcome.failures {
+        log.emit(report::image_failed(&name, failure));
+    }
+    out.bytes_reclaimed = deleted.iter().filter_map(|p| p.image_size_in_bytes).sum();
+    out.deleted = deleted;
+    out.failed = outcome.failures;
+}
+
+fn same_tags(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(
+        planned: usize,
+        scanned: u64,
+        safety: Safety,
+        budget: Option<u64>,
+        expected: Option<&str>,
+    ) {
+        let image = PlannedImage {
+            image_digest: "sha256:a".into(),
+            image_tags: Vec::new(),
+            image_pushed_at: DateTime::<Utc>::MIN_UTC,
+            image_size_in_bytes: None,
+            rule_priority: Some(1),
+            reason: String::new(),
+            protection: None,
+        };
+        let report = RepositoryReport {
+            planned: vec![image; planned],
+            images_scanned: scanned,
+            ..RepositoryReport::default()
+        };
+        let held = hold(&report, &safety, budget);
+        match (held.as_deref(), expected) {
+            (None, None) => {}
+            (Some(got), Some(part)) => assert!(got.contains(part), "{got:?} lacks {part:?}"),
+            (got, want) => panic!("held {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn holds() {
+        let default = Safety::default();
+        let limits = Safety {
+            max_deletes_per_repository: Some(3),
+            ..Safety::default()
+        };
+        let everything = Safety {
+            allow_deleting_every_image: true,
+            ..Safety::default()
+        };
+        check(0, 0, default, Some(0), None);
+        check(3, 10, default, None, None);
+        check(
+            3,
+            3,
+            default,
+            None,
+            Some("every image in the repository (3)"),
+        );
+        check(3, 3, everything, None, None);
+        check(3, 10, limits, None, None);
+        check(
+            4,
+            10,
+            limits,
+            None,
+            Some("more than maxDeletesPerRepository (3)"),
+        );
+        check(3, 10, default, Some(3), None);
+        check(
+            3,
+            10,
+            default,
+            Some(2),
+            Some("the 2 left of maxDeletesPerRun"),
+        );
+        check(
+            3,
+            10,
+            Safety {
+                max_deletes_per_repository: Some(0),
+                ..default
+            },
+            None,
+            Some("(0)"),
+        );
+    }
 }

@@ -14,6 +14,11 @@
 //! * `sinceImagePushed` expires images pushed more than `countNumber` days
 //!   before `now`.
 //!
+//! Then the protections, which hold whatever the rules say: an image the
+//! rules expire but that was pushed inside the grace period is kept, and the
+//! decision says so. Protected images still count for the rules, as ECR
+//! would count them.
+//!
 //! The planner performs no I/O and reads no clock: `now` is a parameter.
 
 use std::cmp::Ordering;
@@ -44,6 +49,40 @@ pub struct Decision<'a> {
     /// image. `None` when no rule selects it.
     pub rule_priority: Option<u32>,
     pub reason: Reason<'a>,
+    /// Set when the rules expire the image but a protection keeps it.
+    pub protection: Option<Protection>,
+}
+
+/// Why an image the rules expire is kept all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protection {
+    /// Pushed less than `minutes` ago (or, by a skewed clock, in the future).
+    GracePeriod { age_millis: i128, minutes: u64 },
+}
+
+impl fmt::Display for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Protection::GracePeriod {
+                age_millis,
+                minutes,
+            } => write!(
+                f,
+                "pushed {:.0} minutes ago, inside the {minutes}-minute grace period",
+                (*age_millis as f64 / 60_000.0).max(0.0)
+            ),
+        }
+    }
+}
+
+impl Decision<'_> {
+    /// The reason and, if any, the protection, as one sentence for people.
+    pub fn explain(&self) -> String {
+        match &self.protection {
+            None => self.reason.to_string(),
+            Some(protection) => format!("{}; kept: {protection}", self.reason),
+        }
+    }
 }
 
 /// Why an image is deleted or kept. Displays as a sentence for people.
@@ -80,6 +119,11 @@ impl<'a> Plan<'a> {
     pub fn to_keep(&self) -> impl Iterator<Item = &Decision<'a>> {
         self.decisions.iter().filter(|d| d.action == Action::Keep)
     }
+
+    /// Images the rules expire but a protection keeps.
+    pub fn protected(&self) -> impl Iterator<Item = &Decision<'a>> {
+        self.decisions.iter().filter(|d| d.protection.is_some())
+    }
 }
 
 /// Orders images newest first; equal push times fall back to the digest.
@@ -89,7 +133,8 @@ fn newest_first(a: &Image, b: &Image) -> Ordering {
         .then_with(|| a.image_digest.cmp(&b.image_digest))
 }
 
-/// Evaluates `policy` over one repository's `images` as of `now`.
+/// Evaluates `policy` over one repository's `images` as of `now`, then
+/// applies the protections of its settings.
 pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> Plan<'a> {
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
@@ -140,19 +185,36 @@ pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> 
                     reason
                 }
             };
+            let image = &images[index];
+            let protection = if reason.expires() {
+                protect(image, policy, now)
+            } else {
+                None
+            };
             Decision {
-                image: &images[index],
-                action: if reason.expires() {
+                image,
+                action: if reason.expires() && protection.is_none() {
                     Action::Delete
                 } else {
                     Action::Keep
                 },
                 rule_priority: reason.rule().map(|rule| rule.priority),
                 reason,
+                protection,
             }
         })
         .collect();
     Plan { decisions }
+}
+
+/// The protection that keeps an image the rules expire, if any.
+fn protect(image: &Image, policy: &Policy, now: DateTime<Utc>) -> Option<Protection> {
+    let minutes = policy.settings.safety.grace_period_minutes;
+    let age_millis = i128::from((now - image.image_pushed_at).num_milliseconds());
+    (age_millis < i128::from(minutes) * 60_000).then_some(Protection::GracePeriod {
+        age_millis,
+        minutes,
+    })
 }
 
 impl Reason<'_> {
@@ -260,8 +322,14 @@ mod tests {
         )
     }
 
+    /// A policy of `rules` with the grace period off, so the tests see
+    /// ECR's semantics alone.
     fn policy(rules: &[String]) -> String {
-        format!(r#"{{"rules":[{}]}}"#, rules.join(","))
+        policy_with(rules, r#"{"gracePeriodMinutes":0}"#)
+    }
+
+    fn policy_with(rules: &[String], settings: &str) -> String {
+        format!(r#"{{"rules":[{}],"settings":{settings}}}"#, rules.join(","))
     }
 
     // The worked examples of the ECR user guide, "Examples of lifecycle
@@ -500,6 +568,56 @@ mod tests {
             &[],
             &[],
         );
+    }
+
+    #[test]
+    fn the_grace_period_keeps_fresh_images_which_still_count() {
+        let any = rule(
+            1,
+            r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+        );
+        let images = [
+            image("future", &[], -5),
+            image("fresh", &[], 10),
+            image("at-the-edge", &[], 60),
+            image("old", &[], 61),
+        ];
+        // The default is 60 minutes: "future" is kept by the count, "fresh"
+        // by the grace period; both still count, so "old" is expired.
+        check(
+            &policy_with(std::slice::from_ref(&any), "{}"),
+            &images,
+            &["at-the-edge", "old"],
+        );
+        check(
+            &policy_with(std::slice::from_ref(&any), r#"{"gracePeriodMinutes":120}"#),
+            &images,
+            &[],
+        );
+        check(
+            &policy_with(&[any], r#"{"gracePeriodMinutes":0}"#),
+            &images,
+            &["fresh", "at-the-edge", "old"],
+        );
+
+        let p = Policy::parse(&policy_with(
+            &[rule(
+                1,
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+            )],
+            "{}",
+        ))
+        .unwrap();
+        let plan = plan(&images, &p, parse_rfc3339(NOW).unwrap());
+        let fresh = &plan.decisions[1];
+        assert_eq!((fresh.action, fresh.rule_priority), (Action::Keep, Some(1)));
+        assert!(fresh.reason.expires());
+        assert_eq!(
+            fresh.explain(),
+            "rule 1 keeps the newest 1 of any image; this is number 2 of 4, beyond the count; \
+             kept: pushed 10 minutes ago, inside the 60-minute grace period"
+        );
+        assert_eq!(plan.protected().count(), 1);
     }
 
     #[test]

@@ -44,8 +44,19 @@ pub struct RepositoryReport {
     pub error: Option<RepositoryError>,
     pub images_scanned: u64,
     pub images_kept: u64,
-    /// Images the policy expires: deleted unless this is a dry run.
+    /// Images the policy expires: deleted unless this is a dry run or the
+    /// repository is held.
     pub planned: Vec<PlannedImage>,
+    /// Images the rules expire but a protection (such as the grace period)
+    /// keeps; each says which.
+    pub protected: Vec<PlannedImage>,
+    /// Set when a safety limit stopped every deletion in this repository,
+    /// with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// Planned images left alone because they changed between the plan and
+    /// the delete (re-tagged, or already gone).
+    pub skipped: Vec<SkippedImage>,
     /// Images ECR confirmed deleted.
     pub deleted: Vec<PlannedImage>,
     /// Images that were not deleted, in ECR's `ImageFailure` shape.
@@ -73,6 +84,21 @@ pub struct PlannedImage {
     pub image_size_in_bytes: Option<i64>,
     pub rule_priority: Option<u32>,
     pub reason: String,
+    /// What keeps an image the rules expire, when something does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protection: Option<String>,
+}
+
+/// A planned image that compare-and-delete left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedImage {
+    pub image_digest: String,
+    /// The tags when the plan was made.
+    pub image_tags: Vec<String>,
+    /// The tags just before the delete; `None` when the image is gone.
+    pub current_image_tags: Option<Vec<String>>,
+    pub reason: String,
 }
 
 impl PlannedImage {
@@ -85,6 +111,7 @@ impl PlannedImage {
             image_size_in_bytes: image.image_size_in_bytes,
             rule_priority: decision.rule_priority,
             reason: decision.reason.to_string(),
+            protection: decision.protection.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -95,9 +122,12 @@ impl PlannedImage {
 pub struct Summary {
     pub repositories: u64,
     pub repositories_failed: u64,
+    pub repositories_held: u64,
     pub images_scanned: u64,
     pub images_kept: u64,
+    pub images_protected: u64,
     pub images_planned: u64,
+    pub images_skipped: u64,
     pub images_deleted: u64,
     pub images_failed: u64,
     pub bytes_planned: i64,
@@ -110,9 +140,12 @@ impl Summary {
         for r in repositories {
             s.repositories += 1;
             s.repositories_failed += u64::from(r.error.is_some());
+            s.repositories_held += u64::from(r.held.is_some());
             s.images_scanned += r.images_scanned;
             s.images_kept += r.images_kept;
+            s.images_protected += r.protected.len() as u64;
             s.images_planned += r.planned.len() as u64;
+            s.images_skipped += r.skipped.len() as u64;
             s.images_deleted += r.deleted.len() as u64;
             s.images_failed += r.failed.len() as u64;
             s.bytes_planned += r.bytes_planned;
@@ -242,24 +275,61 @@ pub fn image_failed(repository_name: &str, failure: &ImageFailure) -> Value {
     )
 }
 
+/// The line for one planned image left alone by compare-and-delete.
+pub fn image_skipped(repository_name: &str, image: &SkippedImage) -> Value {
+    line(
+        "WARN",
+        "image skipped: changed since the plan",
+        json!({
+            "repositoryName": repository_name,
+            "imageDigest": image.image_digest,
+            "imageTags": image.image_tags,
+            "currentImageTags": image.current_image_tags,
+            "reason": image.reason,
+        }),
+    )
+}
+
+/// The line for one image the rules expire but a protection keeps.
+pub fn image_protected(repository_name: &str, image: &PlannedImage) -> Value {
+    line(
+        "INFO",
+        "image kept by a protection",
+        json!({
+            "repositoryName": repository_name,
+            "imageDigest": image.image_digest,
+            "imageTags": image.image_tags,
+            "rulePriority": image.rule_priority,
+            "reason": image.reason,
+            "protection": image.protection,
+        }),
+    )
+}
+
 /// The summary line for one repository.
 pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
-    let (level, message) = match &r.error {
-        Some(_) => ("ERROR", "repository not collected"),
-        None => ("INFO", "repository collected"),
+    let (level, message) = match (&r.error, &r.held) {
+        (Some(_), _) => ("ERROR", "repository not collected"),
+        (None, Some(_)) => ("WARN", "repository held: nothing deleted"),
+        (None, None) => ("INFO", "repository collected"),
     };
     let mut fields = json!({
         "repositoryName": r.repository_name,
         "dryRun": dry_run,
         "imagesScanned": r.images_scanned,
         "imagesKept": r.images_kept,
+        "imagesProtected": r.protected.len(),
         "imagesPlanned": r.planned.len(),
+        "imagesSkipped": r.skipped.len(),
         "imagesDeleted": r.deleted.len(),
         "imagesFailed": r.failed.len(),
         "bytesPlanned": r.bytes_planned,
         "bytesReclaimed": r.bytes_reclaimed,
         "durationMs": r.duration_ms,
     });
+    if let (Some(held), Value::Object(map)) = (&r.held, &mut fields) {
+        map.insert("heldBecause".into(), Value::String(held.clone()));
+    }
     if let (Some(error), Value::Object(map)) = (&r.error, &mut fields) {
         map.insert("errorCode".into(), Value::String(error.error_code.clone()));
         map.insert(

@@ -25,7 +25,7 @@ use crate::policy::PolicyError;
 /// fresh image minutes after it lands.
 pub const DEFAULT_GRACE_PERIOD_MINUTES: u64 = 60;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
     pub repositories: RepositoryFilter,
     pub safety: Safety,
@@ -78,15 +78,6 @@ impl RepositoryFilter {
     pub fn selects(&self, repository_name: &str) -> bool {
         self.include.iter().any(|p| p.matches(repository_name))
             && !self.exclude.iter().any(|p| p.matches(repository_name))
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            repositories: RepositoryFilter::default(),
-            safety: Safety::default(),
-        }
     }
 }
 
@@ -173,12 +164,14 @@ mod tests {
     #[test]
     fn safety_settings() {
         check("{}", Ok(Settings::default()));
-        let mut expected = Settings::default();
-        expected.safety = Safety {
-            grace_period_minutes: 0,
-            max_deletes_per_run: Some(10),
-            max_deletes_per_repository: Some(0),
-            allow_deleting_every_image: true,
+        let expected = Settings {
+            safety: Safety {
+                grace_period_minutes: 0,
+                max_deletes_per_run: Some(10),
+                max_deletes_per_repository: Some(0),
+                allow_deleting_every_image: true,
+            },
+            ..Settings::default()
         };
         check(
             r#"{"gracePeriodMinutes":0,"maxDeletesPerRun":10,"maxDeletesPerRepository":0,"allowDeletingEveryImage":true}"#,

@@ -183,7 +183,7 @@ async fn run_is_a_dry_run_until_apply_and_reaches_ecr_through_aws_endpoint_url()
     let args = [
         "run",
         "--policy",
-        "examples/policy.json",
+        "examples/demo-policy.json",
         "--repository",
         "demo/web",
         "--output",
@@ -214,7 +214,7 @@ async fn run_is_a_dry_run_until_apply_and_reaches_ecr_through_aws_endpoint_url()
         &[
             "run",
             "--policy",
-            "examples/policy.json",
+            "examples/demo-policy.json",
             "--repository",
             "demo/gone",
             "--apply",
@@ -295,7 +295,7 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("ECR_GC_POLICY_FILE", "examples/policy.json")
+            .env("ECR_GC_POLICY_FILE", "examples/demo-policy.json")
             .env("ECR_GC_DRY_RUN", "false")
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::inherit())

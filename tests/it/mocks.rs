@@ -179,7 +179,8 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
     let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &delete]);
     let ecr = Ecr::new(client, None);
     let policy = Policy::parse(
-        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#,
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}],
+            "settings":{"allowDeletingEveryImage":true}}"#,
     )
     .unwrap();
     let log = Collected::default();

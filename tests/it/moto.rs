@@ -15,7 +15,7 @@ use crate::support::{Moto, create_repository, digests, push};
 
 fn keep_newest(n: u32) -> Policy {
     Policy::parse(&format!(
-        r#"{{"rules":[{{"rulePriority":1,"selection":{{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":{n}}},"action":{{"type":"expire"}}}}]}}"#
+        r#"{{"rules":[{{"rulePriority":1,"selection":{{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":{n}}},"action":{{"type":"expire"}}}}],"settings":{{"gracePeriodMinutes":0}}}}"#
     ))
     .unwrap()
 }
@@ -103,9 +103,13 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
     assert_eq!(after, kept);
 
     // One DescribeImages page here (moto ignores maxResults; the pagination
-    // itself is tested in `mocks`), and one BatchDeleteImage per 100.
+    // itself is tested in `mocks`), one compare-and-delete re-read per 100
+    // candidates, and one BatchDeleteImage per 100.
     let calls = report.api_calls;
-    assert_eq!((calls.describe_repositories, calls.describe_images), (0, 1));
+    assert_eq!(
+        (calls.describe_repositories, calls.describe_images),
+        (0, 1 + 12)
+    );
     assert_eq!(calls.batch_delete_image, 12);
     assert_eq!(calls.list_images, 0);
 
@@ -219,7 +223,7 @@ fn event(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const POLICY: &str = include_str!("../../examples/policy.json");
+const POLICY: &str = include_str!("../../examples/demo-policy.json");
 
 /// Invokes the handler with the sample policy, discarding the log lines.
 async fn invoke(
@@ -364,5 +368,147 @@ async fn delete_events_and_bad_configuration_delete_nothing() {
     assert!(error.to_string().contains("aws.s3"), "{error}");
     for repository in ["demo/web", "demo/worker", "demo/keep-base"] {
         assert_eq!(digests(&client, repository).await.len(), 6);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_added_between_plan_and_delete_saves_the_image() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "race").await;
+    let mut pushed = Vec::new();
+    for i in 0..4 {
+        let seed = format!("race-{i}");
+        let digest = push(&client, "race", &seed, None).await;
+        pushed.push((seed, digest));
+    }
+    let ecr = Ecr::new(client.clone(), None);
+    let policy = keep_newest(1);
+    let mut surveyed = engine::survey(&ecr, &policy, "race", Utc::now()).await;
+    assert_eq!(surveyed.planned.len(), 3);
+
+    // Between plan and delete: a deployment tags one planned image (pushing
+    // the same manifest with a new tag), and someone else deletes another.
+    let rescued = surveyed.planned[0].image_digest.clone();
+    let (seed, _) = pushed.iter().find(|(_, d)| *d == rescued).unwrap();
+    push(&client, "race", seed, Some("hotfix")).await;
+    let vanished = surveyed.planned[1].image_digest.clone();
+    Ecr::new(client.clone(), None)
+        .delete("race", std::slice::from_ref(&vanished))
+        .await;
+
+    let log = Collected::default();
+    engine::apply(&ecr, &mut surveyed, &log).await;
+
+    let after = digests(&client, "race").await;
+    assert!(after.contains(&rescued), "the re-tagged image survives");
+    assert_eq!(after.len(), 2, "the newest and the rescued image remain");
+    assert_eq!(surveyed.deleted.len(), 1);
+    assert!(surveyed.failed.is_empty(), "{:?}", surveyed.failed);
+    let skipped: Vec<(&str, Option<&Vec<String>>)> = surveyed
+        .skipped
+        .iter()
+        .map(|s| (s.image_digest.as_str(), s.current_image_tags.as_ref()))
+        .collect();
+    let hotfix = vec!["hotfix".to_owned()];
+    assert_eq!(
+        skipped,
+        [(rescued.as_str(), Some(&hotfix)), (vanished.as_str(), None)]
+    );
+    let lines = log.lines();
+    let logged = lines
+        .iter()
+        .filter(|l| l["message"] == "image skipped: changed since the plan")
+        .count();
+    assert_eq!(logged, 2);
+}
+
+/// Runs `settings` over two repositories of six tagged images, under the
+/// sample rules (keep 3 `v*` images), and returns the report.
+async fn run_with_settings(settings: &str, dry_run: bool) -> (Report, Vec<Value>, Vec<usize>) {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    demo_registry(&client).await;
+    let mut document: Value = serde_json::from_str(POLICY).unwrap();
+    document["settings"] = serde_json::from_str(settings).unwrap();
+    let policy = Policy::from_value(document).unwrap();
+    let ecr = Ecr::new(client.clone(), None);
+    let run = Run {
+        trigger: "test".into(),
+        scope: Scope::Named(vec!["demo/web".into(), "demo/worker".into()]),
+        dry_run,
+        now: Utc::now(),
+    };
+    let log = Collected::default();
+    let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
+    let mut left = Vec::new();
+    for repository in ["demo/web", "demo/worker"] {
+        left.push(digests(&client, repository).await.len());
+    }
+    (report, log.lines(), left)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grace_period_keeps_fresh_images_by_default() {
+    let (report, lines, left) = run_with_settings("{}", false).await;
+    assert_eq!(left, [6, 6]);
+    assert_eq!(report.summary.images_planned, 0);
+    assert_eq!(report.summary.images_protected, 6);
+    let protected = &report.repositories[0].protected[0];
+    assert_eq!(protected.rule_priority, Some(1));
+    assert!(
+        protected
+            .protection
+            .as_deref()
+            .unwrap()
+            .contains("60-minute grace period"),
+        "{protected:?}"
+    );
+    let logged = lines
+        .iter()
+        .filter(|l| l["message"] == "image kept by a protection")
+        .count();
+    assert_eq!(logged, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_over_its_limit_gets_no_deletions() {
+    let (report, lines, left) = run_with_settings(
+        r#"{"gracePeriodMinutes":0,"maxDeletesPerRepository":2}"#,
+        false,
+    )
+    .await;
+    assert_eq!(left, [6, 6]);
+    for repository in &report.repositories {
+        assert_eq!(repository.planned.len(), 3);
+        assert!(repository.deleted.is_empty());
+        let held = repository.held.as_deref().unwrap();
+        assert!(held.contains("maxDeletesPerRepository (2)"), "{held}");
+    }
+    assert_eq!(report.summary.repositories_held, 2);
+    assert_eq!(report.api_calls.batch_delete_image, 0);
+    assert!(lines.iter().any(|l| {
+        l["message"] == "repository held: nothing deleted"
+            && l["heldBecause"]
+                .as_str()
+                .unwrap()
+                .contains("maxDeletesPerRepository")
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_limit_holds_the_repository_that_would_pass_it() {
+    for dry_run in [true, false] {
+        let settings = r#"{"gracePeriodMinutes":0,"maxDeletesPerRun":4}"#;
+        let (report, _, left) = run_with_settings(settings, dry_run).await;
+        let held: Vec<bool> = report
+            .repositories
+            .iter()
+            .map(|r| r.held.is_some())
+            .collect();
+        assert_eq!(held, [false, true], "dry run {dry_run}");
+        let held = report.repositories[1].held.as_deref().unwrap();
+        assert!(held.contains("the 1 left of maxDeletesPerRun"), "{held}");
+        assert_eq!(left, if dry_run { [6, 6] } else { [3, 6] });
     }
 }

@@ -12,8 +12,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use crate::aws::Clients;
 use crate::ecr::Ecr;
 use crate::engine::{self, Run, Scope};
+use crate::inventory;
 use crate::model::{Image, parse_rfc3339};
 use crate::plan::{Action, plan};
 use crate::policy::Policy;
@@ -255,8 +257,10 @@ fn run_command(
     let log = JsonLines::new(std::io::stderr());
     let report = runtime.block_on(async {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let ecr = Ecr::new(aws_sdk_ecr::Client::new(&sdk), None);
-        engine::run(&ecr, &policy, &run, &log).await
+        let clients = Clients::new(&sdk);
+        let inventory = inventory::collect(&clients, &policy.settings.in_use).await;
+        let ecr = Ecr::new(clients.ecr.clone(), None);
+        engine::run(&ecr, &inventory, &policy, &run, &log).await
     });
     let report = report.map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout().lock();

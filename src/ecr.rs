@@ -17,10 +17,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ecr::Client;
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::ImageIdentifier;
 use thiserror::Error;
 
+use crate::aws::{error_parts, paginate};
 use crate::model::{Image, ImageFailure, ImageId, from_epoch};
 use crate::report::ApiCallCounts;
 
@@ -70,22 +71,7 @@ impl EcrError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let code = match &error {
-            SdkError::ServiceError(e) => e.err().code().unwrap_or("Unknown").to_owned(),
-            SdkError::TimeoutError(_) => "TimeoutError".to_owned(),
-            SdkError::DispatchFailure(_) => "DispatchFailure".to_owned(),
-            SdkError::ResponseError(_) => "ResponseError".to_owned(),
-            SdkError::ConstructionFailure(_) => "ConstructionFailure".to_owned(),
-            _ => "Unknown".to_owned(),
-        };
-        let message = match &error {
-            SdkError::ServiceError(e) => e
-                .err()
-                .message()
-                .map(str::to_owned)
-                .unwrap_or_else(|| code.clone()),
-            other => DisplayErrorContext(other).to_string(),
-        };
+        let (code, message) = error_parts(&error);
         if code == "RepositoryNotFoundException" {
             EcrError::RepositoryNotFound { operation, message }
         } else {
@@ -95,6 +81,10 @@ impl EcrError {
                 message,
             }
         }
+    }
+
+    fn repeated_token(operation: &'static str) -> EcrError {
+        EcrError::RepeatedToken { operation }
     }
 }
 
@@ -126,28 +116,6 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Follows a list operation's pages. `fetch` gets the token for the page
-/// (`None` for the first) and returns the page's items and next token.
-async fn paginate<T, F, Fut>(operation: &'static str, mut fetch: F) -> Result<Vec<T>, EcrError>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, Option<String>), EcrError>>,
-{
-    let mut items = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let (page, next) = fetch(token.clone()).await?;
-        items.extend(page);
-        match next {
-            None => return Ok(items),
-            Some(next) if Some(&next) == token.as_ref() => {
-                return Err(EcrError::RepeatedToken { operation });
-            }
-            Some(next) => token = Some(next),
-        }
-    }
-}
-
 impl Ecr {
     /// `registry_id` `None` means the caller's own registry.
     pub fn new(client: Client, registry_id: Option<String>) -> Ecr {
@@ -171,55 +139,63 @@ impl Ecr {
     /// The names of every repository in the registry.
     pub async fn repository_names(&self) -> Result<Vec<String>, EcrError> {
         const OP: &str = "DescribeRepositories";
-        paginate(OP, |token| {
-            bump(&self.calls.describe_repositories);
-            let request = self
-                .client
-                .describe_repositories()
-                .set_registry_id(self.registry_id.clone())
-                .max_results(PAGE_SIZE)
-                .set_next_token(token);
-            async move {
-                let page = request
-                    .send()
-                    .await
-                    .map_err(|e| EcrError::from_sdk(OP, e))?;
-                let names = page
-                    .repositories()
-                    .iter()
-                    .filter_map(|r| r.repository_name().map(str::to_owned))
-                    .collect();
-                Ok((names, page.next_token().map(str::to_owned)))
-            }
-        })
+        paginate(
+            OP,
+            |token| {
+                bump(&self.calls.describe_repositories);
+                let request = self
+                    .client
+                    .describe_repositories()
+                    .set_registry_id(self.registry_id.clone())
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(token);
+                async move {
+                    let page = request
+                        .send()
+                        .await
+                        .map_err(|e| EcrError::from_sdk(OP, e))?;
+                    let names = page
+                        .repositories()
+                        .iter()
+                        .filter_map(|r| r.repository_name().map(str::to_owned))
+                        .collect();
+                    Ok((names, page.next_token().map(str::to_owned)))
+                }
+            },
+            EcrError::repeated_token,
+        )
         .await
     }
 
     /// Every image in `repository`.
     pub async fn images(&self, repository: &str) -> Result<Vec<Image>, EcrError> {
         const OP: &str = "DescribeImages";
-        paginate(OP, |token| {
-            bump(&self.calls.describe_images);
-            let request = self
-                .client
-                .describe_images()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repository)
-                .max_results(PAGE_SIZE)
-                .set_next_token(token);
-            async move {
-                let page = request
-                    .send()
-                    .await
-                    .map_err(|e| EcrError::from_sdk(OP, e))?;
-                let images = page
-                    .image_details()
-                    .iter()
-                    .map(convert)
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((images, page.next_token().map(str::to_owned)))
-            }
-        })
+        paginate(
+            OP,
+            |token| {
+                bump(&self.calls.describe_images);
+                let request = self
+                    .client
+                    .describe_images()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repository)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(token);
+                async move {
+                    let page = request
+                        .send()
+                        .await
+                        .map_err(|e| EcrError::from_sdk(OP, e))?;
+                    let images = page
+                        .image_details()
+                        .iter()
+                        .map(convert)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((images, page.next_token().map(str::to_owned)))
+                }
+            },
+            EcrError::repeated_token,
+        )
         .await
     }
 
@@ -287,28 +263,32 @@ impl Ecr {
     /// The digests of every image in `repository`, from ListImages.
     async fn digests(&self, repository: &str) -> Result<HashSet<String>, EcrError> {
         const OP: &str = "ListImages";
-        let digests = paginate(OP, |token| {
-            bump(&self.calls.list_images);
-            let request = self
-                .client
-                .list_images()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repository)
-                .max_results(PAGE_SIZE)
-                .set_next_token(token);
-            async move {
-                let page = request
-                    .send()
-                    .await
-                    .map_err(|e| EcrError::from_sdk(OP, e))?;
-                let digests = page
-                    .image_ids()
-                    .iter()
-                    .filter_map(|id| id.image_digest().map(str::to_owned))
-                    .collect();
-                Ok((digests, page.next_token().map(str::to_owned)))
-            }
-        })
+        let digests = paginate(
+            OP,
+            |token| {
+                bump(&self.calls.list_images);
+                let request = self
+                    .client
+                    .list_images()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repository)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(token);
+                async move {
+                    let page = request
+                        .send()
+                        .await
+                        .map_err(|e| EcrError::from_sdk(OP, e))?;
+                    let digests = page
+                        .image_ids()
+                        .iter()
+                        .filter_map(|id| id.image_digest().map(str::to_owned))
+                        .collect();
+                    Ok((digests, page.next_token().map(str::to_owned)))
+                }
+            },
+            EcrError::repeated_token,
+        )
         .await?;
         Ok(digests.into_iter().collect())
     }

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use crate::ecr::{Ecr, EcrError};
-use crate::plan::plan;
+use crate::inventory::Inventory;
+use crate::plan::plan_with;
 use crate::policy::Policy;
 use crate::report::{
     self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, SkippedImage, Summary,
@@ -52,14 +53,28 @@ pub enum EngineError {
     ListRepositories(#[source] EcrError),
 }
 
-/// Runs one collection.
+/// Runs one collection. `inventory` is what is in use in this account and
+/// region; if any of its sources failed, nothing is deleted.
 pub async fn run(
     ecr: &Ecr,
+    inventory: &Inventory,
     policy: &Policy,
     run: &Run,
     log: &dyn LogSink,
 ) -> Result<Report, EngineError> {
     let started = Instant::now();
+    let inventory_failure = inventory.failure().map(|failure| {
+        format!(
+            "an in-use source failed, so nothing is deleted in this account and region: {failure}"
+        )
+    });
+    if let Some(failure) = &inventory_failure {
+        log.emit(report::line(
+            "ERROR",
+            "in-use inventory incomplete",
+            serde_json::json!({ "error": failure, "inUseSources": inventory.sources }),
+        ));
+    }
     let filter = &policy.settings.repositories;
     let names: Vec<String> = match &run.scope {
         Scope::Named(names) => dedup(names),
@@ -88,7 +103,15 @@ pub async fn run(
     let mut repositories = Vec::with_capacity(names.len());
     let mut budget = policy.settings.safety.max_deletes_per_run;
     for name in names {
-        let repository = collect(ecr, policy, &name, run, &mut budget, log).await;
+        let mut context = Context {
+            ecr,
+            inventory,
+            inventory_failure: inventory_failure.as_deref(),
+            policy,
+            run,
+            log,
+        };
+        let repository = collect(&mut context, &name, &mut budget).await;
         log.emit(report::repository_summary(&repository, run.dry_run));
         repositories.push(repository);
     }
@@ -100,6 +123,7 @@ pub async fn run(
         summary: Summary::of(&repositories),
         repositories,
         api_calls: ecr.api_calls(),
+        in_use_sources: inventory.sources.clone(),
         duration_ms: millis(started),
     };
     log.emit(report::run_summary(&report));
@@ -120,24 +144,42 @@ fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// What every repository of one run shares.
+struct Context<'a> {
+    ecr: &'a Ecr,
+    inventory: &'a Inventory,
+    inventory_failure: Option<&'a str>,
+    policy: &'a Policy,
+    run: &'a Run,
+    log: &'a dyn LogSink,
+}
+
 /// Collects one repository: survey, hold or not, then apply unless this is
 /// a dry run. `budget` is what is left of `maxDeletesPerRun`; a dry run
 /// spends it too, so that it shows what a real run would do.
 async fn collect(
-    ecr: &Ecr,
-    policy: &Policy,
+    context: &mut Context<'_>,
     name: &str,
-    run: &Run,
     budget: &mut Option<u64>,
-    log: &dyn LogSink,
 ) -> RepositoryReport {
+    let Context {
+        ecr,
+        inventory,
+        inventory_failure,
+        policy,
+        run,
+        log,
+    } = *context;
     let started = Instant::now();
-    let mut out = survey(ecr, policy, name, run.now).await;
+    let mut out = survey(ecr, inventory, policy, name, run.now).await;
     if out.error.is_none() {
         for image in &out.protected {
             log.emit(report::image_protected(name, image));
         }
-        out.held = hold(&out, &policy.settings.safety, *budget);
+        out.held = match inventory_failure {
+            Some(failure) if !out.planned.is_empty() => Some(failure.to_owned()),
+            _ => hold(&out, &policy.settings.safety, *budget),
+        };
         if out.held.is_none()
             && let Some(left) = budget
         {
@@ -161,6 +203,7 @@ async fn collect(
 /// `protected` images, or its `error`. Deletes nothing.
 pub async fn survey(
     ecr: &Ecr,
+    inventory: &Inventory,
     policy: &Policy,
     name: &str,
     now: DateTime<Utc>,
@@ -179,7 +222,8 @@ pub async fn survey(
             return out;
         }
     };
-    let plan = plan(&images, policy, now);
+    let in_use = inventory.in_use(name, &images);
+    let plan = plan_with(&images, policy, now, &in_use);
     out.images_scanned = images.len() as u64;
     out.planned = plan.to_delete().map(PlannedImage::from_decision).collect();
     out.protected = plan.protected().map(PlannedImage::from_decision).collect();

@@ -26,8 +26,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
 
+use crate::aws::Clients;
 use crate::ecr::Ecr;
 use crate::engine::{self, EngineError, Run, Scope};
+use crate::inventory;
 use crate::policy::{Policy, PolicyError};
 use crate::report::{self, LogSink, Report};
 
@@ -240,11 +242,11 @@ pub enum Response {
     Ignored { trigger: String, ignored: String },
 }
 
-/// Handles one invocation. The ECR client is built once per cold start; the
-/// counting adapter around it is per invocation, so each report counts its
-/// own calls.
+/// Handles one invocation. The clients are built once per cold start; the
+/// in-use inventory and the counting ECR adapter are per invocation, so each
+/// run sees what is in use now and its report counts its own calls.
 pub async fn handle(
-    client: &aws_sdk_ecr::Client,
+    clients: &Clients,
     config: &Result<Config, ConfigError>,
     event: &Value,
     now: DateTime<Utc>,
@@ -286,8 +288,9 @@ pub async fn handle(
         "run started",
         json!({ "trigger": run.trigger, "dryRun": run.dry_run }),
     ));
-    let ecr = Ecr::new(client.clone(), None);
-    let report = engine::run(&ecr, &config.policy, &run, log).await?;
+    let inventory = inventory::collect(clients, &config.policy.settings.in_use).await;
+    let ecr = Ecr::new(clients.ecr.clone(), None);
+    let report = engine::run(&ecr, &inventory, &config.policy, &run, log).await?;
     Ok(Response::Report(Box::new(report)))
 }
 

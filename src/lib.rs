@@ -15,6 +15,10 @@
 //!   repository globs, the grace period and the blast-radius limits.
 //! * [`plan`] is the planner: images + policy + now -> a decision and a
 //!   reason for every image. No I/O, no clock.
+//! * [`aws`] holds what the AWS adapters share: the clients, error codes,
+//!   pagination.
+//! * [`inventory`] finds the images in use (ECS, Lambda, an external list)
+//!   and resolves them to digests; it fails closed.
 //! * [`ecr`] is the only module that talks to ECR: pagination, batches of at
 //!   most 100, ECR's failures kept verbatim, API calls counted.
 //! * [`engine`] runs a collection: choose repositories, list, plan, delete
@@ -24,10 +28,12 @@
 //! * [`cli`] is the `plan` and `run` subcommands.
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod cli;
 pub mod ecr;
 pub mod engine;
 pub mod handler;
+pub mod inventory;
 pub mod model;
 pub mod pattern;
 pub mod plan;

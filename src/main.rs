@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use chrono::Utc;
+use ecr_gc::aws::Clients;
 use ecr_gc::handler::{self, Config};
 use ecr_gc::report::JsonLines;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -44,11 +45,11 @@ async fn lambda() -> Result<(), lambda_runtime::Error> {
         tracing::error!(%error, "invalid configuration; every invocation will fail until it is fixed");
     }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_ecr::Client::new(&sdk);
+    let clients = Clients::new(&sdk);
     let log = JsonLines::new(std::io::stdout());
-    let (client, config, log) = (&client, &config, &log);
+    let (clients, config, log) = (&clients, &config, &log);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler::handle(client, config, &event.payload, Utc::now(), log).await
+        handler::handle(clients, config, &event.payload, Utc::now(), log).await
     }))
     .await
 }

@@ -15,13 +15,14 @@
 //!   before `now`.
 //!
 //! Then the protections, which hold whatever the rules say: an image the
-//! rules expire but that was pushed inside the grace period is kept, and the
-//! decision says so. Protected images still count for the rules, as ECR
+//! rules expire but that a workload uses, or that was pushed inside the
+//! grace period, is kept, and the decision says which. Protected images still count for the rules, as ECR
 //! would count them.
 //!
 //! The planner performs no I/O and reads no clock: `now` is a parameter.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -56,6 +57,8 @@ pub struct Decision<'a> {
 /// Why an image the rules expire is kept all the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protection {
+    /// A workload uses it: `workloads` such as `ecs:service/prod/web`.
+    InUse { workloads: Vec<String> },
     /// Pushed less than `minutes` ago (or, by a skewed clock, in the future).
     GracePeriod { age_millis: i128, minutes: u64 },
 }
@@ -63,6 +66,7 @@ pub enum Protection {
 impl fmt::Display for Protection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Protection::InUse { workloads } => write!(f, "in use by {}", workloads.join(", ")),
             Protection::GracePeriod {
                 age_millis,
                 minutes,
@@ -134,8 +138,22 @@ fn newest_first(a: &Image, b: &Image) -> Ordering {
 }
 
 /// Evaluates `policy` over one repository's `images` as of `now`, then
-/// applies the protections of its settings.
+/// applies the grace period. Nothing is known to be in use.
 pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> Plan<'a> {
+    plan_with(images, policy, now, &InUse::new())
+}
+
+/// The digests in use, each with the workloads that use it.
+pub type InUse = HashMap<String, Vec<String>>;
+
+/// Evaluates `policy` over one repository's `images` as of `now`, then
+/// applies the protections: `in_use` digests and the grace period.
+pub fn plan_with<'a>(
+    images: &'a [Image],
+    policy: &'a Policy,
+    now: DateTime<Utc>,
+    in_use: &InUse,
+) -> Plan<'a> {
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
 
@@ -187,7 +205,7 @@ pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> 
             };
             let image = &images[index];
             let protection = if reason.expires() {
-                protect(image, policy, now)
+                protect(image, policy, now, in_use)
             } else {
                 None
             };
@@ -208,7 +226,17 @@ pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> 
 }
 
 /// The protection that keeps an image the rules expire, if any.
-fn protect(image: &Image, policy: &Policy, now: DateTime<Utc>) -> Option<Protection> {
+fn protect(
+    image: &Image,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    in_use: &InUse,
+) -> Option<Protection> {
+    if let Some(workloads) = in_use.get(&image.image_digest) {
+        return Some(Protection::InUse {
+            workloads: workloads.clone(),
+        });
+    }
     let minutes = policy.settings.safety.grace_period_minutes;
     let age_millis = i128::from((now - image.image_pushed_at).num_milliseconds());
     (age_millis < i128::from(minutes) * 60_000).then_some(Protection::GracePeriod {

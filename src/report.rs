@@ -13,6 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::inventory::SourceReport;
 use crate::model::{Image, ImageFailure};
 use crate::plan::Decision;
 
@@ -30,6 +31,8 @@ pub struct Report {
     pub summary: Summary,
     /// ECR API calls made, by operation.
     pub api_calls: ApiCallCounts,
+    /// How each in-use source fared; a failed one stops all deletion.
+    pub in_use_sources: Vec<SourceReport>,
     pub duration_ms: u64,
 }
 
@@ -169,7 +172,9 @@ impl Report {
     /// Whether anything went wrong that a caller must hear about: a
     /// repository that could not be collected, or an image not deleted.
     pub fn has_failures(&self) -> bool {
-        self.summary.repositories_failed > 0 || self.summary.images_failed > 0
+        self.summary.repositories_failed > 0
+            || self.summary.images_failed > 0
+            || self.in_use_sources.iter().any(|s| s.error.is_some())
     }
 }
 

@@ -6,7 +6,12 @@
 //!   "gracePeriodMinutes": 60,
 //!   "maxDeletesPerRun": 1000,
 //!   "maxDeletesPerRepository": 200,
-//!   "allowDeletingEveryImage": false
+//!   "allowDeletingEveryImage": false,
+//!   "inUse": {
+//!     "ecs": { "enabled": true, "taskDefinitionRevisions": 5 },
+//!     "lambda": { "enabled": true },
+//!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json" }
+//!   }
 //! }
 //! ```
 //!
@@ -29,6 +34,55 @@ pub const DEFAULT_GRACE_PERIOD_MINUTES: u64 = 60;
 pub struct Settings {
     pub repositories: RepositoryFilter,
     pub safety: Safety,
+    pub in_use: InUseSources,
+}
+
+/// How many of the newest revisions of each ACTIVE task-definition family
+/// are protected by default, so that rollbacks keep working.
+pub const DEFAULT_TASK_DEFINITION_REVISIONS: u32 = 5;
+
+/// Where ecr-gc looks for images in use. ECS and Lambda are on by default;
+/// the external list is off until named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InUseSources {
+    /// `Some(n)`: ECS tasks, services, and the newest `n` revisions of each
+    /// ACTIVE task-definition family.
+    pub ecs: Option<u32>,
+    pub lambda: bool,
+    /// An SSM parameter holding a JSON list of image references.
+    pub ssm_parameter: Option<String>,
+    /// An S3 object (`s3://bucket/key`) holding the same.
+    pub s3_object: Option<(String, String)>,
+}
+
+impl Default for InUseSources {
+    fn default() -> Self {
+        InUseSources {
+            ecs: Some(DEFAULT_TASK_DEFINITION_REVISIONS),
+            lambda: true,
+            ssm_parameter: None,
+            s3_object: None,
+        }
+    }
+}
+
+impl InUseSources {
+    /// No source at all: what the offline `plan` and tests without AWS use.
+    pub fn none() -> Self {
+        InUseSources {
+            ecs: None,
+            lambda: false,
+            ssm_parameter: None,
+            s3_object: None,
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.ecs.is_some()
+            || self.lambda
+            || self.ssm_parameter.is_some()
+            || self.s3_object.is_some()
+    }
 }
 
 /// The limits that hold whatever the rules say.
@@ -89,6 +143,35 @@ struct RawSettings {
     max_deletes_per_run: Option<u64>,
     max_deletes_per_repository: Option<u64>,
     allow_deleting_every_image: Option<bool>,
+    in_use: Option<RawInUse>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawInUse {
+    ecs: Option<RawEcs>,
+    lambda: Option<RawEnabled>,
+    external: Option<RawExternal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawEcs {
+    enabled: Option<bool>,
+    task_definition_revisions: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnabled {
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawExternal {
+    ssm_parameter: Option<String>,
+    s3_object: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +224,48 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
     safety.max_deletes_per_run = raw.max_deletes_per_run;
     safety.max_deletes_per_repository = raw.max_deletes_per_repository;
     safety.allow_deleting_every_image = raw.allow_deleting_every_image.unwrap_or(false);
+    if let Some(in_use) = raw.in_use {
+        settings.in_use = parse_in_use(in_use)?;
+    }
     Ok(settings)
+}
+
+fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
+    let mut sources = InUseSources::default();
+    if let Some(ecs) = raw.ecs {
+        let revisions = ecs
+            .task_definition_revisions
+            .unwrap_or(DEFAULT_TASK_DEFINITION_REVISIONS);
+        sources.ecs = ecs.enabled.unwrap_or(true).then_some(revisions);
+    }
+    if let Some(lambda) = raw.lambda {
+        sources.lambda = lambda.enabled.unwrap_or(true);
+    }
+    if let Some(external) = raw.external {
+        if let Some(name) = external.ssm_parameter {
+            if name.trim().is_empty() {
+                return Err(invalid(
+                    "settings.inUse.external.ssmParameter",
+                    "must not be empty",
+                ));
+            }
+            sources.ssm_parameter = Some(name);
+        }
+        if let Some(uri) = external.s3_object {
+            let parsed = uri
+                .strip_prefix("s3://")
+                .and_then(|rest| rest.split_once('/'))
+                .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty());
+            let Some((bucket, key)) = parsed else {
+                return Err(invalid(
+                    "settings.inUse.external.s3Object",
+                    format!("`{uri}` is not of the form s3://bucket/key"),
+                ));
+            };
+            sources.s3_object = Some((bucket.to_owned(), key.to_owned()));
+        }
+    }
+    Ok(sources)
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! The integration tests: one binary, real components where it counts.
 //!
 //! * `moto`: the engine and the handler against `moto_server` over HTTP.
+//! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `binary`: the CLI and the Lambda runtime loop, as a user runs them.
 //! * `template`: the SAM template, through cfn-lint and sam validate.
 
 mod binary;
+mod in_use;
 mod mocks;
 mod moto;
 mod support;

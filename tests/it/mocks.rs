@@ -15,6 +15,7 @@ use aws_smithy_types::DateTime;
 use chrono::Utc;
 use ecr_gc::ecr::{Ecr, EcrError};
 use ecr_gc::engine::{self, Run, Scope};
+use ecr_gc::inventory::Inventory;
 use ecr_gc::policy::Policy;
 use ecr_gc::report::Collected;
 
@@ -190,7 +191,9 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
         dry_run: false,
         now: Utc::now(),
     };
-    let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
+    let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
+        .await
+        .unwrap();
 
     assert_eq!(*batches.lock().unwrap(), [100, 100, 50]);
     let repo = &report.repositories[0];
@@ -247,4 +250,82 @@ async fn a_failed_call_reports_each_image_of_its_batch() {
     assert_eq!(outcome.failures.len(), 2);
     assert_eq!(outcome.failures[0].failure_code, "ThrottlingException");
     assert!(outcome.failures[0].failure_reason.contains("Rate exceeded"));
+}
+
+/// moto cannot serve running tasks to the Rust SDK, so the task path of the
+/// ECS source is tested here: the digest ECS reports wins over the tag.
+#[tokio::test]
+async fn ecs_tasks_are_in_use_by_the_digest_ecs_reports() {
+    use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+    use aws_sdk_ecs::operation::list_clusters::ListClustersOutput;
+    use aws_sdk_ecs::operation::list_services::ListServicesOutput;
+    use aws_sdk_ecs::operation::list_task_definition_families::ListTaskDefinitionFamiliesOutput;
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    use aws_sdk_ecs::types::{Container, DesiredStatus, Task};
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    const CLUSTER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
+    let clusters = mock!(aws_sdk_ecs::Client::list_clusters)
+        .then_output(|| ListClustersOutput::builder().cluster_arns(CLUSTER).build());
+    let tasks = mock!(aws_sdk_ecs::Client::list_tasks).then_compute_output(|req| {
+        let arn = match req.desired_status() {
+            Some(DesiredStatus::Running) => "arn:aws:ecs:us-east-1:123456789012:task/prod/running",
+            _ => "arn:aws:ecs:us-east-1:123456789012:task/prod/pending",
+        };
+        ListTasksOutput::builder().task_arns(arn).build()
+    });
+    let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_compute_output(|req| {
+        assert_eq!(req.tasks().len(), 2, "running and pending, in one call");
+        DescribeTasksOutput::builder()
+            .tasks(
+                Task::builder()
+                    .task_arn("arn:aws:ecs:us-east-1:123456789012:task/prod/running")
+                    .containers(
+                        Container::builder()
+                            .image(format!("{HOST}/web:v1"))
+                            .image_digest(digest(1))
+                            .build(),
+                    )
+                    .containers(Container::builder().image(format!("{HOST}/web:v2")).build())
+                    .build(),
+            )
+            .tasks(
+                Task::builder()
+                    .task_arn("arn:aws:ecs:us-east-1:123456789012:task/prod/pending")
+                    .containers(
+                        Container::builder()
+                            .image(format!("{HOST}/web@{}", digest(3)))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let services = mock!(aws_sdk_ecs::Client::list_services)
+        .then_output(|| ListServicesOutput::builder().build());
+    let families = mock!(aws_sdk_ecs::Client::list_task_definition_families)
+        .then_output(|| ListTaskDefinitionFamiliesOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [&clusters, &tasks, &describe, &services, &families]
+    );
+
+    let uses = ecr_gc::inventory::ecs::collect(&client, 5).await.unwrap();
+    let got: Vec<(String, Option<String>, Option<String>)> = uses
+        .into_iter()
+        .map(|u| (u.workload, u.reference.tag, u.reference.digest))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "ecs:task/prod/running".into(),
+                Some("v1".into()),
+                Some(digest(1))
+            ),
+            ("ecs:task/prod/running".into(), Some("v2".into()), None),
+            ("ecs:task/prod/pending".into(), None, Some(digest(3))),
+        ]
+    );
 }

@@ -6,6 +6,7 @@ use chrono::Utc;
 use ecr_gc::ecr::Ecr;
 use ecr_gc::engine::{self, Run, Scope};
 use ecr_gc::handler::{self, Config, Response};
+use ecr_gc::inventory::Inventory;
 use ecr_gc::plan::plan;
 use ecr_gc::policy::Policy;
 use ecr_gc::report::{Collected, Report};
@@ -80,7 +81,9 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
         dry_run: false,
         now,
     };
-    let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
+    let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
+        .await
+        .unwrap();
 
     let repo = &report.repositories[0];
     assert_eq!(
@@ -157,9 +160,15 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
         dry_run: false,
         now: Utc::now(),
     };
-    let report = engine::run(&ecr, &policy, &run, &Collected::default())
-        .await
-        .unwrap();
+    let report = engine::run(
+        &ecr,
+        &Inventory::none(),
+        &policy,
+        &run,
+        &Collected::default(),
+    )
+    .await
+    .unwrap();
     let repo = &report.repositories[0];
     assert_eq!(repo.deleted.len(), 4);
     assert!(repo.failed.is_empty());
@@ -227,7 +236,7 @@ const POLICY: &str = include_str!("../../examples/demo-policy.json");
 
 /// Invokes the handler with the sample policy, discarding the log lines.
 async fn invoke(
-    client: &aws_sdk_ecr::Client,
+    client: &ecr_gc::aws::Clients,
     dry_run: bool,
     event: &Value,
 ) -> Result<Response, handler::HandlerError> {
@@ -244,11 +253,12 @@ async fn invoke(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
     let moto = Moto::start();
-    let client = moto.ecr();
+    let clients = moto.clients().await;
+    let client = clients.ecr.clone();
     demo_registry(&client).await;
     let log = Collected::default();
     let response = handler::handle(
-        &client,
+        &clients,
         &config(POLICY, true),
         &event("schedule.json"),
         Utc::now(),
@@ -285,9 +295,10 @@ async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_event_collects_only_its_repository() {
     let moto = Moto::start();
-    let client = moto.ecr();
+    let clients = moto.clients().await;
+    let client = clients.ecr.clone();
     demo_registry(&client).await;
-    let response = invoke(&client, false, &event("ecr-push.json"))
+    let response = invoke(&clients, false, &event("ecr-push.json"))
         .await
         .unwrap();
     let report = report_of(response);
@@ -301,7 +312,7 @@ async fn a_push_event_collects_only_its_repository() {
     // A push to a repository the settings exclude does nothing.
     let mut excluded = event("ecr-push.json");
     excluded["detail"]["repository-name"] = "demo/keep-base".into();
-    let report = report_of(invoke(&client, false, &excluded).await.unwrap());
+    let report = report_of(invoke(&clients, false, &excluded).await.unwrap());
     assert!(report.repositories.is_empty());
     assert_eq!(digests(&client, "demo/keep-base").await.len(), 6);
 }
@@ -309,12 +320,13 @@ async fn a_push_event_collects_only_its_repository() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_repository_is_reported_and_the_run_goes_on() {
     let moto = Moto::start();
-    let client = moto.ecr();
+    let clients = moto.clients().await;
+    let client = clients.ecr.clone();
     demo_registry(&client).await;
     let event = serde_json::json!({"repositories": ["demo/gone", "demo/web"], "dryRun": false});
     let log = Collected::default();
     let report = report_of(
-        handler::handle(&client, &config(POLICY, true), &event, Utc::now(), &log)
+        handler::handle(&clients, &config(POLICY, true), &event, Utc::now(), &log)
             .await
             .unwrap(),
     );
@@ -337,16 +349,17 @@ async fn a_missing_repository_is_reported_and_the_run_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_events_and_bad_configuration_delete_nothing() {
     let moto = Moto::start();
-    let client = moto.ecr();
+    let clients = moto.clients().await;
+    let client = clients.ecr.clone();
     demo_registry(&client).await;
-    let ignored = invoke(&client, false, &event("ecr-delete.json"))
+    let ignored = invoke(&clients, false, &event("ecr-delete.json"))
         .await
         .unwrap();
     assert!(matches!(ignored, Response::Ignored { .. }));
 
     let bad = config(r#"{"rules":[{"rulePriority":1}]}"#, false);
     let error = handler::handle(
-        &client,
+        &clients,
         &bad,
         &event("schedule.json"),
         Utc::now(),
@@ -359,7 +372,7 @@ async fn delete_events_and_bad_configuration_delete_nothing() {
         "{error}"
     );
     let error = invoke(
-        &client,
+        &clients,
         false,
         &serde_json::json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}),
     )
@@ -384,7 +397,7 @@ async fn a_tag_added_between_plan_and_delete_saves_the_image() {
     }
     let ecr = Ecr::new(client.clone(), None);
     let policy = keep_newest(1);
-    let mut surveyed = engine::survey(&ecr, &policy, "race", Utc::now()).await;
+    let mut surveyed = engine::survey(&ecr, &Inventory::none(), &policy, "race", Utc::now()).await;
     assert_eq!(surveyed.planned.len(), 3);
 
     // Between plan and delete: a deployment tags one planned image (pushing
@@ -440,7 +453,9 @@ async fn run_with_settings(settings: &str, dry_run: bool) -> (Report, Vec<Value>
         now: Utc::now(),
     };
     let log = Collected::default();
-    let report = engine::run(&ecr, &policy, &run, &log).await.unwrap();
+    let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
+        .await
+        .unwrap();
     let mut left = Vec::new();
     for repository in ["demo/web", "demo/worker"] {
         left.push(digests(&client, repository).await.len());

@@ -39,6 +39,9 @@ impl Moto {
         let port = free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Resolve Lambda image URIs in moto's own ECR, as Lambda does,
+            // instead of inventing digests.
+            .env("MOTO_LAMBDA_STUB_ECR", "false")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -59,6 +62,17 @@ impl Moto {
             .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
             .build();
         Client::from_conf(config)
+    }
+
+    /// Every client a run needs, pointed at this server.
+    pub async fn clients(&self) -> ecr_gc::aws::Clients {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await;
+        ecr_gc::aws::Clients::new(&config)
     }
 
     /// Environment for a child process (the binary) to reach this server

@@ -1,0 +1,287 @@
+//! The ECS source: what tasks run, what services deploy, and what the
+//! newest task-definition revisions could roll back to.
+
+use std::collections::HashMap;
+
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::types::{
+    DesiredStatus, SortOrder, TaskDefinitionFamilyStatus, TaskDefinitionStatus,
+};
+
+use super::{InUse, SourceError, use_of};
+use crate::aws::paginate;
+
+/// The last segment of an ARN (`.../prod` -> `prod`).
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Collects every ECS reference in the account and region.
+pub async fn collect(client: &Client, revisions: u32) -> Result<Vec<InUse>, SourceError> {
+    let mut uses = Vec::new();
+    let mut definitions = Definitions::default();
+    for cluster in list_clusters(client).await? {
+        tasks(client, &cluster, &mut uses).await?;
+        services(client, &cluster, &mut definitions, &mut uses).await?;
+    }
+    task_definition_revisions(client, revisions, &mut definitions, &mut uses).await?;
+    Ok(uses)
+}
+
+async fn list_clusters(client: &Client) -> Result<Vec<String>, SourceError> {
+    const OP: &str = "ListClusters";
+    paginate(
+        OP,
+        |token| {
+            let request = client.list_clusters().set_next_token(token);
+            async move {
+                let page = request
+                    .send()
+                    .await
+                    .map_err(|e| SourceError::from_sdk(OP, e))?;
+                Ok((
+                    page.cluster_arns().to_vec(),
+                    page.next_token().map(str::to_owned),
+                ))
+            }
+        },
+        SourceError::repeated_token,
+    )
+    .await
+}
+
+/// RUNNING and PENDING tasks: the digest ECS resolved when it reports one,
+/// else the container's image reference.
+async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<(), SourceError> {
+    const LIST: &str = "ListTasks";
+    const DESCRIBE: &str = "DescribeTasks";
+    let mut arns = Vec::new();
+    for status in [DesiredStatus::Running, DesiredStatus::Pending] {
+        let page = paginate(
+            LIST,
+            |token| {
+                let request = client
+                    .list_tasks()
+                    .cluster(cluster)
+                    .desired_status(status.clone())
+                    .set_next_token(token);
+                async move {
+                    let page = request
+                        .send()
+                        .await
+                        .map_err(|e| SourceError::from_sdk(LIST, e))?;
+                    Ok((
+                        page.task_arns().to_vec(),
+                        page.next_token().map(str::to_owned),
+                    ))
+                }
+            },
+            SourceError::repeated_token,
+        )
+        .await?;
+        arns.extend(page);
+    }
+    arns.sort();
+    arns.dedup();
+    for chunk in arns.chunks(100) {
+        let out = client
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| SourceError::from_sdk(DESCRIBE, e))?;
+        for task in out.tasks() {
+            let workload = format!(
+                "ecs:task/{}/{}",
+                short(cluster),
+                short(task.task_arn().unwrap_or("?"))
+            );
+            for container in task.containers() {
+                let Some(image) = container.image() else {
+                    continue;
+                };
+                let Some(mut used) = use_of(image, workload.clone()) else {
+                    continue;
+                };
+                if let Some(digest) = container.image_digest() {
+                    used.reference.digest = Some(digest.to_owned());
+                }
+                uses.push(used);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The images of task definitions, by ARN, read at most once per run.
+#[derive(Default)]
+struct Definitions(HashMap<String, Vec<String>>);
+
+impl Definitions {
+    async fn images(&mut self, client: &Client, arn: &str) -> Result<&[String], SourceError> {
+        const OP: &str = "DescribeTaskDefinition";
+        if !self.0.contains_key(arn) {
+            let out = client
+                .describe_task_definition()
+                .task_definition(arn)
+                .send()
+                .await
+                .map_err(|e| SourceError::from_sdk(OP, e))?;
+            let images = out
+                .task_definition()
+                .map(|d| {
+                    d.container_definitions()
+                        .iter()
+                        .filter_map(|c| c.image().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.0.insert(arn.to_owned(), images);
+        }
+        Ok(self.0.get(arn).map(Vec::as_slice).unwrap_or_default())
+    }
+}
+
+/// The task definitions of every service's PRIMARY and ACTIVE deployments.
+async fn services(
+    client: &Client,
+    cluster: &str,
+    definitions: &mut Definitions,
+    uses: &mut Vec<InUse>,
+) -> Result<(), SourceError> {
+    const LIST: &str = "ListServices";
+    const DESCRIBE: &str = "DescribeServices";
+    let arns = paginate(
+        LIST,
+        |token| {
+            let request = client
+                .list_services()
+                .cluster(cluster)
+                .set_next_token(token);
+            async move {
+                let page = request
+                    .send()
+                    .await
+                    .map_err(|e| SourceError::from_sdk(LIST, e))?;
+                Ok((
+                    page.service_arns().to_vec(),
+                    page.next_token().map(str::to_owned),
+                ))
+            }
+        },
+        SourceError::repeated_token,
+    )
+    .await?;
+    for chunk in arns.chunks(10) {
+        let out = client
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| SourceError::from_sdk(DESCRIBE, e))?;
+        for service in out.services() {
+            let workload = format!(
+                "ecs:service/{}/{}",
+                short(cluster),
+                service.service_name().unwrap_or("?")
+            );
+            let mut task_definitions: Vec<&str> = service
+                .deployments()
+                .iter()
+                .filter(|d| matches!(d.status(), Some("PRIMARY" | "ACTIVE")))
+                .filter_map(|d| d.task_definition())
+                .collect();
+            // A service with no deployment listed still names its task definition.
+            if task_definitions.is_empty()
+                && let Some(arn) = service.task_definition()
+            {
+                task_definitions.push(arn);
+            }
+            for arn in task_definitions {
+                for image in definitions.images(client, arn).await? {
+                    uses.extend(use_of(image, workload.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The newest `revisions` revisions of every ACTIVE task-definition family.
+async fn task_definition_revisions(
+    client: &Client,
+    revisions: u32,
+    definitions: &mut Definitions,
+    uses: &mut Vec<InUse>,
+) -> Result<(), SourceError> {
+    const FAMILIES: &str = "ListTaskDefinitionFamilies";
+    const LIST: &str = "ListTaskDefinitions";
+    if revisions == 0 {
+        return Ok(());
+    }
+    let families = paginate(
+        FAMILIES,
+        |token| {
+            let request = client
+                .list_task_definition_families()
+                .status(TaskDefinitionFamilyStatus::Active)
+                .set_next_token(token);
+            async move {
+                let page = request
+                    .send()
+                    .await
+                    .map_err(|e| SourceError::from_sdk(FAMILIES, e))?;
+                Ok((
+                    page.families().to_vec(),
+                    page.next_token().map(str::to_owned),
+                ))
+            }
+        },
+        SourceError::repeated_token,
+    )
+    .await?;
+    for family in families {
+        // familyPrefix also matches longer family names: keep this family's
+        // own revisions, newest first.
+        let arns = paginate(
+            LIST,
+            |token| {
+                let request = client
+                    .list_task_definitions()
+                    .family_prefix(&family)
+                    .status(TaskDefinitionStatus::Active)
+                    .sort(SortOrder::Desc)
+                    .set_next_token(token);
+                async move {
+                    let page = request
+                        .send()
+                        .await
+                        .map_err(|e| SourceError::from_sdk(LIST, e))?;
+                    Ok((
+                        page.task_definition_arns().to_vec(),
+                        page.next_token().map(str::to_owned),
+                    ))
+                }
+            },
+            SourceError::repeated_token,
+        )
+        .await?;
+        let mut own: Vec<(u64, String)> = arns
+            .into_iter()
+            .filter_map(|arn| {
+                let (name, revision) = short(&arn).rsplit_once(':')?;
+                (name == family).then(|| Some((revision.parse().ok()?, arn.clone())))?
+            })
+            .collect();
+        own.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
+        for (revision, arn) in own.into_iter().take(revisions as usize) {
+            let workload = format!("ecs:task-definition/{family}:{revision}");
+            for image in definitions.images(client, &arn).await? {
+                uses.extend(use_of(image, workload.clone()));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! The in-use inventory: which images workloads run or may roll back to.
+//!
+//! Sources, each switchable in the policy's `settings.inUse`:
+//! * [`ecs`]: RUNNING and PENDING tasks (by the digest ECS reports, else by
+//!   reference), the task definitions of services' PRIMARY and ACTIVE
+//!   deployments, and the newest N revisions of every ACTIVE family;
+//! * [`lambda`]: every version of every Image-package function;
+//! * [`external`]: a JSON list of references in an SSM parameter or an S3
+//!   object, for what AWS APIs cannot see (EKS pods, other clusters, CI).
+//!
+//! The inventory is collected once per account and region. References are
+//! resolved per repository against the survey's listing: a digest protects
+//! itself, a tag protects the digest it points at in that snapshot, and a
+//! reference to any other registry is ignored.
+//!
+//! Fail closed: if an enabled source fails, [`Inventory::failure`] says so,
+//! and the engine deletes nothing in this account and region.
+
+pub mod ecs;
+pub mod external;
+pub mod lambda;
+pub mod reference;
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::aws::{Clients, error_parts};
+use crate::model::Image;
+use crate::settings::InUseSources;
+pub use reference::{ImageRef, Registry};
+
+/// One reference in use, and the workload that uses it, such as
+/// `ecs:prod/web` or `lambda:resize:3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InUse {
+    pub reference: ImageRef,
+    pub workload: String,
+}
+
+/// Why a source could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{operation}: {code}: {message}")]
+pub struct SourceError {
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn from_sdk<E, R>(
+        operation: &'static str,
+        error: aws_sdk_ecr::error::SdkError<E, R>,
+    ) -> Self
+    where
+        E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = error_parts(&error);
+        SourceError {
+            operation,
+            code,
+            message,
+        }
+    }
+
+    pub fn repeated_token(operation: &'static str) -> Self {
+        SourceError {
+            operation,
+            code: "RepeatedPaginationToken".into(),
+            message: "the service returned the pagination token it was given".into(),
+        }
+    }
+
+    pub fn invalid(operation: &'static str, message: impl Into<String>) -> Self {
+        SourceError {
+            operation,
+            code: "InvalidInUseList".into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How one source fared, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceReport {
+    /// `sts`, `ecs`, `lambda`, `ssm:<name>` or `s3://bucket/key`.
+    pub source: String,
+    pub references: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The references in use in one account and region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// The registry the references are resolved against; `None` when no
+    /// source is enabled.
+    pub registry: Option<Registry>,
+    pub uses: Vec<InUse>,
+    pub sources: Vec<SourceReport>,
+}
+
+impl Inventory {
+    /// No sources: nothing is known to be in use.
+    pub fn none() -> Inventory {
+        Inventory::default()
+    }
+
+    /// When a source failed: which, and why. Nothing may be deleted then.
+    pub fn failure(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .sources
+            .iter()
+            .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.source)))
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+
+    /// The digests in `repository` that are in use, each with the workloads
+    /// that use it (sorted). `images` is the repository's listing, which
+    /// resolves tags.
+    pub fn in_use(&self, repository: &str, images: &[Image]) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, BTreeSet<&str>> = HashMap::new();
+        let Some(registry) = &self.registry else {
+            return HashMap::new();
+        };
+        let mut by_tag: HashMap<&str, &str> = HashMap::new();
+        for image in images {
+            for tag in &image.image_tags {
+                by_tag.insert(tag, &image.image_digest);
+            }
+        }
+        for used in &self.uses {
+            let r = &used.reference;
+            if r.repository != repository || !registry.is_host(&r.registry) {
+                continue;
+            }
+            let digest = match (&r.digest, &r.tag) {
+                (Some(digest), _) => Some(digest.as_str()),
+                (None, Some(tag)) => by_tag.get(tag.as_str()).copied(),
+                // No tag and no digest means `latest`.
+                (None, None) => by_tag.get("latest").copied(),
+            };
+            if let Some(digest) = digest {
+                out.entry(digest.to_owned())
+                    .or_default()
+                    .insert(&used.workload);
+            }
+        }
+        out.into_iter()
+            .map(|(digest, workloads)| (digest, workloads.into_iter().map(str::to_owned).collect()))
+            .collect()
+    }
+}
+
+/// Collects every enabled source. Never fails as a whole: a failed source is
+/// recorded in [`Inventory::sources`], and [`Inventory::failure`] then
+/// stops all deletion.
+pub async fn collect(clients: &Clients, sources: &InUseSources) -> Inventory {
+    let mut inventory = Inventory::none();
+    if !sources.any() {
+        return inventory;
+    }
+    // Which registry "ours" is: this account, in the clients' region.
+    match (whoami(clients).await, &clients.region) {
+        (Ok(account), Some(region)) => {
+            inventory.registry = Some(Registry {
+                account,
+                region: region.clone(),
+            })
+        }
+        (Ok(_), None) => record(
+            "sts".into(),
+            Err(SourceError::invalid(
+                "configuration",
+                "no AWS region is configured",
+            )),
+            &mut inventory,
+        ),
+        (Err(error), _) => record("sts".into(), Err(error), &mut inventory),
+    }
+    if let Some(revisions) = sources.ecs {
+        record(
+            "ecs".into(),
+            ecs::collect(&clients.ecs, revisions).await,
+            &mut inventory,
+        );
+    }
+    if sources.lambda {
+        record(
+            "lambda".into(),
+            lambda::collect(&clients.lambda).await,
+            &mut inventory,
+        );
+    }
+    if let Some(name) = &sources.ssm_parameter {
+        let result = external::from_ssm(&clients.ssm, name).await;
+        record(format!("ssm:{name}"), result, &mut inventory);
+    }
+    if let Some((bucket, key)) = &sources.s3_object {
+        let result = external::from_s3(&clients.s3, bucket, key).await;
+        record(format!("s3://{bucket}/{key}"), result, &mut inventory);
+    }
+    inventory
+}
+
+/// Adds one source's outcome to the inventory.
+fn record(name: String, result: Result<Vec<InUse>, SourceError>, inventory: &mut Inventory) {
+    let report = match result {
+        Ok(uses) => {
+            let references = uses.len();
+            inventory.uses.extend(uses);
+            SourceReport {
+                source: name,
+                references,
+                error: None,
+            }
+        }
+        Err(error) => SourceReport {
+            source: name,
+            references: 0,
+            error: Some(error.to_string()),
+        },
+    };
+    inventory.sources.push(report);
+}
+
+async fn whoami(clients: &Clients) -> Result<String, SourceError> {
+    const OP: &str = "GetCallerIdentity";
+    let out = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| SourceError::from_sdk(OP, e))?;
+    out.account()
+        .map(str::to_owned)
+        .ok_or_else(|| SourceError::invalid(OP, "no account in the response"))
+}
+
+/// Parses a reference for a workload; references that are not well formed
+/// are skipped (they cannot point into our registry anyway).
+pub(crate) fn use_of(reference: &str, workload: impl Into<String>) -> Option<InUse> {
+    reference::parse(reference).map(|reference| InUse {
+        reference,
+        workload: workload.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse_rfc3339;
+
+    const HOST: &str = "111122223333.dkr.ecr.eu-west-1.amazonaws.com";
+
+    fn image(digest: &str, tags: &[&str]) -> Image {
+        Image {
+            image_digest: digest.into(),
+            image_tags: tags.iter().map(|t| t.to_string()).collect(),
+            image_pushed_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+            image_size_in_bytes: None,
+            image_manifest_media_type: None,
+        }
+    }
+
+    #[test]
+    fn references_resolve_against_the_snapshot() {
+        let uses = [
+            (format!("{HOST}/web:v1"), "ecs:prod/web"),
+            (format!("{HOST}/web@sha256:b"), "lambda:fn:1"),
+            (format!("{HOST}/web:v1"), "lambda:fn:2"),
+            (format!("{HOST}/web"), "external:list"),
+            (format!("{HOST}/web:gone"), "ecs:old"),
+            (format!("{HOST}/other:v1"), "ecs:other"),
+            (
+                "222233334444.dkr.ecr.eu-west-1.amazonaws.com/web:v1".to_owned(),
+                "ecs:foreign",
+            ),
+            ("web:v1".to_owned(), "ecs:dockerhub"),
+        ];
+        let inventory = Inventory {
+            registry: Some(Registry {
+                account: "111122223333".into(),
+                region: "eu-west-1".into(),
+            }),
+            uses: uses.iter().filter_map(|(r, w)| use_of(r, *w)).collect(),
+            sources: Vec::new(),
+        };
+        let images = [
+            image("sha256:a", &["v1"]),
+            image("sha256:b", &[]),
+            image("sha256:c", &["latest"]),
+        ];
+        let mut got: Vec<(String, Vec<String>)> =
+            inventory.in_use("web", &images).into_iter().collect();
+        got.sort();
+        let want = vec![
+            (
+                "sha256:a".to_owned(),
+                vec!["ecs:prod/web".to_owned(), "lambda:fn:2".to_owned()],
+            ),
+            ("sha256:b".to_owned(), vec!["lambda:fn:1".to_owned()]),
+            ("sha256:c".to_owned(), vec!["external:list".to_owned()]),
+        ];
+        assert_eq!(got, want);
+        assert!(Inventory::none().in_use("web", &images).is_empty());
+    }
+
+    #[test]
+    fn a_failed_source_is_named() {
+        let mut inventory = Inventory::none();
+        assert_eq!(inventory.failure(), None);
+        inventory.sources.push(SourceReport {
+            source: "ecs".into(),
+            references: 0,
+            error: Some("ListClusters: AccessDeniedException: no".into()),
+        });
+        assert_eq!(
+            inventory.failure().as_deref(),
+            Some("ecs: ListClusters: AccessDeniedException: no")
+        );
+    }
+}

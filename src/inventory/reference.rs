@@ -1,0 +1,159 @@
+//! Image references as workloads spell them, and which of them point into a
+//! given ECR registry.
+//!
+//! `123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web:v1`,
+//! `...amazonaws.com/team/web@sha256:...`, or both a tag and a digest. A
+//! reference without a registry host (`nginx:1.27`) is Docker Hub's, and a
+//! reference to any other registry is not ours: both are ignored.
+
+/// A parsed image reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    /// The registry host, without a port.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// One ECR registry: an account in a region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub account: String,
+    pub region: String,
+}
+
+impl Registry {
+    /// Whether `host` is this registry's endpoint (standard or FIPS, in any
+    /// AWS partition).
+    pub fn is_host(&self, host: &str) -> bool {
+        let Some(rest) = host.strip_prefix(&format!("{}.", self.account)) else {
+            return false;
+        };
+        let Some(rest) = rest
+            .strip_prefix("dkr.ecr.")
+            .or_else(|| rest.strip_prefix("dkr.ecr-fips."))
+        else {
+            return false;
+        };
+        let Some(suffix) = rest.strip_prefix(&format!("{}.", self.region)) else {
+            return false;
+        };
+        matches!(suffix, "amazonaws.com" | "amazonaws.com.cn")
+    }
+}
+
+/// Parses a reference; `None` when it is not a well-formed reference.
+pub fn parse(reference: &str) -> Option<ImageRef> {
+    let reference = reference.trim();
+    if reference.is_empty() || reference.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let (name, digest) = match reference.split_once('@') {
+        Some((name, digest)) if digest.contains(':') => (name, Some(digest.to_owned())),
+        Some(_) => return None,
+        None => (reference, None),
+    };
+    // The tag is after the last ':' of the last path component.
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (path, tag) = match name[last_slash..].rfind(':') {
+        Some(i) => (
+            &name[..last_slash + i],
+            Some(name[last_slash + i + 1..].to_owned()),
+        ),
+        None => (name, None),
+    };
+    if tag.as_deref() == Some("") {
+        return None;
+    }
+    let (registry, repository) = match path.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            let host = first.split(':').next().unwrap_or(first);
+            (host.to_owned(), rest.to_owned())
+        }
+        _ => ("docker.io".to_owned(), path.to_owned()),
+    };
+    if repository.is_empty() {
+        return None;
+    }
+    Some(ImageRef {
+        registry,
+        repository,
+        tag,
+        digest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+    #[track_caller]
+    fn check(reference: &str, expected: Option<(&str, &str, Option<&str>, Option<&str>)>) {
+        let got = parse(reference);
+        let want = expected.map(|(registry, repository, tag, digest)| ImageRef {
+            registry: registry.into(),
+            repository: repository.into(),
+            tag: tag.map(Into::into),
+            digest: digest.map(Into::into),
+        });
+        assert_eq!(got, want, "{reference}");
+    }
+
+    #[test]
+    fn references() {
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        check(
+            &format!("{HOST}/team/web:v1"),
+            Some((HOST, "team/web", Some("v1"), None)),
+        );
+        check(&format!("{HOST}/web"), Some((HOST, "web", None, None)));
+        check(
+            &format!("{HOST}/web@{d}"),
+            Some((HOST, "web", None, Some(d))),
+        );
+        check(
+            &format!("{HOST}/web:v1@{d}"),
+            Some((HOST, "web", Some("v1"), Some(d))),
+        );
+        check(
+            &format!("{HOST}:443/web:v1"),
+            Some((HOST, "web", Some("v1"), None)),
+        );
+        check(
+            "nginx:1.27",
+            Some(("docker.io", "nginx", Some("1.27"), None)),
+        );
+        check(
+            "library/nginx",
+            Some(("docker.io", "library/nginx", None, None)),
+        );
+        check(
+            "localhost/web:x",
+            Some(("localhost", "web", Some("x"), None)),
+        );
+        check("", None);
+        check("a b", None);
+        check(&format!("{HOST}/web:"), None);
+        check(&format!("{HOST}/web@nodigest"), None);
+        check(&format!("{HOST}/"), None);
+    }
+
+    #[test]
+    fn registry_hosts() {
+        let registry = Registry {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+        };
+        assert!(registry.is_host(HOST));
+        assert!(registry.is_host("123456789012.dkr.ecr-fips.eu-west-1.amazonaws.com"));
+        assert!(!registry.is_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(!registry.is_host("210987654321.dkr.ecr.eu-west-1.amazonaws.com"));
+        assert!(!registry.is_host("docker.io"));
+        assert!(!registry.is_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example"));
+    }
+}

@@ -1,0 +1,221 @@
+//! The in-use inventory against `moto_server`: ECS tasks, services and
+//! task-definition revisions, a Lambda image function, and external lists
+//! in SSM and S3 protect exactly the images they name; a failing source
+//! stops every deletion.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use chrono::Utc;
+use ecr_gc::engine;
+use ecr_gc::handler::{self, Config, Response};
+use ecr_gc::inventory::Inventory;
+use ecr_gc::report::{Collected, Report};
+use serde_json::{Value, json};
+
+use crate::support::{Moto, create_repository, digests, push};
+
+/// Pushes shop v0..v8 and seeds the workloads (see seed_in_use.py).
+/// Returns the digest of each tag.
+async fn seed(moto: &Moto) -> BTreeMap<String, String> {
+    let client = moto.ecr();
+    create_repository(&client, "shop").await;
+    let mut by_tag = BTreeMap::new();
+    for i in 0..9 {
+        let tag = format!("v{i}");
+        let digest = push(&client, "shop", &format!("in-use-{i}"), Some(&tag)).await;
+        by_tag.insert(tag, digest);
+    }
+    let script = format!("{}/tests/it/seed_in_use.py", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .args([&script, &moto.endpoint, &by_tag["v7"]])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    by_tag
+}
+
+fn policy(in_use: Value) -> String {
+    json!({
+        "rules": [{
+            "rulePriority": 1,
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}
+        }],
+        "settings": {"gracePeriodMinutes": 0, "inUse": in_use}
+    })
+    .to_string()
+}
+
+async fn run(moto: &Moto, policy: String) -> (Report, Vec<Value>) {
+    let config = Config::from_env(|name| match name {
+        "ECR_GC_POLICY" => Some(policy.clone()),
+        "ECR_GC_DRY_RUN" => Some("false".into()),
+        _ => None,
+    });
+    let log = Collected::default();
+    let event = json!({"repositories": ["shop"]});
+    let response = handler::handle(&moto.clients().await, &config, &event, Utc::now(), &log)
+        .await
+        .unwrap();
+    let Response::Report(report) = response else {
+        panic!("expected a report")
+    };
+    (*report, log.lines())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_source_protects_what_it_names_and_nothing_else() {
+    let moto = Moto::start();
+    let by_tag = seed(&moto).await;
+    let tag_of: BTreeMap<&str, &str> = by_tag
+        .iter()
+        .map(|(t, d)| (d.as_str(), t.as_str()))
+        .collect();
+
+    // Which image the count rule keeps on its own (ties in push time fall
+    // to the digest, so ask the planner rather than guess).
+    let client = moto.ecr();
+    let ecr = ecr_gc::ecr::Ecr::new(client.clone(), None);
+    let rules_alone = ecr_gc::policy::Policy::parse(&policy(json!({}))).unwrap();
+    let surveyed = engine::survey(&ecr, &Inventory::none(), &rules_alone, "shop", Utc::now()).await;
+    let all: BTreeSet<&str> = by_tag.keys().map(String::as_str).collect();
+    let expired: BTreeSet<&str> = surveyed
+        .planned
+        .iter()
+        .map(|p| tag_of[p.image_digest.as_str()])
+        .collect();
+    assert_eq!(expired.len(), 8);
+
+    let sources = json!({
+        "ecs": {"taskDefinitionRevisions": 1},
+        "lambda": {"enabled": true},
+        "external": {"ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://in-use/list.json"}
+    });
+    let (report, lines) = run(&moto, policy(sources)).await;
+    let repo = &report.repositories[0];
+    assert!(
+        repo.held.is_none(),
+        "{:?} {:?}",
+        repo.held,
+        report.in_use_sources
+    );
+
+    let in_use: BTreeSet<&str> = ["v1", "v2", "v3", "v5", "v6", "v7"].into();
+    let protected: BTreeMap<&str, &str> = repo
+        .protected
+        .iter()
+        .map(|p| {
+            (
+                tag_of[p.image_digest.as_str()],
+                p.protection.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    let expected_protected: BTreeSet<&str> = in_use.intersection(&expired).copied().collect();
+    assert_eq!(
+        protected.keys().copied().collect::<BTreeSet<_>>(),
+        expected_protected
+    );
+    let expected_deleted: BTreeSet<&str> = expired.difference(&in_use).copied().collect();
+    let deleted: BTreeSet<&str> = repo
+        .deleted
+        .iter()
+        .map(|p| tag_of[p.image_digest.as_str()])
+        .collect();
+    assert_eq!(deleted, expected_deleted);
+    assert!(
+        deleted.contains("v4") || !expired.contains("v4"),
+        "an older revision is not protected"
+    );
+    assert!(
+        deleted.contains("v8") || !expired.contains("v8"),
+        "another registry's reference is not ours"
+    );
+
+    // Each protection names its workload.
+    let workloads = [
+        ("v1", "ecs:task-definition/task:1"),
+        ("v2", "ecs:service/prod/web"),
+        ("v3", "ecs:task-definition/old:2"),
+        ("v5", "lambda:resize:"),
+        ("v6", "external:ssm:/ecr-gc/in-use"),
+        ("v7", "external:s3://in-use/list.json"),
+    ];
+    for (tag, workload) in workloads {
+        if let Some(protection) = protected.get(tag) {
+            assert!(protection.contains(workload), "{tag}: {protection}");
+        }
+    }
+    let remaining: BTreeSet<String> = digests(&client, "shop").await.into_iter().collect();
+    let kept: BTreeSet<String> = all
+        .difference(&expected_deleted)
+        .map(|t| by_tag[*t].clone())
+        .collect();
+    assert_eq!(remaining, kept);
+
+    let sources: Vec<(&str, bool)> = report
+        .in_use_sources
+        .iter()
+        .map(|s| (s.source.as_str(), s.error.is_none()))
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("ecs", true),
+            ("lambda", true),
+            ("ssm:/ecr-gc/in-use", true),
+            ("s3://in-use/list.json", true)
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "image kept by a protection")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_source_stops_every_deletion_and_is_named() {
+    let moto = Moto::start();
+    let by_tag = seed(&moto).await;
+    let sources = json!({"external": {"ssmParameter": "/ecr-gc/missing"}});
+    let (report, lines) = run(&moto, policy(sources)).await;
+
+    let failed: Vec<&str> = report
+        .in_use_sources
+        .iter()
+        .filter(|s| s.error.is_some())
+        .map(|s| s.source.as_str())
+        .collect();
+    assert_eq!(failed, ["ssm:/ecr-gc/missing"]);
+    let error = report
+        .in_use_sources
+        .iter()
+        .find_map(|s| s.error.as_deref())
+        .unwrap();
+    assert!(error.contains("ParameterNotFound"), "{error}");
+
+    let repo = &report.repositories[0];
+    assert!(!repo.planned.is_empty());
+    assert!(repo.deleted.is_empty());
+    assert!(
+        repo.held
+            .as_deref()
+            .unwrap()
+            .contains("ssm:/ecr-gc/missing")
+    );
+    assert_eq!(report.api_calls.batch_delete_image, 0);
+    assert_eq!(digests(&moto.ecr(), "shop").await.len(), by_tag.len());
+    assert!(report.has_failures());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "in-use inventory incomplete"
+                && l["error"].as_str().unwrap().contains("ssm:/ecr-gc/missing"))
+    );
+}

@@ -91,6 +91,9 @@ mod tests {
         let uses = parse(&bare, "GetParameter", "external:ssm:/p").unwrap();
         assert_eq!(uses.len(), 2);
         assert_eq!(uses[0].workload, "external:ssm:/p");
+        // The shape deploy/kubernetes/in-use-cronjob.yaml publishes.
+        let kubectl = format!(r#"["{host}/web:v1","docker-pullable://{host}/web@sha256:abc",""]"#);
+        assert_eq!(parse(&kubectl, "GetObject", "x").unwrap().len(), 2);
         let wrapped = format!(r#"{{"images": ["{host}/web:v1"]}}"#);
         assert_eq!(parse(&wrapped, "GetObject", "x").unwrap().len(), 1);
         for bad in ["", "{", r#"{"pods": []}"#, "[1]", "null"] {

@@ -46,6 +46,11 @@ impl Registry {
 /// Parses a reference; `None` when it is not a well-formed reference.
 pub fn parse(reference: &str) -> Option<ImageRef> {
     let reference = reference.trim();
+    // Kubernetes reports a container's imageID with a runtime prefix.
+    let reference = reference
+        .strip_prefix("docker-pullable://")
+        .or_else(|| reference.strip_prefix("docker://"))
+        .unwrap_or(reference);
     if reference.is_empty() || reference.chars().any(char::is_whitespace) {
         return None;
     }

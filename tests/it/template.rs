@@ -55,8 +55,32 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
     );
     assert!(resource.contains(":repository/"), "{resource}");
     assert_eq!(template.matches("ecr:BatchDeleteImage").count(), 1);
-    for line in template.lines() {
-        assert_ne!(line.trim(), "Resource: \"*\"", "no statement on *");
+    // Only list calls that support no resource-level permissions are on *,
+    // and only when their in-use source is switched on.
+    let lines: Vec<&str> = template.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() != "Resource: \"*\"" {
+            continue;
+        }
+        let sid = lines[..i]
+            .iter()
+            .rev()
+            .find(|l| l.contains("Sid:"))
+            .unwrap()
+            .trim();
+        assert!(
+            ["- Sid: ReadEcsWorkloads", "- Sid: ListLambdaFunctions"].contains(&sid),
+            "{sid} is on *"
+        );
+        let condition = lines[..i]
+            .iter()
+            .rev()
+            .find(|l| l.contains("- !If"))
+            .map(|_| ());
+        assert!(
+            condition.is_some(),
+            "{sid} must depend on its source's switch"
+        );
     }
     for needle in [
         "BuildMethod: rust-cargolambda",

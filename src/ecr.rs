@@ -22,7 +22,7 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use thiserror::Error;
 
 use crate::aws::{error_parts, paginate};
-use crate::model::{Image, ImageFailure, ImageId, from_epoch};
+use crate::model::{INDEX_MEDIA_TYPES, Image, ImageFailure, ImageId, from_epoch};
 use crate::report::ApiCallCounts;
 
 /// ECR's largest page for the list operations.
@@ -109,6 +109,7 @@ struct Calls {
     describe_repositories: AtomicU64,
     describe_images: AtomicU64,
     list_images: AtomicU64,
+    batch_get_image: AtomicU64,
     batch_delete_image: AtomicU64,
 }
 
@@ -132,6 +133,7 @@ impl Ecr {
             describe_repositories: get(&self.calls.describe_repositories),
             describe_images: get(&self.calls.describe_images),
             list_images: get(&self.calls.list_images),
+            batch_get_image: get(&self.calls.batch_get_image),
             batch_delete_image: get(&self.calls.batch_delete_image),
         }
     }
@@ -258,6 +260,70 @@ impl Ecr {
             .iter()
             .filter_map(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec())))
             .collect())
+    }
+
+    /// The child digests of each of these indexes, read from their
+    /// manifests with BatchGetImage, at most [`DELETE_BATCH`] per call. An
+    /// index that is gone by now is left out; any other failure is an
+    /// error, because not knowing an index's children means not knowing
+    /// what deleting an image would break.
+    pub async fn index_children(
+        &self,
+        repository: &str,
+        indexes: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, EcrError> {
+        const OP: &str = "BatchGetImage";
+        let mut children = HashMap::with_capacity(indexes.len());
+        for chunk in indexes.chunks(DELETE_BATCH) {
+            bump(&self.calls.batch_get_image);
+            let ids = chunk
+                .iter()
+                .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
+                .collect();
+            let out = self
+                .client
+                .batch_get_image()
+                .set_registry_id(self.registry_id.clone())
+                .repository_name(repository)
+                .set_image_ids(Some(ids))
+                .set_accepted_media_types(Some(
+                    INDEX_MEDIA_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+                ))
+                .send()
+                .await
+                .map_err(|e| EcrError::from_sdk(OP, e))?;
+            if let Some(failure) = out
+                .failures()
+                .iter()
+                .find(|f| f.failure_code().map(|c| c.as_str()) != Some("ImageNotFound"))
+            {
+                return Err(EcrError::Api {
+                    operation: OP,
+                    code: failure
+                        .failure_code()
+                        .map(|c| c.as_str().to_owned())
+                        .unwrap_or_default(),
+                    message: failure.failure_reason().unwrap_or_default().to_owned(),
+                });
+            }
+            for image in out.images() {
+                let Some(digest) = image.image_id().and_then(|id| id.image_digest()) else {
+                    continue;
+                };
+                let manifest = image.image_manifest().unwrap_or_default();
+                let parsed: IndexManifest =
+                    serde_json::from_str(manifest).map_err(|e| EcrError::Api {
+                        operation: OP,
+                        code: "MalformedManifest".into(),
+                        message: format!("index {digest} is not a readable image index: {e}"),
+                    })?;
+                children.insert(
+                    digest.to_owned(),
+                    parsed.manifests.into_iter().map(|m| m.digest).collect(),
+                );
+            }
+        }
+        Ok(children)
     }
 
     /// The digests of every image in `repository`, from ListImages.
@@ -408,6 +474,17 @@ impl Ecr {
     }
 }
 
+/// The part of an OCI image index or Docker manifest list ecr-gc reads.
+#[derive(serde::Deserialize)]
+struct IndexManifest {
+    manifests: Vec<IndexEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexEntry {
+    digest: String,
+}
+
 fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> {
     const OP: &str = "DescribeImages";
     let digest = detail.image_digest().ok_or(EcrError::Malformed {
@@ -427,5 +504,6 @@ fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> 
         image_pushed_at: pushed,
         image_size_in_bytes: detail.image_size_in_bytes(),
         image_manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
+        subject_manifest_digest: detail.subject_manifest_digest().map(str::to_owned),
     })
 }

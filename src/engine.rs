@@ -9,7 +9,7 @@
 //! Every outcome is reported and logged as it happens. A repository that
 //! cannot be collected is reported and skipped; the run goes on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::ecr::{Ecr, EcrError};
 use crate::inventory::Inventory;
-use crate::plan::plan_with;
+use crate::plan::{Facts, plan_with};
 use crate::policy::Policy;
 use crate::report::{
     self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, SkippedImage, Summary,
@@ -222,8 +222,33 @@ pub async fn survey(
             return out;
         }
     };
-    let in_use = inventory.in_use(name, &images);
-    let plan = plan_with(&images, policy, now, &in_use);
+    let indexes: Vec<String> = images
+        .iter()
+        .filter(|i| i.is_index())
+        .map(|i| i.image_digest.clone())
+        .collect();
+    let children = if indexes.is_empty() {
+        HashMap::new()
+    } else {
+        match ecr.index_children(name, &indexes).await {
+            Ok(children) => children,
+            Err(error) => {
+                out.error = Some(RepositoryError {
+                    error_code: error.code().to_owned(),
+                    error_message: format!(
+                        "could not read the children of its {} multi-arch indexes, so nothing is deleted in it: {error}",
+                        indexes.len()
+                    ),
+                });
+                return out;
+            }
+        }
+    };
+    let facts = Facts {
+        in_use: inventory.in_use(name, &images),
+        children,
+    };
+    let plan = plan_with(&images, policy, now, &facts);
     out.images_scanned = images.len() as u64;
     out.planned = plan.to_delete().map(PlannedImage::from_decision).collect();
     out.protected = plan.protected().map(PlannedImage::from_decision).collect();
@@ -315,12 +340,46 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     if candidates.is_empty() {
         return;
     }
-    let outcome = ecr.delete(&name, &candidates).await;
     let by_digest: HashMap<&str, &PlannedImage> = out
         .planned
         .iter()
         .map(|p| (p.image_digest.as_str(), p))
         .collect();
+    // Indexes (and everything else) first; their children in a later call,
+    // and only those whose index is gone, so ECR never answers
+    // ImageReferencedByManifestList.
+    let (children, first): (Vec<String>, Vec<String>) = candidates.into_iter().partition(|d| {
+        by_digest
+            .get(d.as_str())
+            .is_some_and(|p| p.index_digest.is_some())
+    });
+    let mut outcome = ecr.delete(&name, &first).await;
+    let gone: HashSet<&str> = outcome.deleted.iter().map(String::as_str).collect();
+    let mut second = Vec::with_capacity(children.len());
+    let mut held_children = Vec::new();
+    for child in children {
+        let planned = by_digest[child.as_str()];
+        let index = planned.index_digest.as_deref().unwrap_or_default();
+        if gone.contains(index) {
+            second.push(child);
+        } else {
+            held_children.push(SkippedImage {
+                image_digest: planned.image_digest.clone(),
+                image_tags: planned.image_tags.clone(),
+                current_image_tags: Some(planned.image_tags.clone()),
+                reason: format!("its index {index} was not deleted"),
+            });
+        }
+    }
+    if !second.is_empty() {
+        let later = ecr.delete(&name, &second).await;
+        outcome.deleted.extend(later.deleted);
+        outcome.failures.extend(later.failures);
+    }
+    for skipped in held_children {
+        log.emit(report::image_skipped(&name, &skipped));
+        out.skipped.push(skipped);
+    }
     let mut deleted = Vec::with_capacity(outcome.deleted.len());
     for digest in &outcome.deleted {
         if let Some(image) = by_digest.get(digest.as_str()) {
@@ -364,6 +423,7 @@ mod tests {
             rule_priority: Some(1),
             reason: String::new(),
             protection: None,
+            index_digest: None,
         };
         let report = RepositoryReport {
             planned: vec![image; planned],

@@ -13,6 +13,8 @@
 //!   what ecr-gc does not implement, with a message naming rule and field.
 //! * [`settings`] holds ecr-gc's own settings from the same document:
 //!   repository globs, the grace period and the blast-radius limits.
+//! * [`units`] says which images are multi-arch children or referrers, so
+//!   that they follow their index or subject instead of the rules.
 //! * [`plan`] is the planner: images + policy + now -> a decision and a
 //!   reason for every image. No I/O, no clock.
 //! * [`aws`] holds what the AWS adapters share: the clients, error codes,
@@ -40,3 +42,4 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod settings;
+pub mod units;

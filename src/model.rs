@@ -24,12 +24,49 @@ pub struct Image {
     pub image_size_in_bytes: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_manifest_media_type: Option<String>,
+    /// For an OCI 1.1 referrer (signature, SBOM, attestation): the digest of
+    /// the image it refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_manifest_digest: Option<String>,
 }
+
+/// The manifest media types of a multi-arch image: an OCI image index and a
+/// Docker manifest list.
+pub const INDEX_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
 
 impl Image {
     pub fn is_tagged(&self) -> bool {
         !self.image_tags.is_empty()
     }
+
+    /// Whether this is a multi-arch index (or manifest list).
+    pub fn is_index(&self) -> bool {
+        self.image_manifest_media_type
+            .as_deref()
+            .is_some_and(|t| INDEX_MEDIA_TYPES.contains(&t))
+    }
+
+    /// The digest of the image this one refers to, if it is a referrer: the
+    /// OCI `subject`, or cosign's tag scheme (`sha256-<hex>.sig`, `.att`,
+    /// `.sbom`).
+    pub fn subject(&self) -> Option<String> {
+        if let Some(subject) = &self.subject_manifest_digest {
+            return Some(subject.clone());
+        }
+        self.image_tags.iter().find_map(|tag| cosign_subject(tag))
+    }
+}
+
+/// `sha256-<64 hex>.sig` (or `.att`, `.sbom`) -> `sha256:<64 hex>`.
+fn cosign_subject(tag: &str) -> Option<String> {
+    let stem = [".sig", ".att", ".sbom"]
+        .iter()
+        .find_map(|s| tag.strip_suffix(s))?;
+    let hex = stem.strip_prefix("sha256-")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("sha256:{hex}"))
 }
 
 /// ECR's `ImageIdentifier`: a digest, a tag, or both.
@@ -129,6 +166,46 @@ mod tests {
             "2023-11-14T22:13:20Z",
             &[],
         );
+    }
+
+    #[test]
+    fn indexes_and_referrers() {
+        let hex = "ab".repeat(32);
+        let image = |tags: &[&str], media: Option<&str>, subject: Option<&str>| Image {
+            image_digest: "sha256:x".into(),
+            image_tags: tags.iter().map(|t| t.to_string()).collect(),
+            image_pushed_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+            image_size_in_bytes: None,
+            image_manifest_media_type: media.map(Into::into),
+            subject_manifest_digest: subject.map(Into::into),
+        };
+        assert!(image(&[], Some(INDEX_MEDIA_TYPES[0]), None).is_index());
+        assert!(image(&[], Some(INDEX_MEDIA_TYPES[1]), None).is_index());
+        assert!(
+            !image(
+                &[],
+                Some("application/vnd.oci.image.manifest.v1+json"),
+                None
+            )
+            .is_index()
+        );
+        let subject = format!("sha256:{hex}");
+        assert_eq!(
+            image(&[], None, Some(&subject)).subject(),
+            Some(subject.clone())
+        );
+        for suffix in ["sig", "att", "sbom"] {
+            let tag = format!("sha256-{hex}.{suffix}");
+            assert_eq!(image(&[&tag], None, None).subject(), Some(subject.clone()));
+        }
+        for tag in [
+            "v1",
+            "sha256-abc.sig",
+            &format!("sha256-{hex}.txt"),
+            &format!("sha512-{hex}.sig"),
+        ] {
+            assert_eq!(image(&[tag], None, None).subject(), None, "{tag}");
+        }
     }
 
     #[test]

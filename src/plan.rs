@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::model::Image;
 use crate::policy::{Count, Policy, Rule};
+use crate::units::{Children, Role, roles};
 
 const MILLIS_PER_DAY: i128 = 86_400_000;
 
@@ -107,6 +108,26 @@ pub enum Reason<'a> {
         age_millis: i128,
         days: u64,
     },
+    /// A multi-arch child or a referrer: it goes with the image `of`, and
+    /// is deleted when that is (`priority` is the rule that decided `of`).
+    Follows {
+        relation: Relation,
+        of: String,
+        delete: bool,
+        priority: Option<u32>,
+    },
+    /// A referrer whose subject is not in the repository.
+    OrphanReferrer {
+        subject: String,
+        delete: bool,
+    },
+}
+
+/// How a following image relates to the image it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    ChildOf,
+    ReferrerOf,
 }
 
 /// The plan for one repository: every image, newest first.
@@ -138,34 +159,46 @@ fn newest_first(a: &Image, b: &Image) -> Ordering {
 }
 
 /// Evaluates `policy` over one repository's `images` as of `now`, then
-/// applies the grace period. Nothing is known to be in use.
+/// applies the grace period. Nothing is known to be in use, and no index's
+/// children are known.
 pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> Plan<'a> {
-    plan_with(images, policy, now, &InUse::new())
+    plan_with(images, policy, now, &Facts::default())
 }
 
 /// The digests in use, each with the workloads that use it.
 pub type InUse = HashMap<String, Vec<String>>;
 
-/// Evaluates `policy` over one repository's `images` as of `now`, then
-/// applies the protections: `in_use` digests and the grace period.
+/// What the planner is told beyond the listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub in_use: InUse,
+    /// Each index's children, read from its manifest.
+    pub children: Children,
+}
+
+/// Evaluates `policy` over one repository's `images` as of `now`:
+/// the rules decide the standalone images (indexes stand for their
+/// children; referrers are not counted), children follow their indexes,
+/// referrers follow their subjects, and then the protections apply.
 pub fn plan_with<'a>(
     images: &'a [Image],
     policy: &'a Policy,
     now: DateTime<Utc>,
-    in_use: &InUse,
+    facts: &Facts,
 ) -> Plan<'a> {
+    let roles = roles(images, &facts.children);
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
 
-    // For each image, the first rule that selects it (by index) and that
-    // rule's reason; and for each rule, how many images it selects.
+    // For each standalone image, the first rule that selects it (by index)
+    // and that rule's reason; and for each rule, how many images it selects.
     let mut decided: Vec<Option<(usize, Reason<'a>)>> = vec![None; images.len()];
     let mut selected_by_rule: Vec<u64> = vec![0; policy.rules.len()];
     for (rule_index, rule) in policy.rules.iter().enumerate() {
         let mut rank: u64 = 0;
         for &index in &order {
             let image = &images[index];
-            if !rule.tags.selects(&image.image_tags) {
+            if roles[index] != Role::Standalone || !rule.tags.selects(&image.image_tags) {
                 continue;
             }
             rank += 1;
@@ -191,35 +224,118 @@ pub fn plan_with<'a>(
         selected_by_rule[rule_index] = rank;
     }
 
+    let decide = |index: usize, reason: Reason<'a>| -> Decision<'a> {
+        let image = &images[index];
+        let protection = if reason.expires() {
+            protect(image, policy, now, &facts.in_use)
+        } else {
+            None
+        };
+        Decision {
+            image,
+            action: if reason.expires() && protection.is_none() {
+                Action::Delete
+            } else {
+                Action::Keep
+            },
+            rule_priority: reason.rule_priority(),
+            reason,
+            protection,
+        }
+    };
+    let mut decisions: Vec<Option<Decision<'a>>> = vec![None; images.len()];
+
+    // Standalone images: by the rules.
+    for (index, role) in roles.iter().enumerate() {
+        if *role != Role::Standalone {
+            continue;
+        }
+        let reason = match decided[index].take() {
+            None => Reason::NoRuleSelects,
+            Some((rule_index, mut reason)) => {
+                if let Reason::Count { selected, .. } = &mut reason {
+                    *selected = selected_by_rule[rule_index];
+                }
+                reason
+            }
+        };
+        decisions[index] = Some(decide(index, reason));
+    }
+
+    // Children: deleted only with every index that lists them.
+    for (index, role) in roles.iter().enumerate() {
+        let Role::Child { indexes } = role else {
+            continue;
+        };
+        let parent = |i: &usize| decisions[*i].as_ref();
+        let kept = indexes
+            .iter()
+            .find(|i| parent(i).is_none_or(|d| d.action == Action::Keep));
+        let of = *kept.unwrap_or(&indexes[0]);
+        let reason = Reason::Follows {
+            relation: Relation::ChildOf,
+            of: images[of].image_digest.clone(),
+            delete: kept.is_none(),
+            priority: parent(&of).and_then(|d| d.rule_priority),
+        };
+        decisions[index] = Some(decide(index, reason));
+    }
+
+    // Referrers: with their subjects, which may be referrers themselves.
+    let mut pending: Vec<(usize, usize)> = roles
+        .iter()
+        .enumerate()
+        .filter_map(|(i, role)| match role {
+            Role::Referrer { subject } => Some((i, *subject)),
+            _ => None,
+        })
+        .collect();
+    loop {
+        let before = pending.len();
+        pending.retain(|&(index, subject)| {
+            let Some(followed) = decisions[subject].as_ref() else {
+                return true;
+            };
+            let reason = Reason::Follows {
+                relation: Relation::ReferrerOf,
+                of: images[subject].image_digest.clone(),
+                delete: followed.action == Action::Delete,
+                priority: followed.rule_priority,
+            };
+            decisions[index] = Some(decide(index, reason));
+            false
+        });
+        if pending.len() == before {
+            break;
+        }
+    }
+    // A cycle of referrers never resolves: keep them.
+    for (index, subject) in pending {
+        let reason = Reason::Follows {
+            relation: Relation::ReferrerOf,
+            of: images[subject].image_digest.clone(),
+            delete: false,
+            priority: None,
+        };
+        decisions[index] = Some(decide(index, reason));
+    }
+
+    // Referrers whose subject is gone: as the settings say.
+    for (index, role) in roles.iter().enumerate() {
+        if let Role::OrphanReferrer { subject } = role {
+            let reason = Reason::OrphanReferrer {
+                subject: subject.clone(),
+                delete: policy.settings.safety.delete_orphan_referrers,
+            };
+            decisions[index] = Some(decide(index, reason));
+        }
+    }
+
     let decisions = order
         .into_iter()
-        .map(|index| {
-            let reason = match decided[index].take() {
-                None => Reason::NoRuleSelects,
-                Some((rule_index, mut reason)) => {
-                    if let Reason::Count { selected, .. } = &mut reason {
-                        *selected = selected_by_rule[rule_index];
-                    }
-                    reason
-                }
-            };
-            let image = &images[index];
-            let protection = if reason.expires() {
-                protect(image, policy, now, in_use)
-            } else {
-                None
-            };
-            Decision {
-                image,
-                action: if reason.expires() && protection.is_none() {
-                    Action::Delete
-                } else {
-                    Action::Keep
-                },
-                rule_priority: reason.rule().map(|rule| rule.priority),
-                reason,
-                protection,
-            }
+        .map(|index| match decisions[index].take() {
+            Some(decision) => decision,
+            None => decide(index, Reason::NoRuleSelects),
         })
         .collect();
     Plan { decisions }
@@ -251,6 +367,7 @@ impl Reason<'_> {
     pub fn expires(&self) -> bool {
         match self {
             Reason::NoRuleSelects => false,
+            Reason::Follows { delete, .. } | Reason::OrphanReferrer { delete, .. } => *delete,
             Reason::Count { rank, keep, .. } => rank > keep,
             Reason::Age {
                 age_millis, days, ..
@@ -258,19 +375,43 @@ impl Reason<'_> {
         }
     }
 
-    /// The deciding rule, if any rule selects the image.
-    pub fn rule(&self) -> Option<&Rule> {
+    /// The priority of the deciding rule: the rule that selects the image,
+    /// or, for a child or referrer, the rule that decided what it follows.
+    pub fn rule_priority(&self) -> Option<u32> {
         match self {
-            Reason::NoRuleSelects => None,
-            Reason::Count { rule, .. } | Reason::Age { rule, .. } => Some(rule),
+            Reason::NoRuleSelects | Reason::OrphanReferrer { .. } => None,
+            Reason::Count { rule, .. } | Reason::Age { rule, .. } => Some(rule.priority),
+            Reason::Follows { priority, .. } => *priority,
         }
     }
 }
 
 impl fmt::Display for Reason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fate = |delete: bool| if delete { "deleted" } else { "kept" };
         match self {
             Reason::NoRuleSelects => f.write_str("no rule selects this image"),
+            Reason::Follows {
+                relation: Relation::ChildOf,
+                of,
+                delete,
+                ..
+            } => write!(f, "a child of index {of}, which is {}", fate(*delete)),
+            Reason::Follows {
+                relation: Relation::ReferrerOf,
+                of,
+                delete,
+                ..
+            } => write!(
+                f,
+                "a referrer (signature, SBOM or attestation) of {of}, which is {}",
+                fate(*delete)
+            ),
+            Reason::OrphanReferrer { subject, delete } => write!(
+                f,
+                "a referrer of {subject}, which is not in the repository; deleteOrphanReferrers is {}",
+                if *delete { "on" } else { "off" }
+            ),
             Reason::Count {
                 rule,
                 rank,
@@ -321,6 +462,7 @@ mod tests {
             image_pushed_at: parse_rfc3339(NOW).unwrap() - chrono::TimeDelta::minutes(minutes_ago),
             image_size_in_bytes: Some(1),
             image_manifest_media_type: None,
+            subject_manifest_digest: None,
         }
     }
 
@@ -646,6 +788,182 @@ mod tests {
              kept: pushed 10 minutes ago, inside the 60-minute grace period"
         );
         assert_eq!(plan.protected().count(), 1);
+    }
+
+    /// An image like `image`, but a multi-arch index or with a subject.
+    fn index(name: &str, tags: &[&str], minutes_ago: i64) -> Image {
+        Image {
+            image_manifest_media_type: Some(crate::model::INDEX_MEDIA_TYPES[0].into()),
+            ..image(name, tags, minutes_ago)
+        }
+    }
+
+    fn referrer(name: &str, subject: &str, minutes_ago: i64) -> Image {
+        Image {
+            subject_manifest_digest: Some(format!("sha256:{subject}")),
+            ..image(name, &[], minutes_ago)
+        }
+    }
+
+    fn children(pairs: &[(&str, &[&str])]) -> Facts {
+        let d = |n: &str| format!("sha256:{n}");
+        Facts {
+            in_use: InUse::new(),
+            children: pairs
+                .iter()
+                .map(|(index, kids)| (d(index), kids.iter().map(|k| d(k)).collect()))
+                .collect(),
+        }
+    }
+
+    /// Like `check`, with facts beyond the listing.
+    #[track_caller]
+    fn check_with(policy: &str, images: &[Image], facts: &Facts, expected: &[&str]) {
+        let policy = Policy::parse(policy).unwrap();
+        let plan = plan_with(images, &policy, parse_rfc3339(NOW).unwrap(), facts);
+        let mut deleted: Vec<&str> = plan
+            .to_delete()
+            .map(|d| d.image.image_digest.trim_start_matches("sha256:"))
+            .collect();
+        deleted.sort();
+        let mut expected = expected.to_vec();
+        expected.sort();
+        assert_eq!(deleted, expected);
+    }
+
+    #[test]
+    fn an_index_and_its_children_are_one_unit() {
+        let p = policy(&[
+            rule(
+                1,
+                r#"{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
+            rule(
+                2,
+                r#"{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1}"#,
+            ),
+        ]);
+        let images = [
+            index("i1", &["v1"], 3 * DAY),
+            image("i1-amd", &[], 3 * DAY),
+            image("i1-arm", &[], 3 * DAY),
+            index("i2", &["v2"], DAY),
+            image("i2-amd", &[], DAY),
+            image("i2-arm", &[], DAY),
+            image("shared", &[], 3 * DAY),
+            image("orphan-old", &[], 5 * DAY),
+            image("orphan-new", &[], 4 * DAY),
+        ];
+        let facts = children(&[
+            ("i1", &["i1-amd", "i1-arm", "shared"]),
+            ("i2", &["i2-amd", "i2-arm", "shared"]),
+            ("gone-index", &["orphan-old"]),
+        ]);
+        // v1 is beyond the count: its children go with it, except the one v2
+        // (kept) also lists. Children are not untagged images to the
+        // untagged rule, so it counts only the two orphans.
+        check_with(
+            &p,
+            &images,
+            &facts,
+            &["i1", "i1-amd", "i1-arm", "orphan-old"],
+        );
+        // Without the children known, the untagged rule would count them.
+        check_with(
+            &p,
+            &images,
+            &Facts::default(),
+            &[
+                "i1",
+                "i1-amd",
+                "i1-arm",
+                "i2-arm",
+                "shared",
+                "orphan-old",
+                "orphan-new",
+            ],
+        );
+
+        let policy = Policy::parse(&p).unwrap();
+        let plan = plan_with(&images, &policy, parse_rfc3339(NOW).unwrap(), &facts);
+        let child = plan
+            .decisions
+            .iter()
+            .find(|d| d.image.image_digest == "sha256:i1-amd")
+            .unwrap();
+        assert_eq!(
+            child.rule_priority,
+            Some(1),
+            "the rule that expired its index"
+        );
+        assert_eq!(
+            child.reason.to_string(),
+            "a child of index sha256:i1, which is deleted"
+        );
+        let shared = plan
+            .decisions
+            .iter()
+            .find(|d| d.image.image_digest == "sha256:shared")
+            .unwrap();
+        assert_eq!(
+            shared.reason.to_string(),
+            "a child of index sha256:i2, which is kept"
+        );
+    }
+
+    #[test]
+    fn protections_reach_children() {
+        let p = policy_with(
+            &[rule(
+                1,
+                r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1}"#,
+            )],
+            r#"{"gracePeriodMinutes":60}"#,
+        );
+        let images = [
+            index("old", &["v1"], 3 * DAY),
+            image("old-amd", &[], 3 * DAY),
+            image("old-arm-late", &[], 30),
+            index("new", &["v2"], DAY),
+        ];
+        let mut facts = children(&[("old", &["old-amd", "old-arm-late", "in-use"])]);
+        check_with(&p, &images, &facts, &["old", "old-amd"]);
+        facts
+            .in_use
+            .insert("sha256:old-amd".into(), vec!["ecs:service/prod/web".into()]);
+        check_with(&p, &images, &facts, &["old"]);
+    }
+
+    #[test]
+    fn referrers_follow_their_subjects_and_are_not_counted() {
+        let hex = "ef".repeat(32);
+        let p = |orphans: bool| {
+            policy_with(
+                &[rule(
+                    1,
+                    r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":2}"#,
+                )],
+                &format!(r#"{{"gracePeriodMinutes":0,"deleteOrphanReferrers":{orphans}}}"#),
+            )
+        };
+        let images = [
+            image(&hex, &["v1"], 5 * DAY),
+            image("cosign-sig", &[&format!("sha256-{hex}.sig")], 30),
+            image("v2", &["v2"], 4 * DAY),
+            referrer("v2-att", "v2", 10),
+            referrer("v2-att-sig", "v2-att", 5),
+            image("v3", &["v3"], 3 * DAY),
+            referrer("stray-sbom", "deleted-long-ago", 6 * DAY),
+        ];
+        // Three images count (v1, v2, v3), not the four referrers: v1 goes,
+        // and its cosign signature with it; v2's attestation chain stays.
+        check_with(&p(false), &images, &Facts::default(), &[&hex, "cosign-sig"]);
+        check_with(
+            &p(true),
+            &images,
+            &Facts::default(),
+            &[&hex, "cosign-sig", "stray-sbom"],
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::inventory::SourceReport;
 use crate::model::{Image, ImageFailure};
-use crate::plan::Decision;
+use crate::plan::{Decision, Reason, Relation};
 
 /// The report of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +90,10 @@ pub struct PlannedImage {
     /// What keeps an image the rules expire, when something does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protection: Option<String>,
+    /// For a multi-arch child: the index it goes with. Children are
+    /// deleted after their index, in a later call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<String>,
 }
 
 /// A planned image that compare-and-delete left alone.
@@ -115,6 +119,14 @@ impl PlannedImage {
             rule_priority: decision.rule_priority,
             reason: decision.reason.to_string(),
             protection: decision.protection.as_ref().map(ToString::to_string),
+            index_digest: match &decision.reason {
+                Reason::Follows {
+                    relation: Relation::ChildOf,
+                    of,
+                    ..
+                } => Some(of.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -165,6 +177,7 @@ pub struct ApiCallCounts {
     pub describe_repositories: u64,
     pub describe_images: u64,
     pub list_images: u64,
+    pub batch_get_image: u64,
     pub batch_delete_image: u64,
 }
 

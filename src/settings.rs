@@ -7,6 +7,7 @@
 //!   "maxDeletesPerRun": 1000,
 //!   "maxDeletesPerRepository": 200,
 //!   "allowDeletingEveryImage": false,
+//!   "deleteOrphanReferrers": false,
 //!   "inUse": {
 //!     "ecs": { "enabled": true, "taskDefinitionRevisions": 5 },
 //!     "lambda": { "enabled": true },
@@ -98,6 +99,8 @@ pub struct Safety {
     /// Unless true, a plan that would delete every image of a repository
     /// deletes none of them.
     pub allow_deleting_every_image: bool,
+    /// Whether referrers whose subject is gone are deleted.
+    pub delete_orphan_referrers: bool,
 }
 
 impl Default for Safety {
@@ -107,6 +110,7 @@ impl Default for Safety {
             max_deletes_per_run: None,
             max_deletes_per_repository: None,
             allow_deleting_every_image: false,
+            delete_orphan_referrers: false,
         }
     }
 }
@@ -143,6 +147,7 @@ struct RawSettings {
     max_deletes_per_run: Option<u64>,
     max_deletes_per_repository: Option<u64>,
     allow_deleting_every_image: Option<bool>,
+    delete_orphan_referrers: Option<bool>,
     in_use: Option<RawInUse>,
 }
 
@@ -224,6 +229,7 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
     safety.max_deletes_per_run = raw.max_deletes_per_run;
     safety.max_deletes_per_repository = raw.max_deletes_per_repository;
     safety.allow_deleting_every_image = raw.allow_deleting_every_image.unwrap_or(false);
+    safety.delete_orphan_referrers = raw.delete_orphan_referrers.unwrap_or(false);
     if let Some(in_use) = raw.in_use {
         settings.in_use = parse_in_use(in_use)?;
     }
@@ -294,11 +300,12 @@ mod tests {
                 max_deletes_per_run: Some(10),
                 max_deletes_per_repository: Some(0),
                 allow_deleting_every_image: true,
+                delete_orphan_referrers: true,
             },
             ..Settings::default()
         };
         check(
-            r#"{"gracePeriodMinutes":0,"maxDeletesPerRun":10,"maxDeletesPerRepository":0,"allowDeletingEveryImage":true}"#,
+            r#"{"gracePeriodMinutes":0,"maxDeletesPerRun":10,"maxDeletesPerRepository":0,"allowDeletingEveryImage":true,"deleteOrphanReferrers":true}"#,
             Ok(expected),
         );
         check(

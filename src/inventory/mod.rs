@@ -264,6 +264,7 @@ mod tests {
             image_pushed_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
             image_size_in_bytes: None,
             image_manifest_media_type: None,
+            subject_manifest_digest: None,
         }
     }
 

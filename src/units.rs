@@ -1,0 +1,137 @@
+//! Images that are not alone: multi-arch indexes with their children, and
+//! referrers (signatures, SBOMs, attestations) with their subjects.
+//!
+//! The rules see units, not manifests: an index stands for its children,
+//! and a referrer is never counted or expired on its own. This module says
+//! which image plays which part; the planner then decides the standalone
+//! images by the rules and lets the others follow. No I/O.
+
+use std::collections::HashMap;
+
+use crate::model::Image;
+
+/// Each present index's child digests, as its manifest lists them.
+pub type Children = HashMap<String, Vec<String>>;
+
+/// The part an image plays, by position in the listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Decided by the rules: a single-platform image, an index, or an
+    /// orphan (a child whose index is gone).
+    Standalone,
+    /// Listed by these present indexes (positions, ascending).
+    Child { indexes: Vec<usize> },
+    /// Refers to the image at this position.
+    Referrer { subject: usize },
+    /// Refers to a digest that is not in the repository.
+    OrphanReferrer { subject: String },
+}
+
+/// Works out every image's role.
+pub fn roles(images: &[Image], children: &Children) -> Vec<Role> {
+    let position: HashMap<&str, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| (image.image_digest.as_str(), i))
+        .collect();
+    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); images.len()];
+    for (index_digest, child_digests) in children {
+        let Some(&index) = position.get(index_digest.as_str()) else {
+            continue;
+        };
+        for child in child_digests {
+            if let Some(&child) = position.get(child.as_str())
+                && child != index
+            {
+                parents[child].push(index);
+            }
+        }
+    }
+    images
+        .iter()
+        .zip(parents)
+        .enumerate()
+        .map(|(i, (image, mut indexes))| {
+            if let Some(subject) = image.subject() {
+                return match position.get(subject.as_str()) {
+                    Some(&s) if s != i => Role::Referrer { subject: s },
+                    _ => Role::OrphanReferrer { subject },
+                };
+            }
+            if indexes.is_empty() {
+                Role::Standalone
+            } else {
+                indexes.sort_unstable();
+                indexes.dedup();
+                Role::Child { indexes }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{INDEX_MEDIA_TYPES, parse_rfc3339};
+
+    fn image(digest: &str, tags: &[&str], index: bool, subject: Option<&str>) -> Image {
+        Image {
+            image_digest: digest.into(),
+            image_tags: tags.iter().map(|t| t.to_string()).collect(),
+            image_pushed_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+            image_size_in_bytes: None,
+            image_manifest_media_type: index.then(|| INDEX_MEDIA_TYPES[0].to_owned()),
+            subject_manifest_digest: subject.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn roles_of_a_mixed_repository() {
+        let hex = "cd".repeat(32);
+        let cosign = format!("sha256-{hex}.sig");
+        let images = [
+            image("sha256:i1", &["v1"], true, None),
+            image("sha256:i2", &["v2"], true, None),
+            image("sha256:amd", &[], false, None),
+            image("sha256:arm", &[], false, None),
+            image("sha256:orphan", &[], false, None),
+            image("sha256:att", &[], false, Some("sha256:i1")),
+            image("sha256:gone-att", &[], false, Some("sha256:nothere")),
+            image(&format!("sha256:{hex}"), &["plain"], false, None),
+            image("sha256:sig", &[&cosign], false, None),
+        ];
+        let children: Children = [
+            (
+                "sha256:i1".to_owned(),
+                vec!["sha256:amd".to_owned(), "sha256:arm".to_owned()],
+            ),
+            (
+                "sha256:i2".to_owned(),
+                vec!["sha256:arm".to_owned(), "sha256:missing".to_owned()],
+            ),
+            (
+                "sha256:deleted-index".to_owned(),
+                vec!["sha256:orphan".to_owned()],
+            ),
+        ]
+        .into();
+        assert_eq!(
+            roles(&images, &children),
+            [
+                Role::Standalone,
+                Role::Standalone,
+                Role::Child { indexes: vec![0] },
+                Role::Child {
+                    indexes: vec![0, 1]
+                },
+                Role::Standalone,
+                Role::Referrer { subject: 0 },
+                Role::OrphanReferrer {
+                    subject: "sha256:nothere".into()
+                },
+                Role::Standalone,
+                Role::Referrer { subject: 7 },
+            ]
+        );
+    }
+}

@@ -527,3 +527,121 @@ async fn the_run_limit_holds_the_repository_that_would_pass_it() {
         assert_eq!(left, if dry_run { [6, 6] } else { [3, 6] });
     }
 }
+
+/// Pushes a multi-arch index over `children` (digests), with the digest
+/// ECR would compute (moto invents one otherwise).
+async fn push_index(
+    client: &aws_sdk_ecr::Client,
+    repository: &str,
+    children: &[String],
+    tag: &str,
+) -> String {
+    use sha2::Digest;
+    let manifests: Vec<Value> = children
+        .iter()
+        .zip(["amd64", "arm64", "s390x"])
+        .map(|(digest, arch)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": 1000,
+                "platform": {"architecture": arch, "os": "linux"}
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests
+    })
+    .to_string();
+    let digest = format!("sha256:{:x}", sha2::Sha256::digest(manifest.as_bytes()));
+    client
+        .put_image()
+        .repository_name(repository)
+        .image_manifest(&manifest)
+        .image_manifest_media_type("application/vnd.oci.image.index.v1+json")
+        .image_digest(&digest)
+        .image_tag(tag)
+        .send()
+        .await
+        .unwrap();
+    digest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_index_goes_with_its_children_and_signature_and_a_new_one_stays() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "multi").await;
+    let mut old_children = Vec::new();
+    for arch in ["amd", "arm"] {
+        old_children.push(push(&client, "multi", &format!("old-{arch}"), None).await);
+    }
+    let shared = push(&client, "multi", "shared", None).await;
+    old_children.push(shared.clone());
+    let old = push_index(&client, "multi", &old_children, "v1").await;
+    let signature = push(
+        &client,
+        "multi",
+        "old-sig",
+        Some(&format!("sha256-{}.sig", old.trim_start_matches("sha256:"))),
+    )
+    .await;
+    // One second later, so "newest" is not left to the digest.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let new_amd = push(&client, "multi", "new-amd", None).await;
+    let new = push_index(&client, "multi", &[new_amd.clone(), shared.clone()], "v2").await;
+
+    let policy = Policy::parse(
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}},
+                     {"rulePriority":2,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}],
+            "settings":{"gracePeriodMinutes":0}}"#,
+    )
+    .unwrap();
+    let ecr = Ecr::new(client.clone(), None);
+    let run = Run {
+        trigger: "test".into(),
+        scope: Scope::Named(vec!["multi".into()]),
+        dry_run: false,
+        now: Utc::now(),
+    };
+    let log = Collected::default();
+    let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
+        .await
+        .unwrap();
+    let repo = &report.repositories[0];
+    assert!(
+        repo.failed.is_empty() && repo.skipped.is_empty(),
+        "{repo:?}"
+    );
+
+    let expected: BTreeSet<String> = [
+        old.clone(),
+        old_children[0].clone(),
+        old_children[1].clone(),
+        signature,
+    ]
+    .into();
+    assert_eq!(
+        set(repo.deleted.iter().map(|p| p.image_digest.clone())),
+        expected
+    );
+    let left = set(digests(&client, "multi").await);
+    assert_eq!(left, [new.clone(), new_amd, shared].into_iter().collect());
+
+    // The index and the signature went in the first call, the children in
+    // a later one; BatchGetImage read both indexes in one call.
+    assert_eq!(report.api_calls.batch_delete_image, 2);
+    assert_eq!(report.api_calls.batch_get_image, 1);
+    let order: Vec<String> = log
+        .lines()
+        .iter()
+        .filter(|l| l["message"] == "image deleted")
+        .map(|l| l["imageDigest"].as_str().unwrap().to_owned())
+        .collect();
+    let index_at = order.iter().position(|d| *d == old).unwrap();
+    for child in &old_children[..2] {
+        assert!(order.iter().position(|d| d == child).unwrap() > index_at);
+    }
+}

@@ -4,6 +4,8 @@
 //! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
+//! * `properties`: random registries, policies and inventories through the
+//!   engine; no delete batch may break a protection.
 //! * `binary`: the CLI and the Lambda runtime loop, as a user runs them.
 //! * `template`: the SAM template, through cfn-lint and sam validate.
 
@@ -11,5 +13,6 @@ mod binary;
 mod in_use;
 mod mocks;
 mod moto;
+mod properties;
 mod support;
 mod template;

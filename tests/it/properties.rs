@@ -347,8 +347,7 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
         "{:?}",
         report.repositories[0].error
     );
-    let batches = batches.lock().unwrap().clone();
-    batches
+    batches.lock().unwrap().clone()
 }
 
 fn check(s: &Scenario) {

@@ -58,7 +58,7 @@ pub struct Decision<'a> {
 /// Why an image the rules expire is kept all the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protection {
-    /// A workload uses it: `workloads` such as `ecs:service/prod/web`.
+    /// A workload uses it: `workloads` such as `ecs:prod/web`.
     InUse { workloads: Vec<String> },
     /// Pushed less than `minutes` ago (or, by a skewed clock, in the future).
     GracePeriod { age_millis: i128, minutes: u64 },
@@ -930,7 +930,7 @@ mod tests {
         check_with(&p, &images, &facts, &["old", "old-amd"]);
         facts
             .in_use
-            .insert("sha256:old-amd".into(), vec!["ecs:service/prod/web".into()]);
+            .insert("sha256:old-amd".into(), vec!["ecs:prod/web".into()]);
         check_with(&p, &images, &facts, &["old"]);
     }
 

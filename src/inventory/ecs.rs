@@ -1,5 +1,8 @@
 //! The ECS source: what tasks run, what services deploy, and what the
 //! newest task-definition revisions could roll back to.
+//!
+//! Workloads are named `ecs:<cluster>/<service>`,
+//! `ecs:<cluster>/task/<task id>` and `ecs:task-definition/<family>:<revision>`.
 
 use std::collections::HashMap;
 
@@ -93,7 +96,7 @@ async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<
             .map_err(|e| SourceError::from_sdk(DESCRIBE, e))?;
         for task in out.tasks() {
             let workload = format!(
-                "ecs:task/{}/{}",
+                "ecs:{}/task/{}",
                 short(cluster),
                 short(task.task_arn().unwrap_or("?"))
             );
@@ -183,7 +186,7 @@ async fn services(
             .map_err(|e| SourceError::from_sdk(DESCRIBE, e))?;
         for service in out.services() {
             let workload = format!(
-                "ecs:service/{}/{}",
+                "ecs:{}/{}",
                 short(cluster),
                 service.service_name().unwrap_or("?")
             );

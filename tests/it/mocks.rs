@@ -320,12 +320,12 @@ async fn ecs_tasks_are_in_use_by_the_digest_ecs_reports() {
         got,
         [
             (
-                "ecs:task/prod/running".into(),
+                "ecs:prod/task/running".into(),
                 Some("v1".into()),
                 Some(digest(1))
             ),
-            ("ecs:task/prod/running".into(), Some("v2".into()), None),
-            ("ecs:task/prod/pending".into(), None, Some(digest(3))),
+            ("ecs:prod/task/running".into(), Some("v2".into()), None),
+            ("ecs:prod/task/pending".into(), None, Some(digest(3))),
         ]
     );
 }

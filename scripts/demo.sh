@@ -25,8 +25,11 @@ python3 scripts/seed_demo.py "${ENDPOINT}"
 step "The policy (examples/demo-policy.json): keep 3 releases, 2 untagged; demo/keep-* excluded; no grace period, as the demo images are seconds old"
 python3 -c 'import json; [print("  rule %(rulePriority)s: %(description)s" % r) for r in json.load(open("examples/demo-policy.json"))["rules"]]'
 
+step "Building the function (cargo lambda watch runs this build)"
+cargo build --bin ecr-gc
+
 step "Starting the real handler under cargo lambda watch (dry run by default)"
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --timeout 120 --quiet \
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --timeout 600 --quiet \
   --env-var "AWS_ENDPOINT_URL=${ENDPOINT}" --env-var AWS_ACCESS_KEY_ID=testing \
   --env-var AWS_SECRET_ACCESS_KEY=testing --env-var AWS_REGION=us-east-1 \
   --env-var ECR_GC_POLICY_FILE=examples/demo-policy.json --env-var ECR_GC_DRY_RUN=true \

@@ -87,34 +87,86 @@ async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<
     arns.sort();
     arns.dedup();
     for chunk in arns.chunks(100) {
-        let out = client
+        let result = client
             .describe_tasks()
             .cluster(cluster)
             .set_tasks(Some(chunk.to_vec()))
             .send()
-            .await
-            .map_err(|e| SourceError::from_sdk(DESCRIBE, e))?;
-        for task in out.tasks() {
+            .await;
+        let tasks = match result {
+            Ok(out) => out
+                .tasks()
+                .iter()
+                .map(|task| RunningTask {
+                    task_arn: task.task_arn().map(str::to_owned),
+                    containers: task
+                        .containers()
+                        .iter()
+                        .map(|c| RunningContainer {
+                            image: c.image().map(str::to_owned),
+                            image_digest: c.image_digest().map(str::to_owned),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            // A response the SDK's strict model rejects (an emulator that
+            // sends a container's `cpu` as a number, say) is still read for
+            // the fields ecr-gc needs; if even that fails, the source fails.
+            Err(aws_sdk_ecs::error::SdkError::ResponseError(response)) => lenient_tasks(
+                response.raw().body().bytes().unwrap_or_default(),
+            )
+            .ok_or_else(|| {
+                SourceError::invalid(DESCRIBE, "the DescribeTasks response could not be read")
+            })?,
+            Err(error) => return Err(SourceError::from_sdk(DESCRIBE, error)),
+        };
+        for task in tasks {
             let workload = format!(
                 "ecs:{}/task/{}",
                 short(cluster),
-                short(task.task_arn().unwrap_or("?"))
+                short(task.task_arn.as_deref().unwrap_or("?"))
             );
-            for container in task.containers() {
-                let Some(image) = container.image() else {
+            for container in task.containers {
+                let Some(image) = container.image else {
                     continue;
                 };
-                let Some(mut used) = use_of(image, workload.clone()) else {
+                let Some(mut used) = use_of(&image, workload.clone()) else {
                     continue;
                 };
-                if let Some(digest) = container.image_digest() {
-                    used.reference.digest = Some(digest.to_owned());
+                if let Some(digest) = container.image_digest {
+                    used.reference.digest = Some(digest);
                 }
                 uses.push(used);
             }
         }
     }
     Ok(())
+}
+
+/// The fields of a described task that ecr-gc reads.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunningTask {
+    task_arn: Option<String>,
+    #[serde(default)]
+    containers: Vec<RunningContainer>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunningContainer {
+    image: Option<String>,
+    image_digest: Option<String>,
+}
+
+/// Reads the tasks out of a DescribeTasks response body, ignoring every
+/// field ecr-gc does not need.
+fn lenient_tasks(body: &[u8]) -> Option<Vec<RunningTask>> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        tasks: Vec<RunningTask>,
+    }
+    serde_json::from_slice::<Body>(body).ok().map(|b| b.tasks)
 }
 
 /// The images of task definitions, by ARN, read at most once per run.

@@ -139,7 +139,7 @@ async fn every_source_protects_what_it_names_and_nothing_else() {
 
     // Each protection names its workload.
     let workloads = [
-        ("v1", "ecs:task-definition/task:1"),
+        ("v1", "ecs:prod/task/"),
         ("v2", "ecs:prod/web"),
         ("v3", "ecs:task-definition/old:2"),
         ("v5", "lambda:resize:"),

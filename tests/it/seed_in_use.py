@@ -2,9 +2,10 @@
 """Seeds moto_server with workloads that use images of the repository "shop" (moto resolves Lambda image URIs by their last path segment, so no slash), for the
 in-use inventory tests. Usage: seed_in_use.py ENDPOINT V7_DIGEST
 
-  v1: task-definition family "task", revision 1 (its newest). moto cannot
-      serve running tasks to the Rust SDK (it sends container `cpu` as a
-      number), so tasks are tested with aws-smithy-mocks instead.
+  v1: a running ECS task (Fargate) in cluster prod, family "task" (moto
+      sends the container's `cpu` as a number, which the SDK's model
+      rejects; ecr-gc reads the response leniently), whose task definition
+      is then deregistered, so only the task protects it
   v2: the ECS service prod/web, family "svc"
   v3: task-definition family "old", revision 2 (the newest)
   v4: task-definition family "old", revision 1 (older)
@@ -28,6 +29,8 @@ ecs = boto3.client("ecs", **kw)
 ecs.create_cluster(clusterName="prod")
 container = lambda image: [{"name": "app", "image": image, "memory": 128}]
 ecs.register_task_definition(family="task", containerDefinitions=container(ours(":v1")))
+ecs.run_task(cluster="prod", taskDefinition="task", launchType="FARGATE")
+ecs.deregister_task_definition(taskDefinition="task:1")
 ecs.register_task_definition(family="svc", containerDefinitions=container(ours(":v2")))
 ecs.create_service(cluster="prod", serviceName="web", taskDefinition="svc", desiredCount=1)
 ecs.register_task_definition(family="old", containerDefinitions=container(ours(":v4")))

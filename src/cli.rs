@@ -16,7 +16,7 @@ use crate::aws::Clients;
 use crate::ecr::Ecr;
 use crate::engine::{self, Run, Scope};
 use crate::inventory;
-use crate::model::{Image, parse_rfc3339};
+use crate::model::{Image, check_repository_name, parse_rfc3339};
 use crate::plan::{Action, plan};
 use crate::policy::Policy;
 use crate::report::{JsonLines, PlannedImage, Report};
@@ -95,7 +95,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             repositories,
             apply,
             output,
-        } => run_command(&policy, repositories, apply, output),
+        } => run_command_checked(&policy, repositories, apply, output),
     };
     match result {
         Ok(code) => code,
@@ -229,6 +229,18 @@ fn plan_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_command_checked(
+    policy: &str,
+    repositories: Vec<String>,
+    apply: bool,
+    output: Output,
+) -> Result<ExitCode, String> {
+    for name in &repositories {
+        check_repository_name(name).map_err(|e| format!("--repository: {e}"))?;
+    }
+    run_command(policy, repositories, apply, output)
 }
 
 fn run_command(

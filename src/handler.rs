@@ -30,6 +30,7 @@ use crate::aws::Clients;
 use crate::ecr::Ecr;
 use crate::engine::{self, EngineError, Run, Scope};
 use crate::inventory;
+use crate::model::check_repository_name;
 use crate::policy::{Policy, PolicyError};
 use crate::report::{self, LogSink, Report};
 
@@ -147,8 +148,22 @@ struct EcrImageAction {
     repository_name: Option<String>,
 }
 
-/// Works out what an event asks for.
+/// Works out what an event asks for, refusing repository names ECR would
+/// refuse before any API call is made.
 pub fn parse_event(event: &Value) -> Result<Trigger, EventError> {
+    let trigger = parse_trigger(event)?;
+    let names: &[String] = match &trigger {
+        Trigger::Manual(o) | Trigger::Scheduler(o) => o.repositories.as_deref().unwrap_or_default(),
+        Trigger::Push { repository } => std::slice::from_ref(repository),
+        Trigger::Schedule | Trigger::Ignored { .. } => &[],
+    };
+    for name in names {
+        check_repository_name(name).map_err(|problem| unrecognised(problem, event))?;
+    }
+    Ok(trigger)
+}
+
+fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
     let Value::Object(fields) = event else {
         return Err(unrecognised("expected a JSON object", event));
     };
@@ -364,8 +379,8 @@ mod tests {
             Ok(Trigger::Manual(manual(None, Some(false)))),
         );
         check(
-            r#"{"source":"aws.scheduler","detail-type":"Scheduled Event","detail":"{\"dryRun\":false,\"repositories\":[\"a\"]}"}"#,
-            Ok(Trigger::Scheduler(manual(Some(&["a"]), Some(false)))),
+            r#"{"source":"aws.scheduler","detail-type":"Scheduled Event","detail":"{\"dryRun\":false,\"repositories\":[\"ab\"]}"}"#,
+            Ok(Trigger::Scheduler(manual(Some(&["ab"]), Some(false)))),
         );
         check(
             r#"{"source":"aws.ecr","detail-type":"ECR Image Action","detail":{"action-type":"PUSH","result":"FAILURE","repository-name":"r"}}"#,
@@ -374,6 +389,18 @@ mod tests {
             }),
         );
         check(r#"{"repos":["a"]}"#, Err("unknown field `repos`"));
+        check(
+            r#"{"repositories":["Web"]}"#,
+            Err("repository name `Web` does not match"),
+        );
+        check(
+            r#"{"repositories":["ok", "x"]}"#,
+            Err("`x` is 1 characters long"),
+        );
+        check(
+            r#"{"source":"aws.ecr","detail-type":"ECR Image Action","detail":{"action-type":"PUSH","result":"SUCCESS","repository-name":"../etc"}}"#,
+            Err("does not match"),
+        );
         check(r#"{"dryRun":"false"}"#, Err("manual invoke"));
         check("[1,2]", Err("expected a JSON object"));
         check(r#""hello""#, Err("received: \"hello\""));

@@ -30,6 +30,42 @@ pub struct Image {
     pub subject_manifest_digest: Option<String>,
 }
 
+/// Checks a repository name against ECR's rules (2 to 256 characters;
+/// lowercase path components of letters and digits, separated inside by
+/// `.`, `_` or `-`, and joined by `/`), so that a bad name is refused
+/// before any API call.
+pub fn check_repository_name(name: &str) -> Result<(), String> {
+    let len = name.len();
+    if !(2..=256).contains(&len) {
+        return Err(format!(
+            "repository name `{name}` is {len} characters long; ECR allows 2 to 256"
+        ));
+    }
+    let component_ok = |c: &str| {
+        let bytes = c.as_bytes();
+        !c.is_empty()
+            && bytes
+                .first()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && bytes
+                .last()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
+            && !bytes
+                .windows(2)
+                .any(|w| b"._-".contains(&w[0]) && b"._-".contains(&w[1]))
+    };
+    if name.split('/').all(component_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "repository name `{name}` does not match ECR's pattern: lowercase letters and digits, with `.`, `_` or `-` inside a component and `/` between components"
+        ))
+    }
+}
+
 /// The manifest media types of a multi-arch image: an OCI image index and a
 /// Docker manifest list.
 pub const INDEX_MEDIA_TYPES: [&str; 2] = [
@@ -166,6 +202,36 @@ mod tests {
             "2023-11-14T22:13:20Z",
             &[],
         );
+    }
+
+    #[test]
+    fn repository_names() {
+        for good in [
+            "ab",
+            "web",
+            "team/web",
+            "a.b_c-d/e2",
+            "0x",
+            &"a".repeat(256),
+        ] {
+            assert_eq!(check_repository_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "a",
+            "",
+            "Web",
+            "team//web",
+            "/web",
+            "web/",
+            "-web",
+            "web-",
+            "a..b",
+            "a b",
+            "ä1",
+            &"a".repeat(257),
+        ] {
+            assert!(check_repository_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ use thiserror::Error;
 use crate::pattern::Pattern;
 use crate::settings::{self, Settings};
 
+/// ECR's limit on a lifecycle policy's length, in characters. ecr-gc holds
+/// the whole document, settings included, to it.
+pub const MAX_POLICY_CHARS: usize = 30_720;
+
 /// ECR allows at most four `*` wildcards in one tag pattern.
 pub const MAX_WILDCARDS: usize = 4;
 
@@ -28,6 +32,10 @@ pub const MAX_WILDCARDS: usize = 4;
 pub enum PolicyError {
     #[error("the policy document is not valid JSON: {0}")]
     Syntax(String),
+    #[error(
+        "the policy document is {chars} characters long; ECR allows at most {MAX_POLICY_CHARS}"
+    )]
+    TooLong { chars: usize },
     #[error("{at}: {message}")]
     Invalid { at: String, message: String },
     #[error(
@@ -122,6 +130,10 @@ fn quoted<'a>(items: impl Iterator<Item = &'a str>) -> String {
 impl Policy {
     /// Parses and validates a policy document.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        let chars = text.chars().count();
+        if chars > MAX_POLICY_CHARS {
+            return Err(PolicyError::TooLong { chars });
+        }
         let value: Value =
             serde_json::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
         Policy::from_value(value)
@@ -625,6 +637,7 @@ mod tests {
     fn invalid_policies_name_the_rule_and_the_field() {
         let cases: &[(String, &[&str])] = &[
             ("not json".into(), &["not valid JSON"]),
+            (format!("{{\"rules\":[]{}}}", " ".repeat(30_720)), &["30732 characters", "at most 30720"]),
             ("[]".into(), &["JSON object"]),
             (r#"{"rules":[]}"#.into(), &["at least one rule"]),
             ("{}".into(), &["at least one rule"]),

@@ -145,6 +145,16 @@ fn invalid_input_exits_2_with_the_message_on_stderr() {
             "invalid policy",
         ),
         (vec!["frobnicate"], "unrecognized subcommand"),
+        (
+            vec![
+                "run",
+                "--policy",
+                "examples/policy.json",
+                "--repository",
+                "Bad Name",
+            ],
+            "--repository: repository name `Bad Name` does not match",
+        ),
     ];
     for (args, message) in cases {
         let out = ecr_gc(&args, &[]);

@@ -448,3 +448,105 @@ fn scenarios_cover_what_the_properties_guard() {
     assert!(children_deleted > 20, "{children_deleted}");
     assert!(referrers_deleted > 10, "{referrers_deleted}");
 }
+
+/// Arbitrary JSON, biased towards the shapes the parsers look for.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let keys = prop_oneof![
+        Just("rules".to_owned()),
+        Just("rulePriority".to_owned()),
+        Just("selection".to_owned()),
+        Just("action".to_owned()),
+        Just("tagStatus".to_owned()),
+        Just("countNumber".to_owned()),
+        Just("settings".to_owned()),
+        Just("source".to_owned()),
+        Just("detail-type".to_owned()),
+        Just("detail".to_owned()),
+        Just("repositories".to_owned()),
+        Just("dryRun".to_owned()),
+        "[a-zA-Z-]{0,12}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        Just(Value::from(1e300)),
+        prop_oneof![
+            Just("tagged"),
+            Just("untagged"),
+            Just("any"),
+            Just("expire"),
+            Just("aws.ecr"),
+            Just("aws.events"),
+            Just("aws.scheduler"),
+            Just("Scheduled Event"),
+            Just("ECR Image Action"),
+            Just("imageCountMoreThan"),
+            Just("sinceImagePushed"),
+            Just("days"),
+            Just("{}"),
+        ]
+        .prop_map(Value::from),
+        ".{0,20}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(keys.clone(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// No input makes the policy parser panic, and every refusal says why.
+    #[test]
+    fn the_policy_parser_never_panics(value in json_value(), text in ".{0,200}") {
+        for input in [value.to_string(), text] {
+            if let Err(error) = Policy::parse(&input) {
+                prop_assert!(!error.to_string().is_empty());
+            }
+        }
+    }
+
+    /// No event makes the event parser panic, and every refusal quotes it.
+    #[test]
+    fn the_event_parser_never_panics(value in json_value()) {
+        if let Err(error) = ecr_gc::handler::parse_event(&value) {
+            prop_assert!(error.to_string().contains("unrecognised event"));
+        }
+    }
+}
+
+/// Every truncation of the sample policy and events is refused, not
+/// half-read.
+#[test]
+fn truncated_documents_are_refused() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let policy = std::fs::read_to_string(format!("{root}/examples/policy.json")).unwrap();
+    let full = policy.trim_end();
+    for cut in 0..full.len() {
+        if full.is_char_boundary(cut) {
+            assert!(
+                Policy::parse(&full[..cut]).is_err(),
+                "accepted {cut} characters"
+            );
+        }
+    }
+    for name in ["schedule", "scheduler", "ecr-push", "ecr-delete", "manual"] {
+        let text = std::fs::read_to_string(format!("{root}/events/{name}.json")).unwrap();
+        let text = text.trim_end();
+        for cut in 1..text.len() {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text[..cut]) {
+                // A prefix that happens to be JSON must still not panic.
+                let _ = ecr_gc::handler::parse_event(&value);
+            }
+        }
+    }
+}

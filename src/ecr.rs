@@ -88,11 +88,51 @@ impl EcrError {
     }
 }
 
+/// Per-image failure codes that are worth another try: ECR says the
+/// trouble is upstream or in KMS, not with the image.
+pub const TRANSIENT_FAILURES: [&str; 3] =
+    ["UpstreamTooManyRequests", "UpstreamUnavailable", "KmsError"];
+
+/// How often, and how patiently, transient per-image failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageRetry {
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    /// The first backoff; each retry doubles it.
+    pub base_delay: std::time::Duration,
+}
+
+impl Default for ImageRetry {
+    fn default() -> Self {
+        ImageRetry {
+            attempts: 3,
+            base_delay: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
+impl ImageRetry {
+    fn delay(&self, attempt: u32) -> std::time::Duration {
+        self.base_delay.saturating_mul(1 << attempt.min(16))
+    }
+}
+
+/// What one BatchDeleteImage call said.
+#[derive(Default)]
+struct Round {
+    deleted: Vec<String>,
+    failures: Vec<ImageFailure>,
+    unaccounted: Vec<String>,
+}
+
 /// The outcome of deleting a set of images from one repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteOutcome {
     /// Digests ECR confirmed deleted.
     pub deleted: Vec<String>,
+    /// Digests ECR answered `ImageNotFound` for: gone already, which is
+    /// what was wanted.
+    pub already_gone: Vec<String>,
     /// Images not deleted, in ECR's shape.
     pub failures: Vec<ImageFailure>,
 }
@@ -101,6 +141,7 @@ pub struct DeleteOutcome {
 pub struct Ecr {
     client: Client,
     registry_id: Option<String>,
+    retry: ImageRetry,
     calls: Calls,
 }
 
@@ -123,8 +164,15 @@ impl Ecr {
         Ecr {
             client,
             registry_id,
+            retry: ImageRetry::default(),
             calls: Calls::default(),
         }
+    }
+
+    /// Sets how transient per-image failures are retried.
+    pub fn with_image_retry(mut self, retry: ImageRetry) -> Ecr {
+        self.retry = retry;
+        self
     }
 
     pub fn api_calls(&self) -> ApiCallCounts {
@@ -362,81 +410,127 @@ impl Ecr {
     /// Deletes the images with these digests from `repository`, in chunks of
     /// at most [`DELETE_BATCH`].
     ///
-    /// A chunk whose call fails as a whole reports each of its images as a
-    /// failure carrying the call's error code. Should ECR ever answer a
-    /// chunk without accounting for an image (neither deleted nor failed),
-    /// the repository is listed once more to find out, so the outcome never
+    /// Per-image failures ECR calls transient ([`TRANSIENT_FAILURES`]) are
+    /// retried, only for those images, up to the configured attempts with
+    /// exponential backoff. `ImageNotFound` means already gone. Every other
+    /// failure is kept as ECR returned it, never retried blindly. A chunk
+    /// whose call fails as a whole (after the SDK's own retries) reports
+    /// each of its images as a failure carrying the call's error code.
+    /// Should ECR ever answer without accounting for an image, the
+    /// repository is listed once more to find out, so the outcome never
     /// guesses.
     pub async fn delete(&self, repository: &str, digests: &[String]) -> DeleteOutcome {
         let mut outcome = DeleteOutcome::default();
         let mut unaccounted: Vec<String> = Vec::new();
         for chunk in digests.chunks(DELETE_BATCH) {
-            bump(&self.calls.batch_delete_image);
-            let ids: Vec<ImageIdentifier> = chunk
-                .iter()
-                .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
-                .collect();
-            let result = self
-                .client
-                .batch_delete_image()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repository)
-                .set_image_ids(Some(ids))
-                .send()
-                .await;
-            let response = match result {
-                Ok(response) => response,
-                Err(error) => {
-                    let error = EcrError::from_sdk("BatchDeleteImage", error);
-                    outcome
-                        .failures
-                        .extend(chunk.iter().map(|digest| ImageFailure {
-                            image_id: ImageId {
-                                image_digest: Some(digest.clone()),
-                                image_tag: None,
-                            },
-                            failure_code: error.code().to_owned(),
-                            failure_reason: error.to_string(),
-                        }));
-                    continue;
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            loop {
+                let round = self.delete_once(repository, &pending).await;
+                outcome.deleted.extend(round.deleted);
+                unaccounted.extend(round.unaccounted);
+                let (transient, lasting): (Vec<ImageFailure>, Vec<ImageFailure>) =
+                    round.failures.into_iter().partition(|f| {
+                        TRANSIENT_FAILURES.contains(&f.failure_code.as_str())
+                            && f.image_id.image_digest.is_some()
+                    });
+                for failure in lasting {
+                    match (
+                        &failure.image_id.image_digest,
+                        failure.failure_code.as_str(),
+                    ) {
+                        (Some(digest), "ImageNotFound") => {
+                            outcome.already_gone.push(digest.clone())
+                        }
+                        _ => outcome.failures.push(failure),
+                    }
                 }
-            };
-            let mut accounted: HashSet<&str> = HashSet::new();
-            for id in response.image_ids() {
-                if let Some(digest) = id.image_digest()
-                    && accounted.insert(digest)
-                {
-                    outcome.deleted.push(digest.to_owned());
+                if transient.is_empty() {
+                    break;
                 }
+                if attempt >= self.retry.attempts {
+                    outcome.failures.extend(transient);
+                    break;
+                }
+                tokio::time::sleep(self.retry.delay(attempt)).await;
+                attempt += 1;
+                pending = transient
+                    .into_iter()
+                    .filter_map(|f| f.image_id.image_digest)
+                    .collect();
             }
-            for failure in response.failures() {
-                if let Some(digest) = failure.image_id().and_then(|id| id.image_digest()) {
-                    accounted.insert(digest);
-                }
-                let image_id = failure.image_id().map(|id| ImageId {
-                    image_digest: id.image_digest().map(str::to_owned),
-                    image_tag: id.image_tag().map(str::to_owned),
-                });
-                outcome.failures.push(ImageFailure {
-                    image_id: image_id.unwrap_or_default(),
-                    failure_code: failure
-                        .failure_code()
-                        .map(|code| code.as_str().to_owned())
-                        .unwrap_or_default(),
-                    failure_reason: failure.failure_reason().unwrap_or_default().to_owned(),
-                });
-            }
-            unaccounted.extend(
-                chunk
-                    .iter()
-                    .filter(|d| !accounted.contains(d.as_str()))
-                    .cloned(),
-            );
         }
         if !unaccounted.is_empty() {
             self.settle(repository, unaccounted, &mut outcome).await;
         }
         outcome
+    }
+
+    /// One BatchDeleteImage call (at most [`DELETE_BATCH`] digests).
+    async fn delete_once(&self, repository: &str, chunk: &[String]) -> Round {
+        bump(&self.calls.batch_delete_image);
+        let ids: Vec<ImageIdentifier> = chunk
+            .iter()
+            .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
+            .collect();
+        let result = self
+            .client
+            .batch_delete_image()
+            .set_registry_id(self.registry_id.clone())
+            .repository_name(repository)
+            .set_image_ids(Some(ids))
+            .send()
+            .await;
+        let mut round = Round::default();
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                let error = EcrError::from_sdk("BatchDeleteImage", error);
+                round.failures = chunk
+                    .iter()
+                    .map(|digest| ImageFailure {
+                        image_id: ImageId {
+                            image_digest: Some(digest.clone()),
+                            image_tag: None,
+                        },
+                        failure_code: error.code().to_owned(),
+                        failure_reason: error.to_string(),
+                    })
+                    .collect();
+                return round;
+            }
+        };
+        let mut accounted: HashSet<&str> = HashSet::new();
+        for id in response.image_ids() {
+            if let Some(digest) = id.image_digest()
+                && accounted.insert(digest)
+            {
+                round.deleted.push(digest.to_owned());
+            }
+        }
+        for failure in response.failures() {
+            if let Some(digest) = failure.image_id().and_then(|id| id.image_digest()) {
+                accounted.insert(digest);
+            }
+            let image_id = failure.image_id().map(|id| ImageId {
+                image_digest: id.image_digest().map(str::to_owned),
+                image_tag: id.image_tag().map(str::to_owned),
+            });
+            round.failures.push(ImageFailure {
+                image_id: image_id.unwrap_or_default(),
+                failure_code: failure
+                    .failure_code()
+                    .map(|code| code.as_str().to_owned())
+                    .unwrap_or_default(),
+                failure_reason: failure.failure_reason().unwrap_or_default().to_owned(),
+            });
+        }
+        round.unaccounted = chunk
+            .iter()
+            .filter(|d| !accounted.contains(d.as_str()))
+            .cloned()
+            .collect();
+        round
     }
 
     /// Finds out what became of images a BatchDeleteImage response did not

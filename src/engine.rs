@@ -380,6 +380,18 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
         log.emit(report::image_skipped(&name, &skipped));
         out.skipped.push(skipped);
     }
+    for digest in &outcome.already_gone {
+        if let Some(planned) = by_digest.get(digest.as_str()) {
+            let gone = SkippedImage {
+                image_digest: planned.image_digest.clone(),
+                image_tags: planned.image_tags.clone(),
+                current_image_tags: None,
+                reason: "already gone: ECR answered ImageNotFound".into(),
+            };
+            log.emit(report::image_already_gone(&name, &gone));
+            out.skipped.push(gone);
+        }
+    }
     let mut deleted = Vec::with_capacity(outcome.deleted.len());
     for digest in &outcome.deleted {
         if let Some(image) = by_digest.get(digest.as_str()) {

@@ -308,6 +308,20 @@ pub fn image_skipped(repository_name: &str, image: &SkippedImage) -> Value {
     )
 }
 
+/// The line for one planned image that someone else deleted first.
+pub fn image_already_gone(repository_name: &str, image: &SkippedImage) -> Value {
+    line(
+        "INFO",
+        "image already gone",
+        json!({
+            "repositoryName": repository_name,
+            "imageDigest": image.image_digest,
+            "imageTags": image.image_tags,
+            "reason": image.reason,
+        }),
+    )
+}
+
 /// The line for one image the rules expire but a protection keeps.
 pub fn image_protected(repository_name: &str, image: &PlannedImage) -> Value {
     line(

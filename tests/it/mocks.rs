@@ -32,6 +32,12 @@ fn detail(i: usize) -> ImageDetail {
         .build()
 }
 
+/// Transient-failure retries without the wait.
+const FAST_RETRY: ecr_gc::ecr::ImageRetry = ecr_gc::ecr::ImageRetry {
+    attempts: 3,
+    base_delay: std::time::Duration::from_millis(1),
+};
+
 /// The (maxResults, nextToken) of each request a mock saw.
 type Requests = Arc<Mutex<Vec<(Option<i32>, Option<String>)>>>;
 
@@ -178,7 +184,7 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
         out.build()
     });
     let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &delete]);
-    let ecr = Ecr::new(client, None);
+    let ecr = Ecr::new(client, None).with_image_retry(FAST_RETRY);
     let policy = Policy::parse(
         r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}],
             "settings":{"allowDeletingEveryImage":true}}"#,
@@ -195,13 +201,39 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
         .await
         .unwrap();
 
-    assert_eq!(*batches.lock().unwrap(), [100, 100, 50]);
+    // The three transient codes (in the oldest, last chunk) are retried,
+    // for those images only, three times.
+    assert_eq!(*batches.lock().unwrap(), [100, 100, 50, 3, 3, 3]);
     let repo = &report.repositories[0];
     assert_eq!(repo.planned.len(), 250);
     assert_eq!(repo.deleted.len(), 250 - codes.len());
-    assert_eq!(repo.failed.len(), codes.len());
+    // ImageNotFound means already gone: logged, not a failure.
+    let not_found = codes
+        .iter()
+        .position(|c| *c == ImageFailureCode::ImageNotFound)
+        .unwrap();
+    assert_eq!(repo.failed.len(), codes.len() - 1);
+    assert!(
+        repo.failed
+            .iter()
+            .all(|f| f.failure_code != "ImageNotFound")
+    );
+    let gone: Vec<&str> = repo
+        .skipped
+        .iter()
+        .map(|s| s.image_digest.as_str())
+        .collect();
+    assert_eq!(gone, [digest(not_found).as_str()]);
     let lines = log.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "image already gone" && l["imageDigest"] == digest(not_found))
+    );
     for (i, code) in codes.iter().enumerate() {
+        if i == not_found {
+            continue;
+        }
         let failure = repo
             .failed
             .iter()
@@ -328,4 +360,38 @@ async fn ecs_tasks_are_in_use_by_the_digest_ecs_reports() {
             ("ecs:prod/task/pending".into(), None, Some(digest(3))),
         ]
     );
+}
+
+/// A transient per-image failure that clears on retry ends in a deletion.
+#[tokio::test]
+async fn a_transient_failure_is_retried_until_it_clears() {
+    let calls = Arc::new(Mutex::new(0));
+    let seen = calls.clone();
+    let delete = mock!(Client::batch_delete_image).then_compute_output(move |req| {
+        let mut n = seen.lock().unwrap();
+        *n += 1;
+        let mut out = BatchDeleteImageOutput::builder();
+        for id in req.image_ids() {
+            let d = id.image_digest().unwrap();
+            if *n < 3 && d == digest(1) {
+                out = out.failures(
+                    ImageFailure::builder()
+                        .image_id(ImageIdentifier::builder().image_digest(d).build())
+                        .failure_code(ImageFailureCode::UpstreamUnavailable)
+                        .failure_reason("upstream unavailable")
+                        .build(),
+                );
+            } else {
+                out = out.image_ids(ImageIdentifier::builder().image_digest(d).build());
+            }
+        }
+        out.build()
+    });
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&delete]);
+    let ecr = Ecr::new(client, None).with_image_retry(FAST_RETRY);
+    let outcome = ecr.delete("r", &[digest(1), digest(2)]).await;
+    assert_eq!(outcome.deleted, [digest(2), digest(1)]);
+    assert!(outcome.failures.is_empty());
+    assert_eq!(*calls.lock().unwrap(), 3);
+    assert_eq!(ecr.api_calls().batch_delete_image, 3);
 }

@@ -183,19 +183,24 @@ async fn failures_keep_ecrs_code_and_reason() {
     create_repository(&client, "f").await;
     let present = push(&client, "f", "present", Some("v1")).await;
     let missing = format!("sha256:{}", "ab".repeat(32));
+    let malformed = "sha256:not-hex".to_owned();
     let outcome = Ecr::new(client.clone(), None)
-        .delete("f", &[present.clone(), missing.clone()])
+        .delete("f", &[present.clone(), missing.clone(), malformed.clone()])
         .await;
     assert_eq!(outcome.deleted, vec![present]);
+    // ImageNotFound means someone else deleted it first: not a failure.
+    assert_eq!(outcome.already_gone, vec![missing]);
     assert_eq!(outcome.failures.len(), 1);
     let failure = &outcome.failures[0];
     assert_eq!(
         failure.image_id.image_digest.as_deref(),
-        Some(missing.as_str())
+        Some(malformed.as_str())
     );
-    assert_eq!(failure.failure_code, "ImageNotFound");
+    assert_eq!(failure.failure_code, "InvalidImageDigest");
     assert!(
-        failure.failure_reason.contains("Requested image not found"),
+        failure
+            .failure_reason
+            .starts_with("Invalid request parameters: image digest should satisfy the regex"),
         "{}",
         failure.failure_reason
     );

@@ -40,6 +40,68 @@ impl Clients {
     }
 }
 
+/// The SDK's retry behaviour: adaptive mode (client-side rate limiting that
+/// backs off when AWS throttles), with configurable attempts and backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkRetry {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub initial_backoff: std::time::Duration,
+}
+
+impl Default for SdkRetry {
+    fn default() -> Self {
+        SdkRetry {
+            max_attempts: 5,
+            initial_backoff: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
+impl SdkRetry {
+    /// Reads `ECR_GC_MAX_ATTEMPTS` (1 to 20) and `ECR_GC_INITIAL_BACKOFF_MS`
+    /// (1 to 60000) through `var`.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<SdkRetry, String> {
+        let mut retry = SdkRetry::default();
+        if let Some(value) = var("ECR_GC_MAX_ATTEMPTS") {
+            retry.max_attempts = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=20).contains(n))
+                .ok_or_else(|| {
+                    format!("ECR_GC_MAX_ATTEMPTS={value}: expected a whole number from 1 to 20")
+                })?;
+        }
+        if let Some(value) = var("ECR_GC_INITIAL_BACKOFF_MS") {
+            let millis: u64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=60_000).contains(n))
+                .ok_or_else(|| {
+                    format!(
+                        "ECR_GC_INITIAL_BACKOFF_MS={value}: expected milliseconds from 1 to 60000"
+                    )
+                })?;
+            retry.initial_backoff = std::time::Duration::from_millis(millis);
+        }
+        Ok(retry)
+    }
+
+    /// Loads the standard AWS configuration (credentials, region, endpoint,
+    /// `AWS_ENDPOINT_URL` included) with this retry behaviour.
+    pub async fn load(self) -> aws_config::SdkConfig {
+        let retry = aws_config::retry::RetryConfig::adaptive()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(self.initial_backoff);
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(retry)
+            .load()
+            .await
+    }
+}
+
 /// The error code (as AWS spells it, where AWS returned one) and message of
 /// a failed call.
 pub fn error_parts<E, R>(error: &SdkError<E, R>) -> (String, String)
@@ -87,6 +149,40 @@ where
             None => return Ok(items),
             Some(next) if Some(&next) == token.as_ref() => return Err(repeated(operation)),
             Some(next) => token = Some(next),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_settings() {
+        let retry = |vars: &[(&str, &str)]| {
+            SdkRetry::from_env(|n| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(retry(&[]), Ok(SdkRetry::default()));
+        assert_eq!(
+            retry(&[
+                ("ECR_GC_MAX_ATTEMPTS", "9"),
+                ("ECR_GC_INITIAL_BACKOFF_MS", "50")
+            ]),
+            Ok(SdkRetry {
+                max_attempts: 9,
+                initial_backoff: std::time::Duration::from_millis(50)
+            })
+        );
+        for bad in [
+            ("ECR_GC_MAX_ATTEMPTS", "0"),
+            ("ECR_GC_MAX_ATTEMPTS", "many"),
+            ("ECR_GC_INITIAL_BACKOFF_MS", "-1"),
+        ] {
+            assert!(retry(&[bad]).unwrap_err().contains(bad.0));
         }
     }
 }

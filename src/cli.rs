@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::aws::Clients;
+use crate::aws::{Clients, SdkRetry};
 use crate::ecr::Ecr;
 use crate::engine::{self, Run, Scope};
 use crate::inventory;
@@ -250,6 +250,7 @@ fn run_command(
     output: Output,
 ) -> Result<ExitCode, String> {
     let policy = load_policy(policy)?;
+    let retry = SdkRetry::from_env(|name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -264,11 +265,12 @@ fn run_command(
         scope,
         dry_run: !apply,
         now: Utc::now(),
+        stop_at: None,
     };
     // Log lines go to stderr: stdout carries the table or the JSON report.
     let log = JsonLines::new(std::io::stderr());
     let report = runtime.block_on(async {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = retry.load().await;
         let clients = Clients::new(&sdk);
         let inventory = inventory::collect(&clients, &policy.settings.in_use).await;
         let ecr = Ecr::new(clients.ecr.clone(), None);

@@ -133,6 +133,8 @@ pub struct DeleteOutcome {
     /// Digests ECR answered `ImageNotFound` for: gone already, which is
     /// what was wanted.
     pub already_gone: Vec<String>,
+    /// Digests not sent, because the stop time had come.
+    pub not_attempted: Vec<String>,
     /// Images not deleted, in ECR's shape.
     pub failures: Vec<ImageFailure>,
 }
@@ -142,6 +144,7 @@ pub struct Ecr {
     client: Client,
     registry_id: Option<String>,
     retry: ImageRetry,
+    stop_at: Option<std::time::Instant>,
     calls: Calls,
 }
 
@@ -165,8 +168,22 @@ impl Ecr {
             client,
             registry_id,
             retry: ImageRetry::default(),
+            stop_at: None,
             calls: Calls::default(),
         }
+    }
+
+    /// Sets when to stop starting delete calls (the Lambda deadline less its
+    /// margin); digests left then are reported as not attempted.
+    pub fn with_stop_at(mut self, stop_at: Option<std::time::Instant>) -> Ecr {
+        self.stop_at = stop_at;
+        self
+    }
+
+    /// Whether the stop time has come: no new call should start.
+    pub fn time_is_up(&self) -> bool {
+        self.stop_at
+            .is_some_and(|stop| std::time::Instant::now() >= stop)
     }
 
     /// Sets how transient per-image failures are retried.
@@ -426,6 +443,10 @@ impl Ecr {
             let mut pending = chunk.to_vec();
             let mut attempt = 0;
             loop {
+                if self.time_is_up() {
+                    outcome.not_attempted.extend(pending);
+                    break;
+                }
                 let round = self.delete_once(repository, &pending).await;
                 outcome.deleted.extend(round.deleted);
                 unaccounted.extend(round.unaccounted);

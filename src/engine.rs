@@ -44,6 +44,9 @@ pub struct Run {
     pub scope: Scope,
     pub dry_run: bool,
     pub now: DateTime<Utc>,
+    /// When set, no repository is started at or after this instant (the
+    /// Lambda deadline less its margin); the report lists those left.
+    pub stop_at: Option<Instant>,
 }
 
 /// A failure that stops the whole run before anything is deleted.
@@ -102,7 +105,19 @@ pub async fn run(
 
     let mut repositories = Vec::with_capacity(names.len());
     let mut budget = policy.settings.safety.max_deletes_per_run;
+    let mut not_started = Vec::new();
     for name in names {
+        if run.stop_at.is_some_and(|stop| Instant::now() >= stop) {
+            if not_started.is_empty() {
+                log.emit(report::line(
+                    "WARN",
+                    "deadline near: no further repository is started",
+                    serde_json::json!({ "trigger": run.trigger }),
+                ));
+            }
+            not_started.push(name);
+            continue;
+        }
         let mut context = Context {
             ecr,
             inventory,
@@ -124,6 +139,7 @@ pub async fn run(
         repositories,
         api_calls: ecr.api_calls(),
         in_use_sources: inventory.sources.clone(),
+        not_started,
         duration_ms: millis(started),
     };
     log.emit(report::run_summary(&report));
@@ -300,6 +316,14 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     if digests.is_empty() {
         return;
     }
+    if ecr.time_is_up() {
+        for planned in &out.planned {
+            let left = not_attempted(planned);
+            log.emit(report::image_skipped(&name, &left));
+            out.skipped.push(left);
+        }
+        return;
+    }
     let current = match ecr.current_tags(&name, &digests).await {
         Ok(current) => current,
         Err(error) => {
@@ -380,6 +404,20 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
         log.emit(report::image_skipped(&name, &skipped));
         out.skipped.push(skipped);
     }
+    for digest in &outcome.not_attempted {
+        if let Some(planned) = by_digest.get(digest.as_str()) {
+            let left = SkippedImage {
+                image_digest: planned.image_digest.clone(),
+                image_tags: planned.image_tags.clone(),
+                current_image_tags: Some(planned.image_tags.clone()),
+                reason:
+                    "not attempted: the invocation's deadline was near; the next run finishes it"
+                        .into(),
+            };
+            log.emit(report::image_skipped(&name, &left));
+            out.skipped.push(left);
+        }
+    }
     for digest in &outcome.already_gone {
         if let Some(planned) = by_digest.get(digest.as_str()) {
             let gone = SkippedImage {
@@ -405,6 +443,16 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     out.bytes_reclaimed = deleted.iter().filter_map(|p| p.image_size_in_bytes).sum();
     out.deleted = deleted;
     out.failed = outcome.failures;
+}
+
+fn not_attempted(planned: &PlannedImage) -> SkippedImage {
+    SkippedImage {
+        image_digest: planned.image_digest.clone(),
+        image_tags: planned.image_tags.clone(),
+        current_image_tags: Some(planned.image_tags.clone()),
+        reason: "not attempted: the invocation's deadline was near; the next run finishes it"
+            .into(),
+    }
 }
 
 fn same_tags(a: &[String], b: &[String]) -> bool {

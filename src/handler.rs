@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use crate::aws::Clients;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::aws::{Clients, SdkRetry};
 use crate::ecr::Ecr;
 use crate::engine::{self, EngineError, Run, Scope};
 use crate::inventory;
@@ -40,7 +42,15 @@ pub struct Config {
     pub policy: Policy,
     /// `ECR_GC_DRY_RUN`: true unless set to `false`.
     pub dry_run: bool,
+    /// `ECR_GC_MAX_ATTEMPTS`, `ECR_GC_INITIAL_BACKOFF_MS`.
+    pub retry: SdkRetry,
+    /// `ECR_GC_DEADLINE_MARGIN_MS`: no new repository or delete batch is
+    /// started when less than this remains before the invocation's deadline.
+    pub deadline_margin: Duration,
 }
+
+/// The default safety margin before the Lambda deadline.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Error)]
 pub enum ConfigError {
@@ -59,6 +69,8 @@ pub enum ConfigError {
     },
     #[error("ECR_GC_DRY_RUN={value}: expected `true` or `false`")]
     DryRun { value: String },
+    #[error("{0}")]
+    Setting(String),
 }
 
 impl Config {
@@ -88,7 +100,27 @@ impl Config {
         };
         let policy =
             Policy::parse(&text).map_err(|error| ConfigError::Policy { source_name, error })?;
-        Ok(Config { policy, dry_run })
+        let retry = SdkRetry::from_env(&var).map_err(ConfigError::Setting)?;
+        let deadline_margin = match var("ECR_GC_DEADLINE_MARGIN_MS") {
+            None => DEFAULT_DEADLINE_MARGIN,
+            Some(value) => value
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 900_000)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ConfigError::Setting(format!(
+                        "ECR_GC_DEADLINE_MARGIN_MS={value}: expected milliseconds from 0 to 900000"
+                    ))
+                })?,
+        };
+        Ok(Config {
+            policy,
+            dry_run,
+            retry,
+            deadline_margin,
+        })
     }
 }
 
@@ -233,6 +265,8 @@ pub enum HandlerError {
     Event(#[from] EventError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("every repository failed ({failed}); the first: {first}")]
+    EveryRepositoryFailed { failed: usize, first: String },
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -241,6 +275,7 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::Config(_) => "InvalidConfiguration",
             HandlerError::Event(_) => "UnrecognizedEvent",
             HandlerError::Engine(EngineError::ListRepositories(_)) => "ListRepositoriesFailed",
+            HandlerError::EveryRepositoryFailed { .. } => "EveryRepositoryFailed",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -257,6 +292,25 @@ pub enum Response {
     Ignored { trigger: String, ignored: String },
 }
 
+/// Turns the invocation's deadline (epoch milliseconds, as Lambda sends
+/// it) into an instant on this process's clock. `cargo lambda watch` sends
+/// a duration instead (600000); a value too small to be an epoch time after
+/// 2001 is read as milliseconds from now, so local runs are not cut short.
+pub fn deadline_instant(deadline_ms: u64, now: SystemTime, instant: Instant) -> Option<Instant> {
+    const EPOCH_2001_MS: u64 = 1_000_000_000_000;
+    if deadline_ms == 0 {
+        return None;
+    }
+    if deadline_ms < EPOCH_2001_MS {
+        return instant.checked_add(Duration::from_millis(deadline_ms));
+    }
+    let now_ms = u64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    Some(match deadline_ms.checked_sub(now_ms) {
+        Some(left) => instant.checked_add(Duration::from_millis(left))?,
+        None => instant,
+    })
+}
+
 /// Handles one invocation. The clients are built once per cold start; the
 /// in-use inventory and the counting ECR adapter are per invocation, so each
 /// run sees what is in use now and its report counts its own calls.
@@ -265,6 +319,19 @@ pub async fn handle(
     config: &Result<Config, ConfigError>,
     event: &Value,
     now: DateTime<Utc>,
+    log: &dyn LogSink,
+) -> Result<Response, HandlerError> {
+    handle_until(clients, config, event, now, None, log).await
+}
+
+/// Handles one invocation that must end by `deadline`: no new repository
+/// or delete batch is started within the configured margin of it.
+pub async fn handle_until(
+    clients: &Clients,
+    config: &Result<Config, ConfigError>,
+    event: &Value,
+    now: DateTime<Utc>,
+    deadline: Option<Instant>,
     log: &dyn LogSink,
 ) -> Result<Response, HandlerError> {
     let config = config
@@ -297,6 +364,7 @@ pub async fn handle(
         scope,
         dry_run: overrides.dry_run.unwrap_or(config.dry_run),
         now,
+        stop_at: deadline.map(|d| d.checked_sub(config.deadline_margin).unwrap_or(d)),
     };
     log.emit(report::line(
         "INFO",
@@ -304,8 +372,23 @@ pub async fn handle(
         json!({ "trigger": run.trigger, "dryRun": run.dry_run }),
     ));
     let inventory = inventory::collect(clients, &config.policy.settings.in_use).await;
-    let ecr = Ecr::new(clients.ecr.clone(), None);
+    let ecr = Ecr::new(clients.ecr.clone(), None).with_stop_at(run.stop_at);
     let report = engine::run(&ecr, &inventory, &config.policy, &run, log).await?;
+    let failed = report
+        .repositories
+        .iter()
+        .filter(|r| r.error.is_some())
+        .count();
+    if failed > 0 && failed == report.repositories.len() {
+        return Err(HandlerError::EveryRepositoryFailed {
+            failed,
+            first: report.repositories[0]
+                .error
+                .as_ref()
+                .map(|e| e.error_message.clone())
+                .unwrap_or_default(),
+        });
+    }
     Ok(Response::Report(Box::new(report)))
 }
 
@@ -432,6 +515,28 @@ mod tests {
     }
 
     #[test]
+    fn deadlines() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_800_000_000_000);
+        let instant = Instant::now();
+        // Lambda: epoch milliseconds.
+        assert_eq!(
+            deadline_instant(1_800_000_060_000, now, instant),
+            Some(instant + Duration::from_secs(60))
+        );
+        assert_eq!(
+            deadline_instant(1_700_000_000_000, now, instant),
+            Some(instant),
+            "already past"
+        );
+        // cargo lambda watch: a duration.
+        assert_eq!(
+            deadline_instant(600_000, now, instant),
+            Some(instant + Duration::from_secs(600))
+        );
+        assert_eq!(deadline_instant(0, now, instant), None);
+    }
+
+    #[test]
     fn configuration() {
         let policy = include_str!("../examples/policy.json");
         assert!(config(&[("ECR_GC_POLICY", policy)]).unwrap().dry_run);
@@ -462,6 +567,17 @@ mod tests {
         assert!(
             error(&[("ECR_GC_POLICY", r#"{"rules":[]}"#)])
                 .contains("ECR_GC_POLICY: invalid policy")
+        );
+        assert!(
+            error(&[
+                ("ECR_GC_POLICY", policy),
+                ("ECR_GC_DEADLINE_MARGIN_MS", "soon")
+            ])
+            .contains("ECR_GC_DEADLINE_MARGIN_MS")
+        );
+        assert!(
+            error(&[("ECR_GC_POLICY", policy), ("ECR_GC_MAX_ATTEMPTS", "99")])
+                .contains("ECR_GC_MAX_ATTEMPTS")
         );
     }
 }

@@ -2,6 +2,7 @@
 //! given no subcommand it serves Lambda events; otherwise it is the CLI.
 
 use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
 
 use chrono::Utc;
 use ecr_gc::aws::Clients;
@@ -44,12 +45,15 @@ async fn lambda() -> Result<(), lambda_runtime::Error> {
     if let Err(error) = &config {
         tracing::error!(%error, "invalid configuration; every invocation will fail until it is fixed");
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let retry = config.as_ref().map(|c| c.retry).unwrap_or_default();
+    let sdk = retry.load().await;
     let clients = Clients::new(&sdk);
     let log = JsonLines::new(std::io::stdout());
     let (clients, config, log) = (&clients, &config, &log);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler::handle(clients, config, &event.payload, Utc::now(), log).await
+        let deadline =
+            handler::deadline_instant(event.context.deadline, SystemTime::now(), Instant::now());
+        handler::handle_until(clients, config, &event.payload, Utc::now(), deadline, log).await
     }))
     .await
 }

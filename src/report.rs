@@ -33,6 +33,9 @@ pub struct Report {
     pub api_calls: ApiCallCounts,
     /// How each in-use source fared; a failed one stops all deletion.
     pub in_use_sources: Vec<SourceReport>,
+    /// Repositories not started because the invocation's deadline was near;
+    /// the next run collects them.
+    pub not_started: Vec<String>,
     pub duration_ms: u64,
 }
 
@@ -187,6 +190,7 @@ impl Report {
     pub fn has_failures(&self) -> bool {
         self.summary.repositories_failed > 0
             || self.summary.images_failed > 0
+            || !self.not_started.is_empty()
             || self.in_use_sources.iter().any(|s| s.error.is_some())
     }
 }

@@ -196,6 +196,7 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
         scope: Scope::Named(vec!["r".into()]),
         dry_run: false,
         now: Utc::now(),
+        stop_at: None,
     };
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
         .await
@@ -394,4 +395,66 @@ async fn a_transient_failure_is_retried_until_it_clears() {
     assert!(outcome.failures.is_empty());
     assert_eq!(*calls.lock().unwrap(), 3);
     assert_eq!(ecr.api_calls().batch_delete_image, 3);
+}
+
+/// A deadline that falls mid-run: the first repository's listing is slow,
+/// so its deletions are not attempted and the second repository is not
+/// started. Both are reported, and nothing is deleted.
+#[tokio::test]
+async fn a_deadline_mid_run_stops_new_work_and_reports_what_is_left() {
+    let listed = Arc::new(Mutex::new(Vec::new()));
+    let seen = listed.clone();
+    let describe = mock!(Client::describe_images).then_compute_output(move |req| {
+        seen.lock()
+            .unwrap()
+            .push(req.repository_name().unwrap_or_default().to_owned());
+        // The listing takes longer than the time left.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        DescribeImagesOutput::builder()
+            .set_image_details(Some((0..5).map(detail).collect()))
+            .build()
+    });
+    let delete = mock!(Client::batch_delete_image)
+        .then_compute_output(|_| panic!("no delete may start after the stop time"));
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &delete]);
+    let stop_at = std::time::Instant::now() + std::time::Duration::from_millis(100);
+    let ecr = Ecr::new(client, None).with_stop_at(Some(stop_at));
+    let policy = Policy::parse(
+        r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}],
+            "settings":{"gracePeriodMinutes":0}}"#,
+    )
+    .unwrap();
+    let run = Run {
+        trigger: "test".into(),
+        scope: Scope::Named(vec!["first".into(), "second".into()]),
+        dry_run: false,
+        now: Utc::now(),
+        stop_at: Some(stop_at),
+    };
+    let log = Collected::default();
+    let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
+        .await
+        .unwrap();
+    assert_eq!(*listed.lock().unwrap(), ["first"]);
+    assert_eq!(report.not_started, ["second"]);
+    let first = &report.repositories[0];
+    assert_eq!(first.planned.len(), 4);
+    assert!(first.deleted.is_empty());
+    assert_eq!(first.skipped.len(), 4);
+    assert!(
+        first
+            .skipped
+            .iter()
+            .all(|s| s.reason.starts_with("not attempted"))
+    );
+    assert_eq!(report.api_calls.batch_delete_image, 0);
+    assert!(
+        report.has_failures(),
+        "unfinished work is not a silent success"
+    );
+    assert!(
+        log.lines()
+            .iter()
+            .any(|l| l["message"] == "deadline near: no further repository is started")
+    );
 }

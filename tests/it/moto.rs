@@ -80,6 +80,7 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
         scope: Scope::Named(vec!["big".into()]),
         dry_run: false,
         now,
+        stop_at: None,
     };
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
         .await
@@ -159,6 +160,7 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
         scope: Scope::Named(vec!["u".into()]),
         dry_run: false,
         now: Utc::now(),
+        stop_at: None,
     };
     let report = engine::run(
         &ecr,
@@ -456,6 +458,7 @@ async fn run_with_settings(settings: &str, dry_run: bool) -> (Report, Vec<Value>
         scope: Scope::Named(vec!["demo/web".into(), "demo/worker".into()]),
         dry_run,
         now: Utc::now(),
+        stop_at: None,
     };
     let log = Collected::default();
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
@@ -610,6 +613,7 @@ async fn an_old_index_goes_with_its_children_and_signature_and_a_new_one_stays()
         scope: Scope::Named(vec!["multi".into()]),
         dry_run: false,
         now: Utc::now(),
+        stop_at: None,
     };
     let log = Collected::default();
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
@@ -649,4 +653,25 @@ async fn an_old_index_goes_with_its_children_and_signature_and_a_new_one_stays()
     for child in &old_children[..2] {
         assert!(order.iter().position(|d| d == child).unwrap() > index_at);
     }
+}
+
+/// Lambda's split: per-repository trouble goes in the report, but when
+/// every repository fails the invocation fails, so EventBridge retries it
+/// or the failure destination catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invocation_fails_only_when_every_repository_fails() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    demo_registry(&clients.ecr).await;
+    let all_gone = serde_json::json!({"repositories": ["demo/gone", "demo/lost"]});
+    let error = invoke(&clients, false, &all_gone).await.unwrap_err();
+    assert!(
+        error.to_string().contains("every repository failed (2)"),
+        "{error}"
+    );
+    let diagnostic: lambda_runtime::Diagnostic = error.into();
+    assert_eq!(diagnostic.error_type, "EveryRepositoryFailed");
+
+    let one_gone = serde_json::json!({"repositories": ["demo/gone", "demo/web"]});
+    assert!(invoke(&clients, false, &one_gone).await.is_ok());
 }

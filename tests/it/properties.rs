@@ -328,6 +328,7 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
         scope: Scope::Named(vec!["r".into()]),
         dry_run: false,
         now: Utc.timestamp_opt(NOW, 0).unwrap(),
+        stop_at: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 EVENT ?= events/manual.json
 PORT ?= 9000
 
-.PHONY: build test lint check doc demo invoke-local validate deploy tools
+.PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools
 
 # Installs, with pip, the tools the tests and the demo need, if missing.
 tools:
@@ -13,15 +13,20 @@ tools:
 	@command -v cfn-lint >/dev/null || pip install cfn-lint
 	@if command -v pyenv >/dev/null; then pyenv rehash; fi
 
+# cargo-deny, for `make lint`; built from crates.io once (a few minutes).
+rust-tools:
+	@command -v cargo-deny >/dev/null || cargo install cargo-deny --locked
+
 build:
 	cargo lambda build --release --arm64
 
 test: tools
 	cargo test --all-targets
 
-lint:
+lint: rust-tools
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo deny check licenses bans sources
 
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps

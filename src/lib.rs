@@ -29,6 +29,8 @@
 //! * [`handler`] turns a Lambda event and the environment into an engine run.
 //! * [`cli`] is the `plan` and `run` subcommands.
 #![forbid(unsafe_code)]
+// Library code returns errors; only tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aws;
 pub mod cli;

@@ -10,7 +10,9 @@
 //! cannot be collected is reported and skipped; the run goes on.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -103,33 +105,75 @@ pub async fn run(
         }
     };
 
-    let mut repositories = Vec::with_capacity(names.len());
-    let mut budget = policy.settings.safety.max_deletes_per_run;
-    let mut not_started = Vec::new();
-    for name in names {
-        if run.stop_at.is_some_and(|stop| Instant::now() >= stop) {
-            if not_started.is_empty() {
-                log.emit(report::line(
-                    "WARN",
-                    "deadline near: no further repository is started",
-                    serde_json::json!({ "trigger": run.trigger }),
-                ));
+    // Three phases, so that parallelism never makes the outcome depend on
+    // timing: survey the repositories concurrently; decide the holds in name
+    // order (the run's delete budget is spent first come, first served by
+    // name); then apply concurrently.
+    let concurrency = policy.settings.concurrency.max(1);
+    let surveys: Vec<Option<(RepositoryReport, Duration)>> = stream::iter(names.iter())
+        .map(|name| async move {
+            if ecr.time_is_up() || run.stop_at.is_some_and(|stop| Instant::now() >= stop) {
+                return None;
             }
+            let started = Instant::now();
+            let out = survey(ecr, inventory, policy, name, run.now).await;
+            Some((out, started.elapsed()))
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+
+    let mut not_started = Vec::new();
+    let mut surveyed = Vec::with_capacity(names.len());
+    let mut budget = policy.settings.safety.max_deletes_per_run;
+    for (name, survey) in names.into_iter().zip(surveys) {
+        let Some((mut out, took)) = survey else {
             not_started.push(name);
             continue;
-        }
-        let mut context = Context {
-            ecr,
-            inventory,
-            inventory_failure: inventory_failure.as_deref(),
-            policy,
-            run,
-            log,
         };
-        let repository = collect(&mut context, &name, &mut budget).await;
-        log.emit(report::repository_summary(&repository, run.dry_run));
-        repositories.push(repository);
+        if out.error.is_none() {
+            for image in &out.protected {
+                log.emit(report::image_protected(&name, image));
+            }
+            out.held = match &inventory_failure {
+                Some(failure) if !out.planned.is_empty() => Some(failure.clone()),
+                _ => hold(&out, &policy.settings.safety, budget),
+            };
+            if out.held.is_none()
+                && let Some(left) = &mut budget
+            {
+                *left -= out.planned.len() as u64;
+            }
+            if out.held.is_none() && run.dry_run {
+                for image in &out.planned {
+                    log.emit(report::image_deleted(&name, image, true));
+                }
+            }
+        }
+        surveyed.push((out, took));
     }
+    if !not_started.is_empty() {
+        log.emit(report::line(
+            "WARN",
+            "deadline near: no further repository is started",
+            serde_json::json!({ "trigger": run.trigger, "notStarted": not_started }),
+        ));
+    }
+
+    let repositories: Vec<RepositoryReport> = stream::iter(surveyed)
+        .map(|(mut out, took)| async move {
+            let started = Instant::now();
+            if out.error.is_none() && out.held.is_none() && !run.dry_run {
+                apply(ecr, &mut out, log).await;
+            }
+            out.duration_ms =
+                u64::try_from((took + started.elapsed()).as_millis()).unwrap_or(u64::MAX);
+            log.emit(report::repository_summary(&out, run.dry_run));
+            out
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
 
     let report = Report {
         trigger: run.trigger.clone(),
@@ -158,61 +202,6 @@ fn dedup(names: &[String]) -> Vec<String> {
 
 fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// What every repository of one run shares.
-struct Context<'a> {
-    ecr: &'a Ecr,
-    inventory: &'a Inventory,
-    inventory_failure: Option<&'a str>,
-    policy: &'a Policy,
-    run: &'a Run,
-    log: &'a dyn LogSink,
-}
-
-/// Collects one repository: survey, hold or not, then apply unless this is
-/// a dry run. `budget` is what is left of `maxDeletesPerRun`; a dry run
-/// spends it too, so that it shows what a real run would do.
-async fn collect(
-    context: &mut Context<'_>,
-    name: &str,
-    budget: &mut Option<u64>,
-) -> RepositoryReport {
-    let Context {
-        ecr,
-        inventory,
-        inventory_failure,
-        policy,
-        run,
-        log,
-    } = *context;
-    let started = Instant::now();
-    let mut out = survey(ecr, inventory, policy, name, run.now).await;
-    if out.error.is_none() {
-        for image in &out.protected {
-            log.emit(report::image_protected(name, image));
-        }
-        out.held = match inventory_failure {
-            Some(failure) if !out.planned.is_empty() => Some(failure.to_owned()),
-            _ => hold(&out, &policy.settings.safety, *budget),
-        };
-        if out.held.is_none()
-            && let Some(left) = budget
-        {
-            *left -= out.planned.len() as u64;
-        }
-        if out.held.is_some() {
-            // The summary line says why; nothing is deleted.
-        } else if run.dry_run {
-            for image in &out.planned {
-                log.emit(report::image_deleted(name, image, true));
-            }
-        } else {
-            apply(ecr, &mut out, log).await;
-        }
-    }
-    out.duration_ms = millis(started);
-    out
 }
 
 /// Lists a repository's images and plans them: the report's `planned` and

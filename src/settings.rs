@@ -7,6 +7,7 @@
 //!   "maxDeletesPerRun": 1000,
 //!   "maxDeletesPerRepository": 200,
 //!   "allowDeletingEveryImage": false,
+//!   "concurrency": 4,
 //!   "deleteOrphanReferrers": false,
 //!   "inUse": {
 //!     "ecs": { "enabled": true, "taskDefinitionRevisions": 5 },
@@ -31,11 +32,28 @@ use crate::policy::PolicyError;
 /// fresh image minutes after it lands.
 pub const DEFAULT_GRACE_PERIOD_MINUTES: u64 = 60;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub repositories: RepositoryFilter,
     pub safety: Safety,
     pub in_use: InUseSources,
+    /// How many repositories are listed, or deleted from, at once.
+    pub concurrency: usize,
+}
+
+/// Repositories worked on at once, by default: enough to hide latency,
+/// few enough to stay well inside ECR's request rates.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            repositories: RepositoryFilter::default(),
+            safety: Safety::default(),
+            in_use: InUseSources::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
 }
 
 /// How many of the newest revisions of each ACTIVE task-definition family
@@ -149,6 +167,7 @@ struct RawSettings {
     allow_deleting_every_image: Option<bool>,
     delete_orphan_referrers: Option<bool>,
     in_use: Option<RawInUse>,
+    concurrency: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +251,15 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
     safety.delete_orphan_referrers = raw.delete_orphan_referrers.unwrap_or(false);
     if let Some(in_use) = raw.in_use {
         settings.in_use = parse_in_use(in_use)?;
+    }
+    if let Some(concurrency) = raw.concurrency {
+        if !(1..=64).contains(&concurrency) {
+            return Err(invalid(
+                "settings.concurrency",
+                format!("{concurrency} is outside 1 to 64"),
+            ));
+        }
+        settings.concurrency = concurrency;
     }
     Ok(settings)
 }
@@ -317,6 +345,10 @@ mod tests {
             Err("settings.maxDeletesPerRun: invalid type"),
         );
         check(r#"{"gracePeriod":5}"#, Err("unknown field `gracePeriod`"));
+        check(
+            r#"{"concurrency":0}"#,
+            Err("settings.concurrency: 0 is outside 1 to 64"),
+        );
         check(
             r#"{"repositories":{"include":[]}}"#,
             Err("settings.repositories.include"),

@@ -41,12 +41,14 @@ impl Clients {
 }
 
 /// The SDK's retry behaviour: adaptive mode (client-side rate limiting that
-/// backs off when AWS throttles), with configurable attempts and backoff.
+/// backs off when AWS throttles), with configurable attempts and backoff,
+/// and a timeout per attempt so a stalled response is retried, not waited on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SdkRetry {
     /// Attempts per call, the first included.
     pub max_attempts: u32,
     pub initial_backoff: std::time::Duration,
+    pub attempt_timeout: std::time::Duration,
 }
 
 impl Default for SdkRetry {
@@ -54,13 +56,15 @@ impl Default for SdkRetry {
         SdkRetry {
             max_attempts: 5,
             initial_backoff: std::time::Duration::from_millis(200),
+            attempt_timeout: std::time::Duration::from_secs(20),
         }
     }
 }
 
 impl SdkRetry {
-    /// Reads `ECR_GC_MAX_ATTEMPTS` (1 to 20) and `ECR_GC_INITIAL_BACKOFF_MS`
-    /// (1 to 60000) through `var`.
+    /// Reads `ECR_GC_MAX_ATTEMPTS` (1 to 20), `ECR_GC_INITIAL_BACKOFF_MS`
+    /// (1 to 60000) and `ECR_GC_ATTEMPT_TIMEOUT_MS` (100 to 300000) through
+    /// `var`.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<SdkRetry, String> {
         let mut retry = SdkRetry::default();
         if let Some(value) = var("ECR_GC_MAX_ATTEMPTS") {
@@ -86,17 +90,33 @@ impl SdkRetry {
                 })?;
             retry.initial_backoff = std::time::Duration::from_millis(millis);
         }
+        if let Some(value) = var("ECR_GC_ATTEMPT_TIMEOUT_MS") {
+            let millis: u64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (100..=300_000).contains(n))
+                .ok_or_else(|| format!("ECR_GC_ATTEMPT_TIMEOUT_MS={value}: expected milliseconds from 100 to 300000"))?;
+            retry.attempt_timeout = std::time::Duration::from_millis(millis);
+        }
         Ok(retry)
+    }
+
+    /// Sets this retry and timeout behaviour on a configuration loader.
+    pub fn apply(self, loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+        let retry = aws_config::retry::RetryConfig::adaptive()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(self.initial_backoff);
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(self.attempt_timeout)
+            .build();
+        loader.retry_config(retry).timeout_config(timeouts)
     }
 
     /// Loads the standard AWS configuration (credentials, region, endpoint,
     /// `AWS_ENDPOINT_URL` included) with this retry behaviour.
     pub async fn load(self) -> aws_config::SdkConfig {
-        let retry = aws_config::retry::RetryConfig::adaptive()
-            .with_max_attempts(self.max_attempts)
-            .with_initial_backoff(self.initial_backoff);
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .retry_config(retry)
+        self.apply(aws_config::defaults(aws_config::BehaviorVersion::latest()))
             .load()
             .await
     }
@@ -174,13 +194,15 @@ mod tests {
             ]),
             Ok(SdkRetry {
                 max_attempts: 9,
-                initial_backoff: std::time::Duration::from_millis(50)
+                initial_backoff: std::time::Duration::from_millis(50),
+                ..SdkRetry::default()
             })
         );
         for bad in [
             ("ECR_GC_MAX_ATTEMPTS", "0"),
             ("ECR_GC_MAX_ATTEMPTS", "many"),
             ("ECR_GC_INITIAL_BACKOFF_MS", "-1"),
+            ("ECR_GC_ATTEMPT_TIMEOUT_MS", "5"),
         ] {
             assert!(retry(&[bad]).unwrap_err().contains(bad.0));
         }

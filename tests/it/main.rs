@@ -4,12 +4,15 @@
 //! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
+//! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
+//!   moto_server; the report still matches the registry.
 //! * `properties`: random registries, policies and inventories through the
 //!   engine; no delete batch may break a protection.
 //! * `binary`: the CLI and the Lambda runtime loop, as a user runs them.
 //! * `template`: the SAM template, through cfn-lint and sam validate.
 
 mod binary;
+mod faults;
 mod in_use;
 mod mocks;
 mod moto;

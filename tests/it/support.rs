@@ -66,13 +66,7 @@ impl Moto {
 
     /// Every client a run needs, pointed at this server.
     pub async fn clients(&self) -> ecr_gc::aws::Clients {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .load()
-            .await;
-        ecr_gc::aws::Clients::new(&config)
+        clients_at(&self.endpoint, ecr_gc::aws::SdkRetry::default()).await
     }
 
     /// Environment for a child process (the binary) to reach this server
@@ -93,6 +87,15 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every client a run needs, pointed at `endpoint`, with `retry`.
+pub async fn clients_at(endpoint: &str, retry: ecr_gc::aws::SdkRetry) -> ecr_gc::aws::Clients {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"));
+    ecr_gc::aws::Clients::new(&retry.apply(loader).load().await)
 }
 
 /// A distinct image manifest; moto derives the digest from the layer

@@ -16,7 +16,7 @@ use crate::aws::{Clients, SdkRetry};
 use crate::ecr::Ecr;
 use crate::engine::{self, Run, Scope};
 use crate::inventory;
-use crate::model::{Image, check_repository_name, parse_rfc3339};
+use crate::model::{Image, check_registry_id, check_repository_name, parse_rfc3339};
 use crate::plan::{Action, plan};
 use crate::policy::Policy;
 use crate::report::{JsonLines, PlannedImage, Report};
@@ -58,6 +58,9 @@ pub enum Command {
         /// Delete what the plan expires. Without it, nothing is deleted.
         #[arg(long)]
         apply: bool,
+        /// The registry (AWS account id) to collect, when it is not the caller's own.
+        #[arg(long, value_name = "ACCOUNT_ID")]
+        registry_id: Option<String>,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -94,8 +97,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             policy,
             repositories,
             apply,
+            registry_id,
             output,
-        } => run_command_checked(&policy, repositories, apply, output),
+        } => run_command_checked(&policy, repositories, apply, registry_id, output),
     };
     match result {
         Ok(code) => code,
@@ -235,18 +239,23 @@ fn run_command_checked(
     policy: &str,
     repositories: Vec<String>,
     apply: bool,
+    registry_id: Option<String>,
     output: Output,
 ) -> Result<ExitCode, String> {
     for name in &repositories {
         check_repository_name(name).map_err(|e| format!("--repository: {e}"))?;
     }
-    run_command(policy, repositories, apply, output)
+    if let Some(id) = &registry_id {
+        check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
+    }
+    run_command(policy, repositories, apply, registry_id, output)
 }
 
 fn run_command(
     policy: &str,
     repositories: Vec<String>,
     apply: bool,
+    registry_id: Option<String>,
     output: Output,
 ) -> Result<ExitCode, String> {
     let policy = load_policy(policy)?;
@@ -272,8 +281,9 @@ fn run_command(
     let report = runtime.block_on(async {
         let sdk = retry.load().await;
         let clients = Clients::new(&sdk);
-        let inventory = inventory::collect(&clients, &policy.settings.in_use).await;
-        let ecr = Ecr::new(clients.ecr.clone(), None);
+        let inventory =
+            inventory::collect(&clients, &policy.settings.in_use, registry_id.as_deref()).await;
+        let ecr = Ecr::new(clients.ecr.clone(), registry_id.clone());
         engine::run(&ecr, &inventory, &policy, &run, &log).await
     });
     let report = report.map_err(|e| e.to_string())?;

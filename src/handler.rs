@@ -32,7 +32,7 @@ use crate::aws::{Clients, SdkRetry};
 use crate::ecr::Ecr;
 use crate::engine::{self, EngineError, Run, Scope};
 use crate::inventory;
-use crate::model::check_repository_name;
+use crate::model::{check_registry_id, check_repository_name};
 use crate::policy::{Policy, PolicyError};
 use crate::report::{self, LogSink, Report};
 
@@ -47,6 +47,9 @@ pub struct Config {
     /// `ECR_GC_DEADLINE_MARGIN_MS`: no new repository or delete batch is
     /// started when less than this remains before the invocation's deadline.
     pub deadline_margin: Duration,
+    /// `ECR_GC_REGISTRY_ID`: the registry to collect, when it is not the
+    /// caller's own.
+    pub registry_id: Option<String>,
 }
 
 /// The default safety margin before the Lambda deadline.
@@ -115,11 +118,17 @@ impl Config {
                     ))
                 })?,
         };
+        let registry_id = var("ECR_GC_REGISTRY_ID").filter(|v| !v.trim().is_empty());
+        if let Some(id) = &registry_id {
+            check_registry_id(id)
+                .map_err(|e| ConfigError::Setting(format!("ECR_GC_REGISTRY_ID: {e}")))?;
+        }
         Ok(Config {
             policy,
             dry_run,
             retry,
             deadline_margin,
+            registry_id,
         })
     }
 }
@@ -371,8 +380,9 @@ pub async fn handle_until(
         "run started",
         json!({ "trigger": run.trigger, "dryRun": run.dry_run }),
     ));
-    let inventory = inventory::collect(clients, &config.policy.settings.in_use).await;
-    let ecr = Ecr::new(clients.ecr.clone(), None).with_stop_at(run.stop_at);
+    let registry_id = config.registry_id.as_deref();
+    let inventory = inventory::collect(clients, &config.policy.settings.in_use, registry_id).await;
+    let ecr = Ecr::new(clients.ecr.clone(), config.registry_id.clone()).with_stop_at(run.stop_at);
     let report = engine::run(&ecr, &inventory, &config.policy, &run, log).await?;
     let failed = report
         .repositories
@@ -579,5 +589,14 @@ mod tests {
             error(&[("ECR_GC_POLICY", policy), ("ECR_GC_MAX_ATTEMPTS", "99")])
                 .contains("ECR_GC_MAX_ATTEMPTS")
         );
+        assert!(
+            error(&[("ECR_GC_POLICY", policy), ("ECR_GC_REGISTRY_ID", "12345")])
+                .contains("ECR_GC_REGISTRY_ID: registry id `12345` is not an AWS account id")
+        );
+        let config = config(&[
+            ("ECR_GC_POLICY", policy),
+            ("ECR_GC_REGISTRY_ID", "210987654321"),
+        ]);
+        assert_eq!(config.unwrap().registry_id.as_deref(), Some("210987654321"));
     }
 }

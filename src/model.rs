@@ -66,6 +66,17 @@ pub fn check_repository_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a registry id: an AWS account id, 12 digits.
+pub fn check_registry_id(id: &str) -> Result<(), String> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "registry id `{id}` is not an AWS account id (12 digits)"
+        ))
+    }
+}
+
 /// The manifest media types of a multi-arch image: an OCI image index and a
 /// Docker manifest list.
 pub const INDEX_MEDIA_TYPES: [&str; 2] = [
@@ -231,6 +242,20 @@ mod tests {
             &"a".repeat(257),
         ] {
             assert!(check_repository_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn registry_ids() {
+        assert_eq!(check_registry_id("123456789012"), Ok(()));
+        for bad in [
+            "",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            " 23456789012",
+        ] {
+            assert!(check_registry_id(bad).is_err(), "{bad}");
         }
     }
 

@@ -158,14 +158,23 @@ impl Inventory {
 
 /// Collects every enabled source. Never fails as a whole: a failed source is
 /// recorded in [`Inventory::sources`], and [`Inventory::failure`] then
-/// stops all deletion.
-pub async fn collect(clients: &Clients, sources: &InUseSources) -> Inventory {
+/// stops all deletion. References resolve against `registry_id`'s registry,
+/// or the caller's own account's when it is `None`.
+pub async fn collect(
+    clients: &Clients,
+    sources: &InUseSources,
+    registry_id: Option<&str>,
+) -> Inventory {
     let mut inventory = Inventory::none();
     if !sources.any() {
         return inventory;
     }
     // Which registry "ours" is: this account, in the clients' region.
-    match (whoami(clients).await, &clients.region) {
+    let account = match registry_id {
+        Some(id) => Ok(id.to_owned()),
+        None => whoami(clients).await,
+    };
+    match (account, &clients.region) {
         (Ok(account), Some(region)) => {
             inventory.registry = Some(Registry {
                 account,

@@ -150,6 +150,16 @@ fn invalid_input_exits_2_with_the_message_on_stderr() {
                 "run",
                 "--policy",
                 "examples/policy.json",
+                "--registry-id",
+                "12345",
+            ],
+            "--registry-id: registry id `12345` is not an AWS account id",
+        ),
+        (
+            vec![
+                "run",
+                "--policy",
+                "examples/policy.json",
                 "--repository",
                 "Bad Name",
             ],

@@ -118,7 +118,7 @@ async fn scenario(plan: serde_json::Value) -> (Report, usize) {
     let ecr = Ecr::new(clients.ecr.clone(), None);
     let run = Run {
         trigger: "faults".into(),
-        scope: Scope::Named(vec![REPOSITORY.into()]),
+        scope: Scope::Selected,
         dry_run: false,
         now,
         stop_at: None,
@@ -175,6 +175,7 @@ async fn scenario(plan: serde_json::Value) -> (Report, usize) {
 fn everywhere(fault: &str, times: usize) -> serde_json::Value {
     let faults = vec![fault; times];
     json!({
+        "DescribeRepositories": faults,
         "DescribeImages": faults,
         "BatchDeleteImage": faults,
         "ListImages": faults,

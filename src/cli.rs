@@ -99,7 +99,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             apply,
             registry_id,
             output,
-        } => run_command_checked(&policy, repositories, apply, registry_id, output),
+        } => run_command(&policy, repositories, apply, registry_id, output),
     };
     match result {
         Ok(code) => code,
@@ -235,22 +235,6 @@ fn plan_command(
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_command_checked(
-    policy: &str,
-    repositories: Vec<String>,
-    apply: bool,
-    registry_id: Option<String>,
-    output: Output,
-) -> Result<ExitCode, String> {
-    for name in &repositories {
-        check_repository_name(name).map_err(|e| format!("--repository: {e}"))?;
-    }
-    if let Some(id) = &registry_id {
-        check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
-    }
-    run_command(policy, repositories, apply, registry_id, output)
-}
-
 fn run_command(
     policy: &str,
     repositories: Vec<String>,
@@ -258,6 +242,13 @@ fn run_command(
     registry_id: Option<String>,
     output: Output,
 ) -> Result<ExitCode, String> {
+    // Every input is checked before any API call.
+    for name in &repositories {
+        check_repository_name(name).map_err(|e| format!("--repository: {e}"))?;
+    }
+    if let Some(id) = &registry_id {
+        check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
+    }
     let policy = load_policy(policy)?;
     let retry = SdkRetry::from_env(|name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

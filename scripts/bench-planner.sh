@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the planner benchmark, one size per process so each peak RSS is its
+# own. Usage: scripts/bench-planner.sh [SIZES...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo bench --bench planner --no-run >/dev/null 2>&1
+for n in "${@:-10000 100000 1000000}"; do
+  for size in $n; do cargo bench -q --bench planner -- "$size" 2>/dev/null; done
+done

@@ -24,7 +24,10 @@ fn run(program: &str, args: &[&str]) {
 
 #[test]
 fn cfn_lint_passes() {
-    run("cfn-lint", &["template.yaml"]);
+    run(
+        "cfn-lint",
+        &["template.yaml", "deploy/target-account-role.yaml"],
+    );
 }
 
 #[test]
@@ -48,12 +51,18 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
     let at = template
         .find("Action: ecr:BatchDeleteImage")
         .expect("the function may delete images");
-    let resource = template[at..].lines().nth(1).unwrap().trim();
+    let resource: Vec<&str> = template[at..]
+        .lines()
+        .skip(1)
+        .take(2)
+        .map(str::trim)
+        .collect();
+    assert_eq!(resource[0], "Resource: !Sub", "{resource:?}");
     assert!(
-        resource.starts_with("Resource: !Sub arn:${AWS::Partition}:ecr:"),
-        "{resource}"
+        resource[1]
+            .starts_with("- arn:${AWS::Partition}:ecr:${Region}:${AWS::AccountId}:repository/"),
+        "{resource:?}"
     );
-    assert!(resource.contains(":repository/"), "{resource}");
     assert_eq!(template.matches("ecr:BatchDeleteImage").count(), 1);
     // Only list calls that support no resource-level permissions are on *,
     // and only when their in-use source is switched on.
@@ -89,6 +98,13 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
         "Type: ScheduleV2",
         "RetentionInDays",
         "OnFailure",
+        // Fan-out: partial batch responses, a dead-letter queue, the knob.
+        "FunctionResponseTypes: [ReportBatchItemFailures]",
+        "deadLetterTargetArn: !GetAtt FanOutDeadLetterQueue.Arn",
+        "maxReceiveCount: !Ref FanOutMaxReceiveCount",
+        "MaximumConcurrency: !Ref FanOutMaximumConcurrency",
+        // Only the listed target roles may be assumed.
+        "Action: sts:AssumeRole\n                Resource: !Ref TargetRoleArns",
     ] {
         assert!(template.contains(needle), "template lacks {needle}");
     }

@@ -2,8 +2,9 @@
 //! configuration; error codes as AWS spells them; and list pagination that
 //! refuses to loop on a repeated token.
 //!
-//! The adapters themselves are `ecr.rs` and `inventory/`; nothing else
-//! talks to AWS.
+//! The adapters themselves are `ecr.rs`, `inventory/` and `fanout.rs`;
+//! nothing else talks to AWS. [`Connector`] reaches other accounts and
+//! regions: it assumes each target account's role once per run.
 
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
@@ -16,6 +17,7 @@ pub struct Clients {
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
+    pub sqs: aws_sdk_sqs::Client,
     /// The region the clients call, when the configuration names one.
     pub region: Option<String>,
 }
@@ -35,8 +37,139 @@ impl Clients {
                     .build(),
             ),
             sts: aws_sdk_sts::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
             region: config.region().map(|r| r.as_ref().to_owned()),
         }
+    }
+}
+
+/// Why a target account could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {code}: {message}")]
+pub struct ConnectError {
+    pub operation: &'static str,
+    pub code: String,
+    pub message: String,
+}
+
+impl ConnectError {
+    fn from_sdk<E, R>(operation: &'static str, error: &SdkError<E, R>) -> ConnectError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = error_parts(error);
+        ConnectError {
+            operation,
+            code,
+            message,
+        }
+    }
+
+    fn invalid(operation: &'static str, code: &str, message: impl Into<String>) -> ConnectError {
+        ConnectError {
+            operation,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Credentials for one target account: the function's own, or an assumed
+/// role's.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    Own,
+    Assumed(aws_sdk_ecr::config::SharedCredentialsProvider),
+}
+
+/// Builds [`Clients`] for any account and region from one base
+/// configuration (retry, timeouts, endpoint, the function's credentials).
+#[derive(Clone, Debug)]
+pub struct Connector {
+    base: aws_config::SdkConfig,
+    home: Clients,
+}
+
+impl Connector {
+    pub fn new(base: aws_config::SdkConfig) -> Connector {
+        Connector {
+            home: Clients::new(&base),
+            base,
+        }
+    }
+
+    /// The clients for the function's own account and region.
+    pub fn home(&self) -> &Clients {
+        &self.home
+    }
+
+    /// The account the function's own credentials belong to.
+    pub async fn own_account(&self) -> Result<String, ConnectError> {
+        const OP: &str = "GetCallerIdentity";
+        let out = self
+            .home
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| ConnectError::from_sdk(OP, &e))?;
+        out.account().map(str::to_owned).ok_or_else(|| {
+            ConnectError::invalid(OP, "InvalidResponse", "no account in the response")
+        })
+    }
+
+    /// Assumes `role_arn` once, through the function's own region's STS
+    /// endpoint. The session lasts an hour, longer than any Lambda
+    /// invocation; a CLI run is expected to finish within it.
+    pub async fn assume(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        external_id: Option<&str>,
+    ) -> Result<Credentials, ConnectError> {
+        const OP: &str = "AssumeRole";
+        let out = self
+            .home
+            .sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name(session_name)
+            .set_external_id(external_id.map(str::to_owned))
+            .duration_seconds(3600)
+            .send()
+            .await
+            .map_err(|e| ConnectError::from_sdk(OP, &e))?;
+        let c = out.credentials().ok_or_else(|| {
+            ConnectError::invalid(OP, "InvalidResponse", "no credentials in the response")
+        })?;
+        let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
+        let credentials = aws_sdk_ecr::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            expiry,
+            "ecr-gc-assume-role",
+        );
+        Ok(Credentials::Assumed(
+            aws_sdk_ecr::config::SharedCredentialsProvider::new(credentials),
+        ))
+    }
+
+    /// The clients for `region` (`None`: the function's own) with these
+    /// credentials.
+    pub fn clients(&self, region: Option<&str>, credentials: &Credentials) -> Clients {
+        if region.is_none() && matches!(credentials, Credentials::Own) {
+            return self.home.clone();
+        }
+        let mut builder = self.base.to_builder();
+        if let Some(region) = region {
+            builder.set_region(Some(aws_sdk_ecr::config::Region::new(region.to_owned())));
+        }
+        if let Credentials::Assumed(provider) = credentials {
+            builder.set_credentials_provider(Some(provider.clone()));
+        }
+        Clients::new(&builder.build())
     }
 }
 

@@ -12,14 +12,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
-use crate::aws::{Clients, SdkRetry};
-use crate::ecr::Ecr;
-use crate::engine::{self, Run, Scope};
-use crate::inventory;
+use crate::aws::{Connector, SdkRetry};
+use crate::collect;
+use crate::engine::{Run, Scope};
 use crate::model::{Image, check_registry_id, check_repository_name, parse_rfc3339};
 use crate::plan::{Action, plan};
 use crate::policy::Policy;
-use crate::report::{JsonLines, PlannedImage, Report};
+use crate::report::{Collection, JsonLines, PlannedImage};
+use crate::targets::Targets;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,8 +59,11 @@ pub enum Command {
         #[arg(long)]
         apply: bool,
         /// The registry (AWS account id) to collect, when it is not the caller's own.
-        #[arg(long, value_name = "ACCOUNT_ID")]
+        #[arg(long, value_name = "ACCOUNT_ID", conflicts_with = "targets")]
         registry_id: Option<String>,
+        /// A targets document (regions, and accounts with roles to assume), as in ECR_GC_TARGETS.
+        #[arg(long, value_name = "FILE")]
+        targets: Option<String>,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -98,8 +101,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             repositories,
             apply,
             registry_id,
+            targets,
             output,
-        } => run_command(&policy, repositories, apply, registry_id, output),
+        } => run_command(&policy, repositories, apply, registry_id, targets, output),
     };
     match result {
         Ok(code) => code,
@@ -240,15 +244,25 @@ fn run_command(
     repositories: Vec<String>,
     apply: bool,
     registry_id: Option<String>,
+    targets: Option<String>,
     output: Output,
 ) -> Result<ExitCode, String> {
     // Every input is checked before any API call.
     for name in &repositories {
         check_repository_name(name).map_err(|e| format!("--repository: {e}"))?;
     }
-    if let Some(id) = &registry_id {
-        check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
-    }
+    let targets = match (&registry_id, &targets) {
+        (Some(id), _) => {
+            check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
+            Targets::registry(id)
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--targets {path}: cannot read it: {e}"))?;
+            Targets::parse(&text).map_err(|e| format!("--targets {path}: {e}"))?
+        }
+        (None, None) => Targets::own(),
+    };
     let policy = load_policy(policy)?;
     let retry = SdkRetry::from_env(|name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -269,15 +283,15 @@ fn run_command(
     };
     // Log lines go to stderr: stdout carries the table or the JSON report.
     let log = JsonLines::new(std::io::stderr());
+    let work = targets
+        .expand()
+        .into_iter()
+        .map(|t| (t, run.scope.clone()))
+        .collect();
     let report = runtime.block_on(async {
-        let sdk = retry.load().await;
-        let clients = Clients::new(&sdk);
-        let inventory =
-            inventory::collect(&clients, &policy.settings.in_use, registry_id.as_deref()).await;
-        let ecr = Ecr::new(clients.ecr.clone(), registry_id.clone());
-        engine::run(&ecr, &inventory, &policy, &run, &log).await
+        let connector = Connector::new(retry.load().await);
+        collect::collect(&connector, &targets, &policy, &run, work, &log).await
     });
-    let report = report.map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout().lock();
     match output {
         Output::Json => {
@@ -293,13 +307,17 @@ fn run_command(
     })
 }
 
-fn print_report(out: &mut impl Write, report: &Report) {
+fn print_report(out: &mut impl Write, report: &Collection) {
+    let several = report.targets.len() > 1;
     let rows: Vec<[String; 7]> = report
-        .repositories
-        .iter()
-        .map(|r| {
+        .repositories()
+        .map(|(target, r)| {
             [
-                r.repository_name.clone(),
+                if several {
+                    format!("{target}:{}", r.repository_name)
+                } else {
+                    r.repository_name.clone()
+                },
                 r.images_scanned.to_string(),
                 r.protected.len().to_string(),
                 r.planned.len().to_string(),
@@ -326,7 +344,12 @@ fn print_report(out: &mut impl Write, report: &Report) {
         &rows,
         None,
     );
-    for r in &report.repositories {
+    for t in &report.targets {
+        if let Some(error) = &t.error {
+            let _ = writeln!(out, "target failed: {}: {error}", t.target);
+        }
+    }
+    for (_, r) in report.repositories() {
         if let Some(held) = &r.held {
             let _ = writeln!(out, "held: {}: nothing deleted: {held}", r.repository_name);
         }

@@ -17,6 +17,16 @@
 //!   "dryRun": bool}`, both optional.
 //! * Anything else is an error that says what was received.
 //!
+//! * An SQS batch (`Records` from `aws:sqs`): the fan-out queue's messages,
+//!   one repository each; the answer is SQS's partial batch response.
+//!
+//! Where: `ECR_GC_TARGETS` names target regions and accounts (see
+//! `targets`); without it, the function's own account and region, or
+//! `ECR_GC_REGISTRY_ID`'s registry. With `ECR_GC_FANOUT_QUEUE_URL` set, a
+//! run over every selected repository (schedule, Scheduler, manual without
+//! `repositories`) only lists the targets and sends one message per
+//! repository to that queue (see `fanout`).
+//!
 //! Deletion happens only when `ECR_GC_DRY_RUN=false` or the event says
 //! `"dryRun": false`; an event's `"dryRun": true` always wins.
 
@@ -28,13 +38,16 @@ use thiserror::Error;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::aws::{Clients, SdkRetry};
-use crate::ecr::Ecr;
-use crate::engine::{self, EngineError, Run, Scope};
-use crate::inventory;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::aws::{Connector, SdkRetry};
+use crate::collect;
+use crate::engine::{EngineError, Run, Scope};
+use crate::fanout::{self, Message, NotSent, Record};
 use crate::model::{check_registry_id, check_repository_name};
 use crate::policy::{Policy, PolicyError};
-use crate::report::{self, LogSink, Report};
+use crate::report::{self, ApiCallCounts, Collection, LogSink};
+use crate::targets::{Target, Targets};
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
@@ -47,9 +60,13 @@ pub struct Config {
     /// `ECR_GC_DEADLINE_MARGIN_MS`: no new repository or delete batch is
     /// started when less than this remains before the invocation's deadline.
     pub deadline_margin: Duration,
-    /// `ECR_GC_REGISTRY_ID`: the registry to collect, when it is not the
-    /// caller's own.
-    pub registry_id: Option<String>,
+    /// `ECR_GC_TARGETS` (a JSON document), else `ECR_GC_REGISTRY_ID` (one
+    /// registry, with the caller's own credentials), else the caller's own
+    /// account and region.
+    pub targets: Targets,
+    /// `ECR_GC_FANOUT_QUEUE_URL`: where a run over every selected repository
+    /// sends one message per repository instead of collecting them itself.
+    pub fan_out_queue_url: Option<String>,
 }
 
 /// The default safety margin before the Lambda deadline.
@@ -119,16 +136,37 @@ impl Config {
                 })?,
         };
         let registry_id = var("ECR_GC_REGISTRY_ID").filter(|v| !v.trim().is_empty());
-        if let Some(id) = &registry_id {
-            check_registry_id(id)
-                .map_err(|e| ConfigError::Setting(format!("ECR_GC_REGISTRY_ID: {e}")))?;
+        let targets = var("ECR_GC_TARGETS").filter(|v| !v.trim().is_empty());
+        let targets = match (targets, registry_id) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Setting(
+                    "both ECR_GC_TARGETS and ECR_GC_REGISTRY_ID are set; list the registry's account in ECR_GC_TARGETS instead".into(),
+                ));
+            }
+            (Some(text), None) => Targets::parse(&text)
+                .map_err(|e| ConfigError::Setting(format!("ECR_GC_TARGETS: {e}")))?,
+            (None, Some(id)) => {
+                check_registry_id(&id)
+                    .map_err(|e| ConfigError::Setting(format!("ECR_GC_REGISTRY_ID: {e}")))?;
+                Targets::registry(&id)
+            }
+            (None, None) => Targets::own(),
+        };
+        let fan_out_queue_url = var("ECR_GC_FANOUT_QUEUE_URL").filter(|v| !v.trim().is_empty());
+        if let Some(url) = &fan_out_queue_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Setting(format!(
+                "ECR_GC_FANOUT_QUEUE_URL={url}: expected a queue URL such as https://sqs.eu-west-1.amazonaws.com/111122223333/ecr-gc"
+            )));
         }
         Ok(Config {
             policy,
             dry_run,
             retry,
             deadline_margin,
-            registry_id,
+            targets,
+            fan_out_queue_url,
         })
     }
 }
@@ -140,8 +178,15 @@ pub enum Trigger {
     Schedule,
     /// `aws.scheduler`, with any overrides its detail carries.
     Scheduler(Overrides),
-    /// A successful ECR push to this repository.
-    Push { repository: String },
+    /// A successful ECR push to this repository, in this account and
+    /// region (from the event's envelope).
+    Push {
+        repository: String,
+        account: String,
+        region: String,
+    },
+    /// A batch from the fan-out queue.
+    Queue(Vec<Record>),
     /// An ECR event ecr-gc does not act on, such as a DELETE.
     Ignored { what: String },
     /// A manual invoke, or a Scheduler custom Input.
@@ -195,8 +240,8 @@ pub fn parse_event(event: &Value) -> Result<Trigger, EventError> {
     let trigger = parse_trigger(event)?;
     let names: &[String] = match &trigger {
         Trigger::Manual(o) | Trigger::Scheduler(o) => o.repositories.as_deref().unwrap_or_default(),
-        Trigger::Push { repository } => std::slice::from_ref(repository),
-        Trigger::Schedule | Trigger::Ignored { .. } => &[],
+        Trigger::Push { repository, .. } => std::slice::from_ref(repository),
+        Trigger::Schedule | Trigger::Ignored { .. } | Trigger::Queue(_) => &[],
     };
     for name in names {
         check_repository_name(name).map_err(|problem| unrecognised(problem, event))?;
@@ -208,6 +253,11 @@ fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
     let Value::Object(fields) = event else {
         return Err(unrecognised("expected a JSON object", event));
     };
+    if let Some(records) = fanout::records(event) {
+        return records
+            .map(Trigger::Queue)
+            .map_err(|problem| unrecognised(problem, event));
+    }
     if !fields.contains_key("source") && !fields.contains_key("detail-type") {
         return serde_json::from_value::<Overrides>(event.clone())
             .map(Trigger::Manual)
@@ -242,7 +292,11 @@ fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
             let action = detail.action_type.unwrap_or_default();
             let result = detail.result.unwrap_or_default();
             match (action.as_str(), result.as_str(), detail.repository_name) {
-                ("PUSH", "SUCCESS", Some(repository)) => Ok(Trigger::Push { repository }),
+                ("PUSH", "SUCCESS", Some(repository)) => Ok(Trigger::Push {
+                    repository,
+                    account: envelope.account.unwrap_or_default(),
+                    region: envelope.region.unwrap_or_default(),
+                }),
                 ("PUSH", "SUCCESS", None) => Err(unrecognised(
                     "ECR PUSH event without detail.repository-name",
                     event,
@@ -264,8 +318,7 @@ fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
     }
 }
 
-/// Why an invocation failed. Each variant is a systemic failure: nothing
-/// was deleted.
+/// Why an invocation failed. Each variant is a systemic failure.
 #[derive(Debug, Error)]
 pub enum HandlerError {
     #[error("invalid configuration: {0}")]
@@ -276,6 +329,16 @@ pub enum HandlerError {
     Engine(#[from] EngineError),
     #[error("every repository failed ({failed}); the first: {first}")]
     EveryRepositoryFailed { failed: usize, first: String },
+    #[error("every target failed ({failed}); the first: {first}")]
+    EveryTargetFailed { failed: usize, first: String },
+    #[error(
+        "fan-out incomplete: {not_sent} of {total} messages could not be sent to the queue; the first: {first}"
+    )]
+    FanOutIncomplete {
+        not_sent: usize,
+        total: usize,
+        first: String,
+    },
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -285,6 +348,8 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::Event(_) => "UnrecognizedEvent",
             HandlerError::Engine(EngineError::ListRepositories(_)) => "ListRepositoriesFailed",
             HandlerError::EveryRepositoryFailed { .. } => "EveryRepositoryFailed",
+            HandlerError::EveryTargetFailed { .. } => "EveryTargetFailed",
+            HandlerError::FanOutIncomplete { .. } => "FanOutIncomplete",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -297,8 +362,56 @@ impl From<HandlerError> for Diagnostic {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Response {
-    Report(Box<Report>),
-    Ignored { trigger: String, ignored: String },
+    /// The repositories were collected in this invocation.
+    Collection(Box<Collection>),
+    /// The repositories were listed and sent to the fan-out queue.
+    FanOut(Box<FanOut>),
+    /// An SQS batch was collected: SQS's partial batch response.
+    Batch(BatchResponse),
+    Ignored {
+        trigger: String,
+        ignored: String,
+    },
+}
+
+/// What a fan-out sent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanOut {
+    pub trigger: String,
+    pub dry_run: bool,
+    pub now: DateTime<Utc>,
+    pub queue_url: String,
+    pub targets: Vec<FanOutTarget>,
+    #[serde(flatten)]
+    pub sent: fanout::Sent,
+    /// ECR calls (DescribeRepositories) over every target.
+    pub api_calls: ApiCallCounts,
+    pub assume_role_calls: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanOutTarget {
+    #[serde(flatten)]
+    pub target: Target,
+    pub repositories: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// SQS's partial batch response: the messages to deliver again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItemFailure {
+    pub item_identifier: String,
 }
 
 /// Turns the invocation's deadline (epoch milliseconds, as Lambda sends
@@ -324,19 +437,19 @@ pub fn deadline_instant(deadline_ms: u64, now: SystemTime, instant: Instant) -> 
 /// in-use inventory and the counting ECR adapter are per invocation, so each
 /// run sees what is in use now and its report counts its own calls.
 pub async fn handle(
-    clients: &Clients,
+    connector: &Connector,
     config: &Result<Config, ConfigError>,
     event: &Value,
     now: DateTime<Utc>,
     log: &dyn LogSink,
 ) -> Result<Response, HandlerError> {
-    handle_until(clients, config, event, now, None, log).await
+    handle_until(connector, config, event, now, None, log).await
 }
 
 /// Handles one invocation that must end by `deadline`: no new repository
 /// or delete batch is started within the configured margin of it.
 pub async fn handle_until(
-    clients: &Clients,
+    connector: &Connector,
     config: &Result<Config, ConfigError>,
     event: &Value,
     now: DateTime<Utc>,
@@ -346,67 +459,347 @@ pub async fn handle_until(
     let config = config
         .as_ref()
         .map_err(|e| HandlerError::Config(e.clone()))?;
+    let stop_at = deadline.map(|d| d.checked_sub(config.deadline_margin).unwrap_or(d));
     let trigger = parse_event(event)?;
-    let (name, scope, overrides) = match trigger {
-        Trigger::Schedule => ("schedule", Scope::Selected, Overrides::default()),
-        Trigger::Scheduler(o) => ("scheduler", scope_of(&o), o),
-        Trigger::Manual(o) => ("manual", scope_of(&o), o),
-        Trigger::Push { repository } => (
-            "ecr-push",
-            Scope::NamedIfSelected(vec![repository]),
-            Overrides::default(),
-        ),
-        Trigger::Ignored { what } => {
-            log.emit(report::line(
-                "INFO",
-                "event ignored",
-                json!({ "event": what }),
+    let every_target = || config.targets.expand();
+    let (name, overrides, work) = match trigger {
+        Trigger::Schedule => ("schedule", Overrides::default(), None),
+        Trigger::Scheduler(o) => ("scheduler", o, None),
+        Trigger::Manual(o) => ("manual", o, None),
+        Trigger::Push {
+            repository,
+            account,
+            region,
+        } => match push_target(&config.targets, connector, &account, &region) {
+            Some(target) => (
+                "ecr-push",
+                Overrides::default(),
+                Some(vec![(target, Scope::NamedIfSelected(vec![repository]))]),
+            ),
+            None => {
+                let what = format!(
+                    "ECR push to {repository} in account {account}, region {region}, which is not among the targets"
+                );
+                return Ok(ignored(what, log));
+            }
+        },
+        Trigger::Ignored { what } => return Ok(ignored(what, log)),
+        Trigger::Queue(records) => {
+            return Ok(Response::Batch(
+                consume(connector, config, records, stop_at, log).await,
             ));
-            return Ok(Response::Ignored {
-                trigger: "ecr".into(),
-                ignored: what,
-            });
+        }
+    };
+    let dry_run = overrides.dry_run.unwrap_or(config.dry_run);
+    let work = match (work, &overrides.repositories) {
+        (Some(work), _) => work,
+        (None, Some(names)) => every_target()
+            .into_iter()
+            .map(|t| (t, Scope::Named(names.clone())))
+            .collect(),
+        (None, None) => {
+            if let Some(queue_url) = &config.fan_out_queue_url {
+                return fan_out(connector, config, queue_url, name, dry_run, now, log).await;
+            }
+            every_target()
+                .into_iter()
+                .map(|t| (t, Scope::Selected))
+                .collect()
         }
     };
     let run = Run {
         trigger: name.to_owned(),
-        scope,
-        dry_run: overrides.dry_run.unwrap_or(config.dry_run),
+        scope: Scope::Selected,
+        dry_run,
         now,
-        stop_at: deadline.map(|d| d.checked_sub(config.deadline_margin).unwrap_or(d)),
+        stop_at,
     };
     log.emit(report::line(
         "INFO",
         "run started",
-        json!({ "trigger": run.trigger, "dryRun": run.dry_run }),
+        json!({ "trigger": run.trigger, "dryRun": run.dry_run, "targets": work.len() }),
     ));
-    let registry_id = config.registry_id.as_deref();
-    let inventory = inventory::collect(clients, &config.policy.settings.in_use, registry_id).await;
-    let ecr = Ecr::new(clients.ecr.clone(), config.registry_id.clone()).with_stop_at(run.stop_at);
-    let report = engine::run(&ecr, &inventory, &config.policy, &run, log).await?;
-    let failed = report
-        .repositories
-        .iter()
-        .filter(|r| r.error.is_some())
-        .count();
-    if failed > 0 && failed == report.repositories.len() {
-        return Err(HandlerError::EveryRepositoryFailed {
-            failed,
-            first: report.repositories[0]
-                .error
-                .as_ref()
-                .map(|e| e.error_message.clone())
-                .unwrap_or_default(),
-        });
-    }
-    Ok(Response::Report(Box::new(report)))
+    let collection =
+        collect::collect(connector, &config.targets, &config.policy, &run, work, log).await;
+    log.emit(report::line(
+        if collection.has_failures() {
+            "WARN"
+        } else {
+            "INFO"
+        },
+        "collection finished",
+        json!({
+            "trigger": collection.trigger,
+            "dryRun": collection.dry_run,
+            "targets": collection.targets.len(),
+            "targetsFailed": collection.targets_failed,
+            "summary": collection.summary,
+            "apiCalls": collection.api_calls,
+            "assumeRoleCalls": collection.assume_role_calls,
+            "durationMs": collection.duration_ms,
+        }),
+    ));
+    systemic_failure(&collection)?;
+    Ok(Response::Collection(Box::new(collection)))
 }
 
-fn scope_of(overrides: &Overrides) -> Scope {
-    match &overrides.repositories {
-        Some(names) => Scope::Named(names.clone()),
-        None => Scope::Selected,
+fn ignored(what: String, log: &dyn LogSink) -> Response {
+    log.emit(report::line(
+        "INFO",
+        "event ignored",
+        json!({ "event": what }),
+    ));
+    Response::Ignored {
+        trigger: "ecr".into(),
+        ignored: what,
     }
+}
+
+/// The target a push event's account and region name, if it is one of
+/// ours. Without configured accounts (or regions), the event's account
+/// (region) is taken to be the function's own: EventBridge delivers a
+/// push from another account only through a rule someone set up for it.
+fn push_target(
+    targets: &Targets,
+    connector: &Connector,
+    account: &str,
+    region: &str,
+) -> Option<Target> {
+    let account_id = if targets.accounts.is_empty() {
+        None
+    } else {
+        Some(targets.account(account)?.account_id.clone())
+    };
+    let region = if targets.regions.is_empty() {
+        match connector.home().region.as_deref() {
+            Some(home) if !region.is_empty() && home != region => return None,
+            _ => None,
+        }
+    } else {
+        Some(targets.regions.iter().find(|r| *r == region)?.clone())
+    };
+    Some(Target { account_id, region })
+}
+
+/// Fails the invocation when nothing could be collected: every target, or
+/// every repository, failed. Anything less is reported, not raised.
+fn systemic_failure(collection: &Collection) -> Result<(), HandlerError> {
+    let failed: Vec<&String> = collection
+        .targets
+        .iter()
+        .filter_map(|t| t.error.as_ref())
+        .collect();
+    if !failed.is_empty() && failed.len() == collection.targets.len() {
+        return Err(HandlerError::EveryTargetFailed {
+            failed: failed.len(),
+            first: failed[0].clone(),
+        });
+    }
+    let repositories: Vec<_> = collection.repositories().collect();
+    let errors: Vec<String> = repositories
+        .iter()
+        .filter_map(|(_, r)| r.error.as_ref().map(|e| e.error_message.clone()))
+        .collect();
+    if !errors.is_empty() && errors.len() == repositories.len() {
+        return Err(HandlerError::EveryRepositoryFailed {
+            failed: errors.len(),
+            first: errors[0].clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Lists every target's selected repositories and sends one message each
+/// to the queue. Fails when a message could not be sent, after reporting
+/// which: a lost message would be a repository silently not collected.
+async fn fan_out(
+    connector: &Connector,
+    config: &Config,
+    queue_url: &str,
+    trigger: &str,
+    dry_run: bool,
+    now: DateTime<Utc>,
+    log: &dyn LogSink,
+) -> Result<Response, HandlerError> {
+    let started = Instant::now();
+    let (listings, api_calls, assume_role_calls) = collect::list_targets(
+        connector,
+        &config.targets,
+        &config.policy,
+        config.targets.expand(),
+    )
+    .await;
+    for listing in &listings {
+        if let Err(error) = &listing.repositories {
+            log.emit(report::line(
+                "ERROR",
+                "target not listed",
+                json!({ "target": listing.target, "error": error }),
+            ));
+        }
+    }
+    let messages = fanout::messages(&listings, trigger, dry_run, now);
+    let sent = fanout::send(&connector.home().sqs, queue_url, &messages).await;
+    let report = FanOut {
+        trigger: trigger.to_owned(),
+        dry_run,
+        now,
+        queue_url: queue_url.to_owned(),
+        targets: listings
+            .iter()
+            .map(|l| FanOutTarget {
+                target: l.target.clone(),
+                repositories: l.repositories.as_ref().map_or(0, Vec::len),
+                error: l.repositories.as_ref().err().cloned(),
+            })
+            .collect(),
+        sent,
+        api_calls,
+        assume_role_calls,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let targets_failed = report.targets.iter().filter(|t| t.error.is_some()).count();
+    log.emit(report::line(
+        if targets_failed > 0 || !report.sent.failed.is_empty() {
+            "WARN"
+        } else {
+            "INFO"
+        },
+        "fan-out finished",
+        serde_json::to_value(&report).unwrap_or_default(),
+    ));
+    if let Some(first) = report.sent.failed.first() {
+        return Err(HandlerError::FanOutIncomplete {
+            not_sent: report.sent.failed.len(),
+            total: messages.len(),
+            first: describe_not_sent(first),
+        });
+    }
+    if targets_failed > 0 && targets_failed == report.targets.len() {
+        return Err(HandlerError::EveryTargetFailed {
+            failed: targets_failed,
+            first: report.targets[0].error.clone().unwrap_or_default(),
+        });
+    }
+    Ok(Response::FanOut(Box::new(report)))
+}
+
+fn describe_not_sent(n: &NotSent) -> String {
+    format!(
+        "{} in {}: {}: {}",
+        n.repository, n.target, n.code, n.message
+    )
+}
+
+/// Collects an SQS batch. A message is reported back for redelivery when
+/// its repository did not finish cleanly: unreadable, not one of our
+/// targets, its target unreachable, an in-use source failed, a listing or
+/// delete failed, or the deadline left it unstarted.
+async fn consume(
+    connector: &Connector,
+    config: &Config,
+    records: Vec<Record>,
+    stop_at: Option<Instant>,
+    log: &dyn LogSink,
+) -> BatchResponse {
+    let mut failures: BTreeSet<String> = BTreeSet::new();
+    // By dry run, then target: the repositories and the messages naming them.
+    let mut groups: BTreeMap<bool, BTreeMap<Target, Vec<(String, Message)>>> = BTreeMap::new();
+    for record in records {
+        let problem = match record.message {
+            Err(problem) => problem,
+            Ok(message) if !config.targets.contains(&message.target()) => {
+                format!("{} is not among the configured targets", message.target())
+            }
+            Ok(message) => {
+                groups
+                    .entry(message.dry_run)
+                    .or_default()
+                    .entry(message.target())
+                    .or_default()
+                    .push((record.message_id, message));
+                continue;
+            }
+        };
+        log.emit(report::line(
+            "ERROR",
+            "queue message refused",
+            json!({ "messageId": record.message_id, "error": problem }),
+        ));
+        failures.insert(record.message_id);
+    }
+    for (dry_run, targets) in groups {
+        let now = targets
+            .values()
+            .flatten()
+            .map(|(_, m)| m.now)
+            .min()
+            .unwrap_or_else(Utc::now);
+        let work = targets
+            .iter()
+            .map(|(target, messages)| {
+                let mut names: Vec<String> =
+                    messages.iter().map(|(_, m)| m.repository.clone()).collect();
+                names.sort();
+                names.dedup();
+                (target.clone(), Scope::NamedIfSelected(names))
+            })
+            .collect();
+        let run = Run {
+            trigger: "sqs".into(),
+            scope: Scope::Selected,
+            dry_run,
+            now,
+            stop_at,
+        };
+        let collection =
+            collect::collect(connector, &config.targets, &config.policy, &run, work, log).await;
+        for target in &collection.targets {
+            let unfinished = unfinished_repositories(target);
+            for (message_id, message) in targets.get(&target.target).into_iter().flatten() {
+                let again = match &unfinished {
+                    Unfinished::All => true,
+                    Unfinished::Some(names) => names.contains(message.repository.as_str()),
+                };
+                if again {
+                    failures.insert(message_id.clone());
+                }
+            }
+        }
+    }
+    log.emit(report::line(
+        if failures.is_empty() { "INFO" } else { "WARN" },
+        "queue batch finished",
+        json!({ "batchItemFailures": failures.len() }),
+    ));
+    BatchResponse {
+        batch_item_failures: failures
+            .into_iter()
+            .map(|item_identifier| BatchItemFailure { item_identifier })
+            .collect(),
+    }
+}
+
+enum Unfinished<'a> {
+    All,
+    Some(HashSet<&'a str>),
+}
+
+fn unfinished_repositories(target: &report::TargetReport) -> Unfinished<'_> {
+    let Some(report) = &target.report else {
+        return Unfinished::All;
+    };
+    if report.in_use_sources.iter().any(|s| s.error.is_some()) {
+        return Unfinished::All;
+    }
+    let mut names: HashSet<&str> = report
+        .repositories
+        .iter()
+        .filter(|r| r.error.is_some() || !r.failed.is_empty())
+        .map(|r| r.repository_name.as_str())
+        .collect();
+    names.extend(report.not_started.iter().map(String::as_str));
+    Unfinished::Some(names)
 }
 
 #[cfg(test)]
@@ -447,6 +840,8 @@ mod tests {
             include_str!("../events/ecr-push.json"),
             Ok(Trigger::Push {
                 repository: "demo/web".into(),
+                account: "123456789012".into(),
+                region: "us-east-1".into(),
             }),
         );
         check(
@@ -597,6 +992,35 @@ mod tests {
             ("ECR_GC_POLICY", policy),
             ("ECR_GC_REGISTRY_ID", "210987654321"),
         ]);
-        assert_eq!(config.unwrap().registry_id.as_deref(), Some("210987654321"));
+        assert_eq!(
+            config.unwrap().targets.expand(),
+            vec![Target {
+                account_id: Some("210987654321".into()),
+                region: None
+            }]
+        );
+        let targets = r#"{"regions": ["eu-west-1"]}"#;
+        assert!(
+            error(&[
+                ("ECR_GC_POLICY", policy),
+                ("ECR_GC_TARGETS", targets),
+                ("ECR_GC_REGISTRY_ID", "210987654321")
+            ])
+            .contains("both ECR_GC_TARGETS and ECR_GC_REGISTRY_ID")
+        );
+        assert!(
+            error(&[
+                ("ECR_GC_POLICY", policy),
+                ("ECR_GC_TARGETS", r#"{"regions": ["x"]}"#)
+            ])
+            .contains("ECR_GC_TARGETS: regions[0]")
+        );
+        assert!(
+            error(&[
+                ("ECR_GC_POLICY", policy),
+                ("ECR_GC_FANOUT_QUEUE_URL", "my-queue")
+            ])
+            .contains("ECR_GC_FANOUT_QUEUE_URL=my-queue")
+        );
     }
 }

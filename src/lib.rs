@@ -17,14 +17,21 @@
 //!   that they follow their index or subject instead of the rules.
 //! * [`plan`] is the planner: images + policy + now -> a decision and a
 //!   reason for every image. No I/O, no clock.
+//! * [`targets`] parses `ECR_GC_TARGETS`: the regions, and the accounts
+//!   with the roles to assume.
 //! * [`aws`] holds what the AWS adapters share: the clients, error codes,
-//!   pagination.
+//!   pagination, and the [`aws::Connector`] that assumes each target
+//!   account's role once.
 //! * [`inventory`] finds the images in use (ECS, Lambda, an external list)
 //!   and resolves them to digests; it fails closed.
 //! * [`ecr`] is the only module that talks to ECR: pagination, batches of at
 //!   most 100, ECR's failures kept verbatim, API calls counted.
 //! * [`engine`] runs a collection: choose repositories, list, plan, delete
 //!   (unless dry run), and report.
+//! * [`collect`] runs the engine over many targets (accounts x regions):
+//!   one inventory per target, a failed target reported on its own.
+//! * [`fanout`] is the SQS adapter: one message per repository out, and
+//!   the queue's batches in.
 //! * [`report`] is the run report and the JSON log lines.
 //! * [`handler`] turns a Lambda event and the environment into an engine run.
 //! * [`cli`] is the `plan` and `run` subcommands.
@@ -34,8 +41,10 @@
 
 pub mod aws;
 pub mod cli;
+pub mod collect;
 pub mod ecr;
 pub mod engine;
+pub mod fanout;
 pub mod handler;
 pub mod inventory;
 pub mod model;
@@ -44,4 +53,5 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod settings;
+pub mod targets;
 pub mod units;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 use chrono::Utc;
-use ecr_gc::aws::Clients;
+use ecr_gc::aws::Connector;
 use ecr_gc::handler::{self, Config};
 use ecr_gc::report::JsonLines;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -47,13 +47,13 @@ async fn lambda() -> Result<(), lambda_runtime::Error> {
     }
     let retry = config.as_ref().map(|c| c.retry).unwrap_or_default();
     let sdk = retry.load().await;
-    let clients = Clients::new(&sdk);
+    let connector = Connector::new(sdk);
     let log = JsonLines::new(std::io::stdout());
-    let (clients, config, log) = (&clients, &config, &log);
+    let (connector, config, log) = (&connector, &config, &log);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline =
             handler::deadline_instant(event.context.deadline, SystemTime::now(), Instant::now());
-        handler::handle_until(clients, config, &event.payload, Utc::now(), deadline, log).await
+        handler::handle_until(connector, config, &event.payload, Utc::now(), deadline, log).await
     }))
     .await
 }

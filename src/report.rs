@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::inventory::SourceReport;
 use crate::model::{Image, ImageFailure};
 use crate::plan::{Decision, Reason, Relation};
+use crate::targets::Target;
 
 /// The report of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -173,6 +174,23 @@ impl Summary {
     }
 }
 
+impl std::ops::AddAssign<&Summary> for Summary {
+    fn add_assign(&mut self, o: &Summary) {
+        self.repositories += o.repositories;
+        self.repositories_failed += o.repositories_failed;
+        self.repositories_held += o.repositories_held;
+        self.images_scanned += o.images_scanned;
+        self.images_kept += o.images_kept;
+        self.images_protected += o.images_protected;
+        self.images_planned += o.images_planned;
+        self.images_skipped += o.images_skipped;
+        self.images_deleted += o.images_deleted;
+        self.images_failed += o.images_failed;
+        self.bytes_planned += o.bytes_planned;
+        self.bytes_reclaimed += o.bytes_reclaimed;
+    }
+}
+
 /// ECR API calls by operation: the cost of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -182,6 +200,130 @@ pub struct ApiCallCounts {
     pub list_images: u64,
     pub batch_get_image: u64,
     pub batch_delete_image: u64,
+}
+
+impl ApiCallCounts {
+    pub fn total(&self) -> u64 {
+        self.describe_repositories
+            + self.describe_images
+            + self.list_images
+            + self.batch_get_image
+            + self.batch_delete_image
+    }
+}
+
+impl std::ops::AddAssign<&ApiCallCounts> for ApiCallCounts {
+    fn add_assign(&mut self, o: &ApiCallCounts) {
+        self.describe_repositories += o.describe_repositories;
+        self.describe_images += o.describe_images;
+        self.list_images += o.list_images;
+        self.batch_get_image += o.batch_get_image;
+        self.batch_delete_image += o.batch_delete_image;
+    }
+}
+
+/// One target's outcome within a collection: its report, or why it could
+/// not be collected (such as a role that could not be assumed).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    #[serde(flatten)]
+    pub target: Target,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+}
+
+/// What one invocation (or CLI run) did across its targets: each target's
+/// report in order, and the totals.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Collection {
+    pub trigger: String,
+    pub dry_run: bool,
+    pub now: DateTime<Utc>,
+    /// Totals over every target.
+    pub summary: Summary,
+    /// Targets that could not be collected at all.
+    pub targets_failed: u64,
+    /// ECR calls over every target.
+    pub api_calls: ApiCallCounts,
+    /// STS AssumeRole calls: one per target account with a role.
+    pub assume_role_calls: u64,
+    pub targets: Vec<TargetReport>,
+    pub duration_ms: u64,
+}
+
+impl Collection {
+    pub fn new(
+        trigger: &str,
+        dry_run: bool,
+        now: DateTime<Utc>,
+        targets: Vec<TargetReport>,
+        assume_role_calls: u64,
+        duration_ms: u64,
+    ) -> Collection {
+        let mut summary = Summary::default();
+        let mut api_calls = ApiCallCounts::default();
+        for report in targets.iter().filter_map(|t| t.report.as_ref()) {
+            summary += &report.summary;
+            api_calls += &report.api_calls;
+        }
+        Collection {
+            trigger: trigger.to_owned(),
+            dry_run,
+            now,
+            summary,
+            targets_failed: targets.iter().filter(|t| t.error.is_some()).count() as u64,
+            api_calls,
+            assume_role_calls,
+            targets,
+            duration_ms,
+        }
+    }
+
+    /// Whether anything went wrong that a caller must hear about, in any
+    /// target.
+    pub fn has_failures(&self) -> bool {
+        self.targets_failed > 0
+            || self
+                .targets
+                .iter()
+                .filter_map(|t| t.report.as_ref())
+                .any(Report::has_failures)
+    }
+
+    /// Every repository report, with its target.
+    pub fn repositories(&self) -> impl Iterator<Item = (&Target, &RepositoryReport)> {
+        self.targets.iter().flat_map(|t| {
+            t.report
+                .iter()
+                .flat_map(|r| r.repositories.iter())
+                .map(move |r| (&t.target, r))
+        })
+    }
+}
+
+/// A log sink that adds a target's account and region to every line, so a
+/// multi-account run's lines can be told apart.
+pub struct ForTarget<'a> {
+    pub inner: &'a dyn LogSink,
+    pub target: &'a Target,
+}
+
+impl LogSink for ForTarget<'_> {
+    fn emit(&self, mut line: Value) {
+        if let Value::Object(map) = &mut line {
+            if let Some(account) = &self.target.account_id {
+                map.insert("accountId".into(), Value::String(account.clone()));
+            }
+            if let Some(region) = &self.target.region {
+                map.insert("region".into(), Value::String(region.clone()));
+            }
+        }
+        self.inner.emit(line);
+    }
 }
 
 impl Report {

@@ -350,13 +350,28 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
             }
             "ecr-push.json" => {
                 assert_eq!(response["trigger"], "ecr-push");
-                assert_eq!(response["repositories"].as_array().unwrap().len(), 1);
+                assert_eq!(
+                    response["targets"][0]["repositories"]
+                        .as_array()
+                        .unwrap()
+                        .len(),
+                    1
+                );
                 assert_eq!(response["summary"]["imagesDeleted"], 3);
             }
             "schedule.json" | "scheduler.json" => {
                 assert_eq!(response["dryRun"], false);
-                assert_eq!(response["repositories"].as_array().unwrap().len(), 2);
+                assert_eq!(
+                    response["targets"][0]["repositories"]
+                        .as_array()
+                        .unwrap()
+                        .len(),
+                    2
+                );
             }
+            // Both messages' repositories exist and finish cleanly: SQS
+            // deletes the whole batch.
+            "sqs.json" => assert_eq!(response, serde_json::json!({"batchItemFailures": []})),
             other => panic!("no expectation for events/{other}"),
         }
     }
@@ -367,7 +382,8 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
             "ecr-push.json",
             "manual.json",
             "schedule.json",
-            "scheduler.json"
+            "scheduler.json",
+            "sqs.json"
         ]
     );
     // The push collected demo/web; the schedule that came after collected demo/worker.

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A fault-injecting HTTP proxy for the tests: forwards to moto_server and,
-per AWS operation (the X-Amz-Target header's last part), injects faults.
+"""A fault-injecting HTTP proxy for the tests and benchmarks: forwards to
+moto_server and, per AWS operation (the X-Amz-Target header's last part, or
+a query-protocol body's Action), injects faults.
 
 Usage: fault_proxy.py LISTEN_PORT UPSTREAM_URL PLAN_JSON
 
@@ -10,7 +11,17 @@ one per request, then passes through; a fault is one of
   "500"       500 ServerException
   "reset"     close the connection without an answer
   "slow:MS"   answer after MS milliseconds
-  "throttle*" throttle every request, forever
+  "denied"    AccessDenied (XML for query-protocol services such as STS)
+  "throttle*" (any fault with *) that fault on every request, forever
+A key "Operation@text" applies only to requests whose body contains text.
+
+The key "ecr": true makes the proxy behave like ECR where moto_server does
+not: it pages DescribeRepositories, DescribeImages (without imageIds) and
+ListImages at maxResults (default 100) with nextToken, and BatchDeleteImage
+lists every image it deleted (moto leaves out untagged ones).
+
+GET /__counts answers the requests seen, by operation, as JSON; an ECR
+request without registryId is also counted under "<operation>:noRegistryId".
 Each served fault is printed on stdout, one JSON line.
 """
 import http.client
@@ -23,12 +34,22 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, upstream, plan = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3])
+paging = bool(plan.pop("ecr", False))
 lock = threading.Lock()
+counts = {}
+PAGED = {"DescribeRepositories": "repositories", "DescribeImages": "imageDetails", "ListImages": "imageIds"}
 
 
-def next_fault(operation):
+def count(key):
     with lock:
-        for key in (operation, "*"):
+        counts[key] = counts.get(key, 0) + 1
+
+
+def next_fault(operation, body):
+    count(operation)
+    with lock:
+        keys = [k for k in plan if "@" in k and k.split("@", 1)[0] == operation and k.split("@", 1)[1] in body]
+        for key in keys + [operation, "*"]:
             faults = plan.get(key)
             if faults:
                 if faults[0].endswith("*"):
@@ -37,16 +58,38 @@ def next_fault(operation):
     return None
 
 
+def operation_of(headers, body):
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    form = urllib.parse.parse_qs(body)
+    return (form.get("Action") or [""])[0]
+
+
 class Proxy(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):
         pass
 
+    def answer(self, status, content_type, payload, extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        for k, v in extra:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def handle_any(self):
+        if self.command == "GET" and self.path == "/__counts":
+            with lock:
+                payload = json.dumps(counts).encode()
+            return self.answer(200, "application/json", payload)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        operation = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
-        fault = next_fault(operation)
+        text = urllib.parse.unquote_plus(body.decode("utf-8", "replace"))
+        operation = operation_of(self.headers, body.decode("utf-8", "replace"))
+        fault = next_fault(operation, text)
         if fault:
             print(json.dumps({"operation": operation, "fault": fault}), flush=True)
         if fault == "reset":
@@ -54,6 +97,16 @@ class Proxy(BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return
+        if fault == "denied":
+            if self.headers.get("X-Amz-Target"):
+                payload = json.dumps({"__type": "AccessDeniedException", "message": "denied by the test"}).encode()
+                return self.answer(400, "application/x-amz-json-1.1", payload, [("x-amzn-ErrorType", "AccessDeniedException")])
+            payload = (
+                "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                "<Message>User is not authorized to perform: sts:AssumeRole (denied by the test)</Message>"
+                "</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+            ).encode()
+            return self.answer(403, "text/xml", payload)
         if fault in ("throttle", "500"):
             status, kind, message = (
                 (400, "ThrottlingException", "Rate exceeded") if fault == "throttle"
@@ -69,11 +122,44 @@ class Proxy(BaseHTTPRequestHandler):
             return
         if fault and fault.startswith("slow:"):
             time.sleep(int(fault[5:]) / 1000)
-        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        target = self.headers.get("X-Amz-Target") or ""
+        if target.startswith("AmazonEC2ContainerRegistry") and "registryId" not in json.loads(body or b"{}"):
+            count(operation + ":noRegistryId")
+        page = None
+        if paging and operation in PAGED:
+            request = json.loads(body or b"{}")
+            if not (operation == "DescribeImages" and request.get("imageIds")):
+                size = int(request.pop("maxResults", 100))
+                offset = int(str(request.pop("nextToken", "p:0")).split(":", 1)[1])
+                page = (PAGED[operation], size, offset)
+                body = json.dumps(request).encode()
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=300)
+        # The body may have changed, and the signature with it: moto does
+        # not check signatures.
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        headers["Content-Length"] = str(len(body))
         conn.request(self.command, self.path, body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
+        if page and response.status == 200:
+            field, size, offset = page
+            answer = json.loads(data)
+            items = answer.get(field, [])
+            answer[field] = items[offset:offset + size]
+            answer.pop("nextToken", None)
+            if offset + size < len(items):
+                answer["nextToken"] = "p:%d" % (offset + size)
+            data = json.dumps(answer).encode()
+        if paging and operation == "BatchDeleteImage" and response.status == 200:
+            requested = json.loads(body).get("imageIds", [])
+            answer = json.loads(data)
+            listed = {i.get("imageDigest") for i in answer.get("imageIds", [])}
+            failed = {f.get("imageId", {}).get("imageDigest") for f in answer.get("failures", [])}
+            for image_id in requested:
+                digest = image_id.get("imageDigest")
+                if digest and digest not in listed and digest not in failed:
+                    answer.setdefault("imageIds", []).append({"imageDigest": digest})
+            data = json.dumps(answer).encode()
         self.send_response(response.status)
         for k, v in response.getheaders():
             if k.lower() not in ("content-length", "transfer-encoding", "connection"):

@@ -5,7 +5,6 @@
 //! matches what the registry holds.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,53 +16,7 @@ use ecr_gc::policy::Policy;
 use ecr_gc::report::{Collected, Report};
 use serde_json::json;
 
-use crate::support::{
-    Moto, clients_at, create_repository, digests, free_port, push, wait_for_port,
-};
-
-struct Proxy {
-    child: Child,
-    endpoint: String,
-    log: std::path::PathBuf,
-}
-
-impl Proxy {
-    fn start(upstream: &str, plan: serde_json::Value) -> Proxy {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("ecr-gc-faults-{port}.log"));
-        let child = Command::new("python3")
-            .arg(format!(
-                "{}/tests/it/fault_proxy.py",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .args([port.to_string(), upstream.to_owned(), plan.to_string()])
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "the fault proxy", Duration::from_secs(30));
-        Proxy {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    /// How many faults the proxy served.
-    fn served(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Moto, Proxy, clients_at, create_repository, digests, push};
 
 const REPOSITORY: &str = "faulty";
 

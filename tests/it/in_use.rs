@@ -8,12 +8,12 @@ use std::process::Command;
 
 use chrono::Utc;
 use ecr_gc::engine;
-use ecr_gc::handler::{self, Config, Response};
+use ecr_gc::handler::{self, Config};
 use ecr_gc::inventory::Inventory;
 use ecr_gc::report::{Collected, Report};
 use serde_json::{Value, json};
 
-use crate::support::{Moto, create_repository, digests, push};
+use crate::support::{Moto, create_repository, digests, push, report_of};
 
 /// Pushes shop v0..v8 and seeds the workloads (see seed_in_use.py).
 /// Returns the digest of each tag.
@@ -59,13 +59,10 @@ async fn run(moto: &Moto, policy: String) -> (Report, Vec<Value>) {
     });
     let log = Collected::default();
     let event = json!({"repositories": ["shop"]});
-    let response = handler::handle(&moto.clients().await, &config, &event, Utc::now(), &log)
+    let response = handler::handle(&moto.connector().await, &config, &event, Utc::now(), &log)
         .await
         .unwrap();
-    let Response::Report(report) = response else {
-        panic!("expected a report")
-    };
-    (*report, log.lines())
+    (report_of(response), log.lines())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ mod faults;
 mod in_use;
 mod mocks;
 mod moto;
+mod organisation;
 mod properties;
 mod support;
 mod template;

@@ -12,7 +12,7 @@ use ecr_gc::policy::Policy;
 use ecr_gc::report::{Collected, Report};
 use serde_json::Value;
 
-use crate::support::{Moto, create_repository, digests, push};
+use crate::support::{Moto, create_repository, digests, push, report_of};
 
 fn keep_newest(n: u32) -> Policy {
     Policy::parse(&format!(
@@ -48,13 +48,6 @@ async fn push_many(ecr: &aws_sdk_ecr::Client, repository: &str, count: usize) {
 
 fn set(items: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     items.into_iter().collect()
-}
-
-fn report_of(response: Response) -> Report {
-    match response {
-        Response::Report(report) => *report,
-        other => panic!("expected a report, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +236,7 @@ const POLICY: &str = include_str!("../../examples/demo-policy.json");
 
 /// Invokes the handler with the sample policy, discarding the log lines.
 async fn invoke(
-    client: &ecr_gc::aws::Clients,
+    client: &ecr_gc::aws::Connector,
     dry_run: bool,
     event: &Value,
 ) -> Result<Response, handler::HandlerError> {
@@ -260,8 +253,8 @@ async fn invoke(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
     let moto = Moto::start();
-    let clients = moto.clients().await;
-    let client = clients.ecr.clone();
+    let clients = moto.connector().await;
+    let client = clients.home().ecr.clone();
     demo_registry(&client).await;
     let log = Collected::default();
     let response = handler::handle(
@@ -302,8 +295,8 @@ async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_event_collects_only_its_repository() {
     let moto = Moto::start();
-    let clients = moto.clients().await;
-    let client = clients.ecr.clone();
+    let clients = moto.connector().await;
+    let client = clients.home().ecr.clone();
     demo_registry(&client).await;
     let response = invoke(&clients, false, &event("ecr-push.json"))
         .await
@@ -327,8 +320,8 @@ async fn a_push_event_collects_only_its_repository() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_repository_is_reported_and_the_run_goes_on() {
     let moto = Moto::start();
-    let clients = moto.clients().await;
-    let client = clients.ecr.clone();
+    let clients = moto.connector().await;
+    let client = clients.home().ecr.clone();
     demo_registry(&client).await;
     let event = serde_json::json!({"repositories": ["demo/gone", "demo/web"], "dryRun": false});
     let log = Collected::default();
@@ -356,8 +349,8 @@ async fn a_missing_repository_is_reported_and_the_run_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_events_and_bad_configuration_delete_nothing() {
     let moto = Moto::start();
-    let clients = moto.clients().await;
-    let client = clients.ecr.clone();
+    let clients = moto.connector().await;
+    let client = clients.home().ecr.clone();
     demo_registry(&client).await;
     let ignored = invoke(&clients, false, &event("ecr-delete.json"))
         .await
@@ -661,8 +654,8 @@ async fn an_old_index_goes_with_its_children_and_signature_and_a_new_one_stays()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invocation_fails_only_when_every_repository_fails() {
     let moto = Moto::start();
-    let clients = moto.clients().await;
-    demo_registry(&clients.ecr).await;
+    let clients = moto.connector().await;
+    demo_registry(&clients.home().ecr).await;
     let all_gone = serde_json::json!({"repositories": ["demo/gone", "demo/lost"]});
     let error = invoke(&clients, false, &all_gone).await.unwrap_err();
     assert!(

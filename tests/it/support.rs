@@ -64,9 +64,9 @@ impl Moto {
         Client::from_conf(config)
     }
 
-    /// Every client a run needs, pointed at this server.
-    pub async fn clients(&self) -> ecr_gc::aws::Clients {
-        clients_at(&self.endpoint, ecr_gc::aws::SdkRetry::default()).await
+    /// A connector (the Lambda's view) pointed at this server.
+    pub async fn connector(&self) -> ecr_gc::aws::Connector {
+        connector_at(&self.endpoint, ecr_gc::aws::SdkRetry::default()).await
     }
 
     /// Environment for a child process (the binary) to reach this server
@@ -96,6 +96,30 @@ pub async fn clients_at(endpoint: &str, retry: ecr_gc::aws::SdkRetry) -> ecr_gc:
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"));
     ecr_gc::aws::Clients::new(&retry.apply(loader).load().await)
+}
+
+/// A connector pointed at `endpoint`, with `retry`, in us-east-1 as
+/// account 123456789012 (moto's default).
+pub async fn connector_at(endpoint: &str, retry: ecr_gc::aws::SdkRetry) -> ecr_gc::aws::Connector {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"));
+    ecr_gc::aws::Connector::new(retry.apply(loader).load().await)
+}
+
+/// The one target's report of a handler response.
+pub fn report_of(response: ecr_gc::handler::Response) -> ecr_gc::report::Report {
+    match response {
+        ecr_gc::handler::Response::Collection(c) => {
+            assert_eq!(c.targets.len(), 1, "one target expected");
+            let target = c.targets.into_iter().next().unwrap();
+            target
+                .report
+                .unwrap_or_else(|| panic!("target failed: {:?}", target.error))
+        }
+        other => panic!("expected a collection, got {other:?}"),
+    }
 }
 
 /// A distinct image manifest; moto derives the digest from the layer
@@ -169,4 +193,63 @@ pub async fn digests(ecr: &Client, repository: &str) -> Vec<String> {
         .collect();
     digests.sort();
     digests
+}
+
+/// The fault-injecting (and paging, and counting) proxy in front of moto.
+pub struct Proxy {
+    child: Child,
+    pub endpoint: String,
+    log: std::path::PathBuf,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, plan: serde_json::Value) -> Proxy {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("ecr-gc-faults-{port}.log"));
+        let child = Command::new("python3")
+            .arg(format!(
+                "{}/tests/it/fault_proxy.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .args([port.to_string(), upstream.to_owned(), plan.to_string()])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "the fault proxy", Duration::from_secs(30));
+        Proxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// How many faults the proxy served.
+    pub fn served(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+}
+
+impl Proxy {
+    /// The requests the proxy has seen, by operation.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, u64> {
+        use std::io::{Read, Write};
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(stream, "GET /__counts HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").unwrap().1;
+        serde_json::from_str(body).unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

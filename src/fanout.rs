@@ -1,0 +1,358 @@
+//! Fan-out through SQS: the SQS adapter, and the message ecr-gc sends
+//! itself.
+//!
+//! With `ECR_GC_FANOUT_QUEUE_URL` set (the template's `FanOut` option), a
+//! scheduled invocation only lists the targets' repositories and sends one
+//! [`Message`] per (account, region, repository), ten to a SendMessageBatch
+//! call. The same function consumes the queue: each SQS batch is collected
+//! like any run, and the messages whose repository did not finish cleanly
+//! are returned as `batchItemFailures`, so SQS redelivers only those, and
+//! after `maxReceiveCount` moves them to the dead-letter queue, where they
+//! are seen rather than lost.
+//!
+//! A message names an account and a region, never a role: the consumer
+//! looks the account up in its own configuration, so whoever can write to
+//! the queue cannot make ecr-gc assume an arbitrary role.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::aws::error_parts;
+use crate::collect::Listing;
+use crate::model::check_repository_name;
+use crate::targets::{Target, check_region};
+
+/// SQS's limit on entries per SendMessageBatch call.
+pub const SEND_BATCH: usize = 10;
+/// How many times entries SQS reports as failed (not the sender's fault)
+/// are sent again.
+const SEND_ATTEMPTS: usize = 3;
+
+/// One repository to collect, as sent through the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Message {
+    /// `None`: the function's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// `None`: the function's own region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub repository: String,
+    pub dry_run: bool,
+    /// The evaluation time of the scheduled run that sent it. A message
+    /// redelivered later is judged as of then, which can only keep more.
+    pub now: DateTime<Utc>,
+    /// What started the scheduled run, such as `schedule`.
+    pub trigger: String,
+}
+
+impl Message {
+    pub fn target(&self) -> Target {
+        Target {
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
+        }
+    }
+
+    /// Parses a message body, checking every name before it is used.
+    pub fn parse(body: &str) -> Result<Message, String> {
+        let message: Message =
+            serde_json::from_str(body).map_err(|e| format!("not an ecr-gc message: {e}"))?;
+        check_repository_name(&message.repository)?;
+        if let Some(account) = &message.account_id {
+            crate::model::check_registry_id(account)?;
+        }
+        if let Some(region) = &message.region {
+            check_region(region)?;
+        }
+        Ok(message)
+    }
+}
+
+/// One message per listed repository, in target order.
+pub fn messages(
+    listings: &[Listing],
+    trigger: &str,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> Vec<Message> {
+    listings
+        .iter()
+        .flat_map(|listing| {
+            listing
+                .repositories
+                .iter()
+                .flatten()
+                .map(move |repository| Message {
+                    account_id: listing.target.account_id.clone(),
+                    region: listing.target.region.clone(),
+                    repository: repository.clone(),
+                    dry_run,
+                    now,
+                    trigger: trigger.to_owned(),
+                })
+        })
+        .collect()
+}
+
+/// One record of an SQS event: its message id, and the message or why its
+/// body is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub message_id: String,
+    pub message: Result<Message, String>,
+}
+
+/// The records of an SQS event, if `event` is one (`Records` whose
+/// `eventSource` is `aws:sqs`); `Err` when it is one but malformed.
+pub fn records(event: &Value) -> Option<Result<Vec<Record>, String>> {
+    let items = event.get("Records")?.as_array()?;
+    if !items
+        .iter()
+        .any(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+    {
+        return None;
+    }
+    let parsed: Result<aws_lambda_events::sqs::SqsEvent, _> = serde_json::from_value(event.clone());
+    Some(match parsed {
+        Err(e) => Err(format!("malformed SQS event: {e}")),
+        Ok(sqs) => sqs
+            .records
+            .into_iter()
+            .map(|r| {
+                let message_id = r
+                    .message_id
+                    .ok_or_else(|| "an SQS record without messageId".to_owned())?;
+                let message = match r.body {
+                    Some(body) => Message::parse(&body),
+                    None => Err("an SQS record without a body".to_owned()),
+                };
+                Ok(Record {
+                    message_id,
+                    message,
+                })
+            })
+            .collect(),
+    })
+}
+
+/// What sending took and left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sent {
+    pub messages_sent: u64,
+    pub send_message_batch_calls: u64,
+    /// Messages that could not be sent: the repository, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<NotSent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotSent {
+    #[serde(flatten)]
+    pub target: Target,
+    pub repository: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// Sends the messages, [`SEND_BATCH`] per call. Entries SQS fails without
+/// blaming the sender are sent again, up to [`SEND_ATTEMPTS`] times; what is
+/// still not sent is returned, never dropped.
+pub async fn send(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: &[Message]) -> Sent {
+    let mut sent = Sent::default();
+    for chunk in messages.chunks(SEND_BATCH) {
+        let mut pending: Vec<&Message> = chunk.iter().collect();
+        for attempt in 1..=SEND_ATTEMPTS {
+            let mut entries = Vec::with_capacity(pending.len());
+            for (i, message) in pending.iter().enumerate() {
+                let body = match serde_json::to_string(message) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        sent.failed
+                            .push(not_sent(message, "Serialization", &e.to_string()));
+                        continue;
+                    }
+                };
+                match aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                {
+                    Ok(entry) => entries.push(entry),
+                    Err(e) => sent.failed.push(not_sent(message, "Build", &e.to_string())),
+                }
+            }
+            if entries.is_empty() {
+                break;
+            }
+            sent.send_message_batch_calls += 1;
+            let out = sqs
+                .send_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(error) => {
+                    // The SDK already retried the call; every entry of this
+                    // chunk is reported, none dropped.
+                    let (code, text) = error_parts(&error);
+                    sent.failed
+                        .extend(pending.iter().map(|m| not_sent(m, &code, &text)));
+                    break;
+                }
+            };
+            sent.messages_sent += out.successful().len() as u64;
+            let mut retry = Vec::new();
+            for failure in out.failed() {
+                let Some(message) = failure
+                    .id()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| pending.get(i))
+                else {
+                    continue;
+                };
+                if !failure.sender_fault() && attempt < SEND_ATTEMPTS {
+                    retry.push(*message);
+                } else {
+                    sent.failed.push(not_sent(
+                        message,
+                        failure.code(),
+                        failure.message().unwrap_or_default(),
+                    ));
+                }
+            }
+            if retry.is_empty() {
+                break;
+            }
+            pending = retry;
+        }
+    }
+    sent
+}
+
+fn not_sent(message: &Message, code: &str, text: &str) -> NotSent {
+    NotSent {
+        target: message.target(),
+        repository: message.repository.clone(),
+        code: code.to_owned(),
+        message: text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each record's message id, and its repository or part of its error.
+    type Expected<'a> = Vec<(&'a str, Result<&'a str, &'a str>)>;
+
+    #[track_caller]
+    fn check(event: &str, expected: Option<Result<Expected<'_>, &str>>) {
+        let value: Value = serde_json::from_str(event).unwrap();
+        let got = records(&value);
+        match (got, expected) {
+            (None, None) => {}
+            (Some(Ok(records)), Some(Ok(want))) => {
+                assert_eq!(records.len(), want.len());
+                for (record, (id, message)) in records.iter().zip(want) {
+                    assert_eq!(record.message_id, id);
+                    match (&record.message, message) {
+                        (Ok(m), Ok(repository)) => assert_eq!(m.repository, repository),
+                        (Err(e), Err(part)) => assert!(e.contains(part), "{e:?} lacks {part:?}"),
+                        (got, want) => panic!("{got:?} vs {want:?}"),
+                    }
+                }
+            }
+            (Some(Err(e)), Some(Err(part))) => assert!(e.contains(part), "{e:?} lacks {part:?}"),
+            (got, want) => panic!("{event}\n gave {got:?}\n expected {want:?}"),
+        }
+    }
+
+    fn sqs_event(bodies: &[&str]) -> String {
+        let records: Vec<Value> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                serde_json::json!({
+                    "messageId": format!("m{i}"),
+                    "receiptHandle": "h",
+                    "body": body,
+                    "attributes": {},
+                    "messageAttributes": {},
+                    "md5OfBody": "x",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:eu-west-1:111122223333:ecr-gc",
+                    "awsRegion": "eu-west-1"
+                })
+            })
+            .collect();
+        serde_json::json!({ "Records": records }).to_string()
+    }
+
+    #[test]
+    fn sqs_events() {
+        check(
+            include_str!("../events/sqs.json"),
+            Some(Ok(vec![
+                ("059f36b4-87a3-44ab-83d2-661975830a7d", Ok("demo/web")),
+                ("2e1424d4-f796-459a-8184-9c92662be6da", Ok("demo/worker")),
+            ])),
+        );
+        let good = r#"{"accountId":"111122223333","region":"eu-west-1","repository":"web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#;
+        check(
+            &sqs_event(&[
+                good,
+                "not json",
+                r#"{"repository":"Web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
+                r#"{"region":"mars","repository":"web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
+                r#"{"roleArn":"arn:aws:iam::1:role/x","repository":"web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
+            ]),
+            Some(Ok(vec![
+                ("m0", Ok("web")),
+                ("m1", Err("not an ecr-gc message")),
+                ("m2", Err("Web")),
+                ("m3", Err("mars")),
+                ("m4", Err("unknown field `roleArn`")),
+            ])),
+        );
+        check(r#"{"Records": []}"#, None);
+        check(r#"{"repositories": ["web"]}"#, None);
+        check(
+            r#"{"Records": [{"eventSource": "aws:sqs", "body": 5}]}"#,
+            Some(Err("malformed SQS event")),
+        );
+    }
+
+    #[test]
+    fn one_message_per_listed_repository() {
+        let now = DateTime::parse_from_rfc3339("2026-11-27T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let target = |a: &str| Target {
+            account_id: Some(a.into()),
+            region: Some("eu-west-1".into()),
+        };
+        let listings = [
+            Listing {
+                target: target("111122223333"),
+                repositories: Ok(vec!["web".into(), "worker".into()]),
+            },
+            Listing {
+                target: target("444455556666"),
+                repositories: Err("AccessDenied".into()),
+            },
+        ];
+        let got = messages(&listings, "schedule", false, now);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].repository, "worker");
+        let body = serde_json::to_string(&got[0]).unwrap();
+        assert_eq!(Message::parse(&body), Ok(got[0].clone()));
+    }
+}

@@ -1,0 +1,507 @@
+//! A held-out organisation: three accounts behind assumed roles, a fourth
+//! whose role cannot be assumed, two regions, hundreds of repositories.
+//! It is collected in one invocation, and fanned out through SQS, against
+//! moto_server's STS, ECR, SSM and SQS over real HTTP. moto keeps each
+//! account's resources apart under assumed-role credentials, and each
+//! region's.
+//!
+//! Everything goes through the proxy in its ECR mode, so listings are paged
+//! and delete responses are shaped as ECR shapes them; the proxy also counts
+//! every request on the wire, independently of ecr-gc's own counts, and
+//! every ECR request that lacks a registry id.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use ecr_gc::aws::Connector;
+use ecr_gc::handler::{self, Config, Response};
+use ecr_gc::report::Collected;
+
+use crate::support::{Moto, Proxy, connector_at, create_repository, digests, push};
+
+const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
+/// Its role is refused by the proxy: AccessDenied from STS.
+const DENIED: &str = "444444444444";
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const REPOSITORIES_PER_TARGET: usize = 40;
+/// The account and region whose in-use list names its own `svc-000`
+/// images, and account 111111111111's too (which it must not protect).
+const LISTER: (&str, &str) = ("222222222222", "eu-west-1");
+
+const POLICY: &str = r#"{
+  "rules": [{
+    "rulePriority": 1,
+    "description": "Keep one untagged image",
+    "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
+    "action": {"type": "expire"}
+  }],
+  "settings": {
+    "gracePeriodMinutes": 0,
+    "concurrency": 8,
+    "inUse": {"external": {"ssmParameter": "/ecr-gc/in-use"}}
+  }
+}"#;
+
+fn targets() -> String {
+    let order = [ACCOUNTS[0], DENIED, ACCOUNTS[1], ACCOUNTS[2]];
+    let accounts: Vec<Value> = order
+        .iter()
+        .map(|a| {
+            json!({
+                "accountId": a,
+                "roleArn": format!("arn:aws:iam::{a}:role/ecr-gc"),
+                "externalId": "org-test"
+            })
+        })
+        .collect();
+    json!({ "regions": REGIONS, "accounts": accounts, "sessionName": "ecr-gc-test" }).to_string()
+}
+
+fn config(queue_url: Option<&str>) -> Result<Config, handler::ConfigError> {
+    let targets = targets();
+    let queue_url = queue_url.map(str::to_owned);
+    Config::from_env(move |name| match name {
+        "ECR_GC_POLICY" => Some(POLICY.to_owned()),
+        "ECR_GC_DRY_RUN" => Some("false".into()),
+        "ECR_GC_TARGETS" => Some(targets.clone()),
+        "ECR_GC_FANOUT_QUEUE_URL" => queue_url.clone(),
+        _ => None,
+    })
+}
+
+/// An SDK configuration for `account` in `region`, through an assumed role.
+async fn as_account(moto: &Moto, account: &str, region: &str) -> aws_config::SdkConfig {
+    let base = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await;
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/seed"))
+        .role_session_name("seed")
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "seed",
+        ))
+        .load()
+        .await
+}
+
+/// Per (account, region): repositories `svc-000`.. with one tagged and three
+/// untagged images each, and the in-use list. Returns the untagged digests
+/// of every `svc-000`, by (account, region).
+async fn seed(moto: &Moto) -> BTreeMap<(String, String), Vec<String>> {
+    let mut untagged = BTreeMap::new();
+    for account in ACCOUNTS {
+        for region in REGIONS {
+            let config = as_account(moto, account, region).await;
+            let ecr = aws_sdk_ecr::Client::new(&config);
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..REPOSITORIES_PER_TARGET {
+                let ecr = ecr.clone();
+                let seed = format!("{account}-{region}-{i}");
+                tasks.spawn(async move {
+                    let name = format!("svc-{i:03}");
+                    create_repository(&ecr, &name).await;
+                    push(&ecr, &name, &format!("{seed}-tagged"), Some("v1")).await;
+                    let mut digests = Vec::new();
+                    for n in 0..3 {
+                        digests.push(push(&ecr, &name, &format!("{seed}-u{n}"), None).await);
+                    }
+                    (i, digests)
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                let (i, digests) = done.unwrap();
+                if i == 0 {
+                    untagged.insert((account.to_owned(), region.to_owned()), digests);
+                }
+            }
+        }
+    }
+    for account in ACCOUNTS {
+        for region in REGIONS {
+            let list: Vec<String> = if (account, region) == LISTER {
+                let mut list = Vec::new();
+                for (owner, digests) in [
+                    (
+                        LISTER.0,
+                        &untagged[&(LISTER.0.to_owned(), region.to_owned())],
+                    ),
+                    (
+                        ACCOUNTS[0],
+                        &untagged[&(ACCOUNTS[0].to_owned(), region.to_owned())],
+                    ),
+                ] {
+                    for digest in digests {
+                        list.push(format!(
+                            "{owner}.dkr.ecr.{region}.amazonaws.com/svc-000@{digest}"
+                        ));
+                    }
+                }
+                list
+            } else {
+                Vec::new()
+            };
+            aws_sdk_ssm::Client::new(&as_account(moto, account, region).await)
+                .put_parameter()
+                .name("/ecr-gc/in-use")
+                .value(serde_json::to_string(&list).unwrap())
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    untagged
+}
+
+/// What every target must look like afterwards: two images per
+/// repository (the tagged one and the newest untagged one), except the
+/// lister's `svc-000`, whose images are all in use.
+async fn check_end_state(moto: &Moto) {
+    for account in ACCOUNTS {
+        for region in REGIONS {
+            let ecr = aws_sdk_ecr::Client::new(&as_account(moto, account, region).await);
+            for i in 0..REPOSITORIES_PER_TARGET {
+                let name = format!("svc-{i:03}");
+                let want = if (account, region) == LISTER && i == 0 {
+                    4
+                } else {
+                    2
+                };
+                assert_eq!(
+                    digests(&ecr, &name).await.len(),
+                    want,
+                    "{account}/{region}/{name}"
+                );
+            }
+        }
+    }
+}
+
+/// The floor of ECR calls for the seeded organisation: per target, one
+/// DescribeRepositories page; per repository, one DescribeImages page, and
+/// where something is deleted one compare-and-delete re-read and one
+/// BatchDeleteImage (each repository deletes fewer than 100).
+fn floor() -> BTreeMap<&'static str, u64> {
+    let targets = (ACCOUNTS.len() * REGIONS.len()) as u64;
+    let repositories = targets * REPOSITORIES_PER_TARGET as u64;
+    let deleting = repositories - 1;
+    BTreeMap::from([
+        ("DescribeRepositories", targets),
+        ("DescribeImages", repositories + deleting),
+        ("BatchDeleteImage", deleting),
+        ("ListImages", 0),
+        ("BatchGetImage", 0),
+    ])
+}
+
+fn ecr_counts(calls: &ecr_gc::report::ApiCallCounts) -> BTreeMap<&'static str, u64> {
+    BTreeMap::from([
+        ("DescribeRepositories", calls.describe_repositories),
+        ("DescribeImages", calls.describe_images),
+        ("BatchDeleteImage", calls.batch_delete_image),
+        ("ListImages", calls.list_images),
+        ("BatchGetImage", calls.batch_get_image),
+    ])
+}
+
+/// The proxy's own count of the ECR operations, and the ECR requests that
+/// lacked a registry id.
+fn wire_counts(proxy: &Proxy) -> (BTreeMap<&'static str, u64>, u64) {
+    let counts = proxy.counts();
+    let get = |op: &str| counts.get(op).copied().unwrap_or(0);
+    let without: u64 = counts
+        .iter()
+        .filter(|(k, _)| k.ends_with(":noRegistryId"))
+        .map(|(_, v)| v)
+        .sum();
+    (floor().keys().map(|op| (*op, get(op))).collect(), without)
+}
+
+async fn start() -> (Moto, Proxy, Connector) {
+    let moto = Moto::start();
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        json!({ "ecr": true, format!("AssumeRole@{DENIED}"): ["denied*"] }),
+    );
+    let connector = connector_at(&proxy.endpoint, ecr_gc::aws::SdkRetry::default()).await;
+    (moto, proxy, connector)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
+    let (moto, proxy, connector) = start().await;
+    let untagged = seed(&moto).await;
+    let log = Collected::default();
+    let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
+    let response = handler::handle(&connector, &config(None), &event, Utc::now(), &log)
+        .await
+        .unwrap();
+    let Response::Collection(collection) = response else {
+        panic!("expected a collection, got {response:?}")
+    };
+
+    // Targets in order: accounts outermost; the denied account is second.
+    let names: Vec<String> = collection
+        .targets
+        .iter()
+        .map(|t| t.target.to_string())
+        .collect();
+    assert_eq!(names.len(), 8);
+    assert_eq!(names[2], format!("{DENIED}/us-east-1"));
+    for target in &collection.targets {
+        let is_denied = target.target.account_id.as_deref() == Some(DENIED);
+        assert_eq!(target.error.is_some(), is_denied, "{target:?}");
+        if is_denied {
+            let error = target.error.as_deref().unwrap();
+            assert!(error.contains("AssumeRole: AccessDenied"), "{error}");
+            continue;
+        }
+        let report = target.report.as_ref().unwrap();
+        assert_eq!(report.repositories.len(), REPOSITORIES_PER_TARGET);
+        assert!(report.in_use_sources.iter().all(|s| s.error.is_none()));
+    }
+    assert_eq!(collection.targets_failed, 2);
+    assert_eq!(
+        collection.assume_role_calls, 4,
+        "once per account, not per target"
+    );
+    let repositories = (ACCOUNTS.len() * REGIONS.len() * REPOSITORIES_PER_TARGET) as u64;
+    assert_eq!(collection.summary.repositories, repositories);
+    assert_eq!(collection.summary.images_deleted, 2 * (repositories - 1));
+    // Of the lister's three untagged svc-000 images the rule keeps one;
+    // the other two are in use.
+    assert_eq!(collection.summary.images_protected, 2);
+
+    // The lister's list protects its own svc-000, not account 1's.
+    let lister = collection
+        .targets
+        .iter()
+        .find(|t| {
+            t.target.account_id.as_deref() == Some(LISTER.0)
+                && t.target.region.as_deref() == Some(LISTER.1)
+        })
+        .and_then(|t| t.report.as_ref())
+        .unwrap();
+    assert_eq!(lister.repositories[0].protected.len(), 2);
+    assert!(lister.repositories[0].deleted.is_empty());
+    let first_account = &untagged[&(ACCOUNTS[0].to_owned(), LISTER.1.to_owned())];
+    let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, ACCOUNTS[0], LISTER.1).await);
+    let left = digests(&ecr, "svc-000").await;
+    assert_eq!(
+        first_account.iter().filter(|d| left.contains(d)).count(),
+        1,
+        "another account's in-use list does not protect this registry"
+    );
+    check_end_state(&moto).await;
+
+    // Every ECR call at the floor, by ecr-gc's count and on the wire; and
+    // every one carries its registry id.
+    assert_eq!(ecr_counts(&collection.api_calls), floor());
+    let (wire, without_registry) = wire_counts(&proxy);
+    assert_eq!(wire, floor());
+    assert_eq!(without_registry, 0);
+    // Each log line of a target says which.
+    assert!(
+        log.lines()
+            .iter()
+            .any(|l| l["message"] == "repository collected"
+                && l["accountId"] == LISTER.0
+                && l["region"] == LISTER.1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_organisation_fanned_out_through_sqs_ends_the_same_at_the_floor() {
+    let (moto, proxy, connector) = start().await;
+    seed(&moto).await;
+    let sqs = connector.home().sqs.clone();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("ecr-gc-fanout")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let config = config(Some(&queue_url));
+    let log = Collected::default();
+    let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
+    let response = handler::handle(&connector, &config, &event, Utc::now(), &log)
+        .await
+        .unwrap();
+    let Response::FanOut(fan_out) = response else {
+        panic!("expected a fan-out, got {response:?}")
+    };
+    let repositories = ACCOUNTS.len() * REGIONS.len() * REPOSITORIES_PER_TARGET;
+    assert_eq!(fan_out.sent.messages_sent, repositories as u64);
+    assert!(fan_out.sent.failed.is_empty());
+    assert_eq!(
+        fan_out.sent.send_message_batch_calls,
+        repositories.div_ceil(10) as u64
+    );
+    let denied: Vec<_> = fan_out
+        .targets
+        .iter()
+        .filter(|t| t.error.is_some())
+        .collect();
+    assert_eq!(denied.len(), 2);
+    assert_eq!(fan_out.api_calls.describe_repositories, 6);
+    assert_eq!(
+        fan_out.api_calls.describe_images, 0,
+        "the scheduled run only lists"
+    );
+
+    // Play Lambda's SQS poller: batches of up to 10, partial batch
+    // responses honoured.
+    let mut calls = fan_out.api_calls;
+    let mut batches = 0;
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        batches += 1;
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({
+                    "messageId": m.message_id(),
+                    "receiptHandle": m.receipt_handle(),
+                    "body": m.body(),
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ecr-gc-fanout",
+                    "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        let batch_log = Collected::default();
+        let response = handler::handle(
+            &connector,
+            &config,
+            &json!({ "Records": records }),
+            Utc::now(),
+            &batch_log,
+        )
+        .await
+        .unwrap();
+        let Response::Batch(batch) = response else {
+            panic!("expected a batch response, got {response:?}")
+        };
+        assert!(batch.batch_item_failures.is_empty(), "{batch:?}");
+        for line in batch_log.lines() {
+            if line["message"] == "run finished" {
+                let counts: ecr_gc::report::ApiCallCounts = ecr_gc::report::ApiCallCounts {
+                    describe_repositories: line["apiCalls"]["DescribeRepositories"]
+                        .as_u64()
+                        .unwrap(),
+                    describe_images: line["apiCalls"]["DescribeImages"].as_u64().unwrap(),
+                    list_images: line["apiCalls"]["ListImages"].as_u64().unwrap(),
+                    batch_get_image: line["apiCalls"]["BatchGetImage"].as_u64().unwrap(),
+                    batch_delete_image: line["apiCalls"]["BatchDeleteImage"].as_u64().unwrap(),
+                };
+                calls += &counts;
+            }
+        }
+        for m in messages {
+            sqs.delete_message()
+                .queue_url(&queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert!(batches >= repositories / 10, "{batches} batches");
+    check_end_state(&moto).await;
+    assert_eq!(ecr_counts(&calls), floor());
+    let (wire, without_registry) = wire_counts(&proxy);
+    assert_eq!(wire, floor());
+    assert_eq!(without_registry, 0);
+}
+
+/// A message for an account that is not configured is refused and handed
+/// back (so it ends in the dead-letter queue), and so is a malformed one;
+/// the others in the batch are collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_hands_back_only_the_messages_that_did_not_finish() {
+    let (moto, _proxy, connector) = start().await;
+    seed(&moto).await;
+    let config = config(None);
+    let body = |account: &str, repository: &str| {
+        json!({
+            "accountId": account, "region": "us-east-1", "repository": repository,
+            "dryRun": false, "now": Utc::now(), "trigger": "schedule"
+        })
+        .to_string()
+    };
+    let bodies = [
+        ("ok", body(ACCOUNTS[0], "svc-001")),
+        ("stranger", body("999999999999", "svc-001")),
+        ("missing", body(ACCOUNTS[0], "svc-999")),
+        ("denied", body(DENIED, "svc-001")),
+        ("junk", "{".to_owned()),
+    ];
+    let records: Vec<Value> = bodies
+        .iter()
+        .map(|(id, body)| {
+            json!({"messageId": id, "receiptHandle": "h", "body": body, "attributes": {},
+                   "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+                   "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"})
+        })
+        .collect();
+    let log = Collected::default();
+    let response = handler::handle(
+        &connector,
+        &config,
+        &json!({ "Records": records }),
+        Utc::now(),
+        &log,
+    )
+    .await
+    .unwrap();
+    let Response::Batch(batch) = response else {
+        panic!("expected a batch response")
+    };
+    let failed: Vec<&str> = batch
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["denied", "junk", "missing", "stranger"]);
+    let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, ACCOUNTS[0], "us-east-1").await);
+    assert_eq!(digests(&ecr, "svc-001").await.len(), 2);
+    assert_eq!(digests(&ecr, "svc-002").await.len(), 4, "not in the batch");
+    assert_eq!(
+        serde_json::to_value(&batch).unwrap()["batchItemFailures"][0],
+        json!({"itemIdentifier": "denied"})
+    );
+}

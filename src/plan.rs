@@ -261,6 +261,9 @@ pub fn plan_with<'a>(
         };
         decisions[index] = Some(decide(index, reason));
     }
+    // Freed before the rest is built: at a million images every per-image
+    // vector is tens of megabytes.
+    drop(decided);
 
     // Children: deleted only with every index that lists them.
     for (index, role) in roles.iter().enumerate() {
@@ -331,14 +334,38 @@ pub fn plan_with<'a>(
         }
     }
 
-    let decisions = order
+    // Into newest-first order without a second vector of decisions: the
+    // collect reuses the allocation (same size, thanks to the niche in
+    // `Option<Decision>`), and the permutation is applied in place.
+    let mut decisions: Vec<Decision<'a>> = decisions
         .into_iter()
-        .map(|index| match decisions[index].take() {
-            Some(decision) => decision,
-            None => decide(index, Reason::NoRuleSelects),
-        })
+        .enumerate()
+        .map(|(index, decision)| decision.unwrap_or_else(|| decide(index, Reason::NoRuleSelects)))
         .collect();
+    permute(&mut decisions, order);
     Plan { decisions }
+}
+
+/// Rearranges `items` so that `items[k]` becomes the old `items[order[k]]`,
+/// in place, following the permutation's cycles. `order` must be a
+/// permutation of `0..items.len()`; it is used up as the visited marks.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    const DONE: usize = usize::MAX;
+    for start in 0..order.len() {
+        if order[start] == DONE {
+            continue;
+        }
+        let mut at = start;
+        loop {
+            let next = order[at];
+            order[at] = DONE;
+            if next == start {
+                break;
+            }
+            items.swap(at, next);
+            at = next;
+        }
+    }
 }
 
 /// The protection that keeps an image the rules expire, if any.
@@ -449,6 +476,23 @@ impl fmt::Display for Reason<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permute_follows_every_cycle() {
+        for order in [
+            vec![],
+            vec![0],
+            vec![2, 0, 1],
+            vec![1, 0, 3, 2, 4],
+            vec![4, 3, 2, 1, 0],
+            vec![3, 5, 0, 1, 2, 4],
+        ] {
+            let mut items: Vec<usize> = (0..order.len()).map(|i| i * 10).collect();
+            let want: Vec<usize> = order.iter().map(|&i| i * 10).collect();
+            permute(&mut items, order);
+            assert_eq!(items, want);
+        }
+    }
     use crate::model::parse_rfc3339;
 
     const NOW: &str = "2026-01-31T00:00:00Z";

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 EVENT ?= events/manual.json
 PORT ?= 9000
 
-.PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools
+.PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools bench
 
 # Installs, with pip, the tools the tests and the demo need, if missing.
 tools:
@@ -46,8 +46,19 @@ invoke-local: tools
 	for i in $$(seq 1 600); do (echo > /dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null && break; sleep 0.2; done; \
 	cargo lambda invoke --invoke-port $(PORT) --data-file $(EVENT)
 
+# Every benchmark in BENCHMARKS.md: the planner; the release binary end to
+# end against moto_server (API calls against the floor, wall, CPU, peak RSS);
+# its cold start; and the arm64 Lambda binary's size.
+bench: tools
+	scripts/bench-planner.sh
+	cargo build --release
+	python3 scripts/bench-e2e.py
+	python3 scripts/bench-cold-start.py
+	cargo lambda build --release --arm64
+	@ls -l target/lambda/ecr-gc/bootstrap
+
 validate: tools
-	cfn-lint template.yaml
+	cfn-lint template.yaml deploy/target-account-role.yaml
 	sam validate --lint --region us-east-1
 
 deploy: tools

@@ -318,6 +318,12 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     let (wire, without_registry) = wire_counts(&proxy);
     assert_eq!(wire, floor());
     assert_eq!(without_registry, 0);
+    // One inventory per target, not per repository; one AssumeRole per
+    // account, not per target.
+    let counts = proxy.counts();
+    assert_eq!(counts["GetParameter"], 6);
+    assert_eq!(counts["ListClusters"], 6);
+    assert_eq!(counts["AssumeRole"], 4);
     // Each log line of a target says which.
     assert!(
         log.lines()

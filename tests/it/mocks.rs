@@ -458,3 +458,107 @@ async fn a_deadline_mid_run_stops_new_work_and_reports_what_is_left() {
             .any(|l| l["message"] == "deadline near: no further repository is started")
     );
 }
+
+/// SendMessageBatch's partial failures, which moto never produces: entries
+/// SQS fails on its side are sent again; entries it blames on the sender,
+/// and a call that fails as a whole, are reported, never dropped.
+#[tokio::test]
+async fn fan_out_sends_again_what_sqs_failed_and_reports_what_it_could_not_send() {
+    use aws_sdk_sqs::operation::send_message_batch::{
+        SendMessageBatchError, SendMessageBatchOutput,
+    };
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+    use ecr_gc::fanout::{Message, send};
+
+    let ok = |id: &str| {
+        SendMessageBatchResultEntry::builder()
+            .id(id)
+            .message_id(format!("m-{id}"))
+            .md5_of_message_body("x")
+            .build()
+            .unwrap()
+    };
+    let failed = |id: &str, code: &str, sender_fault: bool| {
+        BatchResultErrorEntry::builder()
+            .id(id)
+            .code(code)
+            .message(format!("{code} for {id}"))
+            .sender_fault(sender_fault)
+            .build()
+            .unwrap()
+    };
+    // First chunk of 10: 8 sent, entry 3 failed by SQS (sent again), entry
+    // 7 blamed on the sender (reported).
+    let first = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .match_requests(|r| r.entries().len() == 10)
+        .then_output(move || {
+            SendMessageBatchOutput::builder()
+                .set_successful(Some(
+                    (0..10)
+                        .filter(|i| *i != 3 && *i != 7)
+                        .map(|i| ok(&i.to_string()))
+                        .collect(),
+                ))
+                .set_failed(Some(vec![
+                    failed("3", "InternalError", false),
+                    failed("7", "InvalidMessageContents", true),
+                ]))
+                .build()
+                .unwrap()
+        });
+    // The re-send carries only entry 3, and succeeds.
+    let again = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .match_requests(|r| {
+            r.entries().len() == 1 && r.entries()[0].message_body().contains("svc-03")
+        })
+        .then_output(move || {
+            SendMessageBatchOutput::builder()
+                .set_successful(Some(vec![ok("0")]))
+                .set_failed(Some(vec![]))
+                .build()
+                .unwrap()
+        });
+    // The second chunk (2 messages) fails as a whole.
+    let whole = mock!(aws_sdk_sqs::Client::send_message_batch)
+        .match_requests(|r| r.entries().len() == 2)
+        .then_error(|| {
+            SendMessageBatchError::generic(
+                aws_sdk_sqs::error::ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("no")
+                    .build(),
+            )
+        });
+    let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&first, &again, &whole]);
+    let messages: Vec<Message> = (0..12)
+        .map(|i| Message {
+            account_id: Some("111122223333".into()),
+            region: Some("eu-west-1".into()),
+            repository: format!("svc-{i:02}"),
+            dry_run: false,
+            now: Utc::now(),
+            trigger: "schedule".into(),
+        })
+        .collect();
+    let sent = send(
+        &client,
+        "https://sqs.eu-west-1.amazonaws.com/1/q",
+        &messages,
+    )
+    .await;
+    assert_eq!(sent.messages_sent, 9);
+    assert_eq!(sent.send_message_batch_calls, 3);
+    let lost: Vec<(&str, &str)> = sent
+        .failed
+        .iter()
+        .map(|f| (f.repository.as_str(), f.code.as_str()))
+        .collect();
+    assert_eq!(
+        lost,
+        [
+            ("svc-07", "InvalidMessageContents"),
+            ("svc-10", "AccessDenied"),
+            ("svc-11", "AccessDenied")
+        ]
+    );
+}

@@ -61,7 +61,7 @@ pub enum Protection {
     /// A workload uses it: `workloads` such as `ecs:prod/web`.
     InUse { workloads: Vec<String> },
     /// Pushed less than `minutes` ago (or, by a skewed clock, in the future).
-    GracePeriod { age_millis: i128, minutes: u64 },
+    GracePeriod { age_millis: i64, minutes: u64 },
 }
 
 impl fmt::Display for Protection {
@@ -105,7 +105,7 @@ pub enum Reason<'a> {
     /// `sinceImagePushed`: the image's age against the rule's limit.
     Age {
         rule: &'a Rule,
-        age_millis: i128,
+        age_millis: i64,
         days: u64,
     },
     /// A multi-arch child or a referrer: it goes with the image `of`, and
@@ -191,10 +191,15 @@ pub fn plan_with<'a>(
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
 
     // For each standalone image, the first rule that selects it (by index)
-    // and that rule's reason; and for each rule, how many images it selects.
-    let mut decided: Vec<Option<(usize, Reason<'a>)>> = vec![None; images.len()];
+    // and its rank there; and for each rule, how many images it selects.
+    // Two integers per image: at a million images this scratch is one of
+    // the planner's largest allocations, so the reasons are built later.
+    const UNDECIDED: u32 = u32::MAX;
+    let mut decided: Vec<(u32, u64)> = vec![(UNDECIDED, 0); images.len()];
     let mut selected_by_rule: Vec<u64> = vec![0; policy.rules.len()];
     for (rule_index, rule) in policy.rules.iter().enumerate() {
+        // A policy has at most a few hundred rules (30,720 characters).
+        let rule_id = u32::try_from(rule_index).unwrap_or(UNDECIDED - 1);
         let mut rank: u64 = 0;
         for &index in &order {
             let image = &images[index];
@@ -204,21 +209,8 @@ pub fn plan_with<'a>(
             rank += 1;
             // An image a higher-priority rule selected still counts here,
             // but only its first rule decides it.
-            if decided[index].is_none() {
-                let reason = match rule.count {
-                    Count::ImagesMoreThan(keep) => Reason::Count {
-                        rule,
-                        rank,
-                        selected: 0,
-                        keep,
-                    },
-                    Count::PushedMoreThanDaysAgo(days) => Reason::Age {
-                        rule,
-                        age_millis: i128::from((now - image.image_pushed_at).num_milliseconds()),
-                        days,
-                    },
-                };
-                decided[index] = Some((rule_index, reason));
+            if decided[index].0 == UNDECIDED {
+                decided[index] = (rule_id, rank);
             }
         }
         selected_by_rule[rule_index] = rank;
@@ -250,14 +242,22 @@ pub fn plan_with<'a>(
         if *role != Role::Standalone {
             continue;
         }
-        let reason = match decided[index].take() {
+        let (rule_id, rank) = decided[index];
+        let reason = match policy.rules.get(rule_id as usize) {
             None => Reason::NoRuleSelects,
-            Some((rule_index, mut reason)) => {
-                if let Reason::Count { selected, .. } = &mut reason {
-                    *selected = selected_by_rule[rule_index];
-                }
-                reason
-            }
+            Some(rule) => match rule.count {
+                Count::ImagesMoreThan(keep) => Reason::Count {
+                    rule,
+                    rank,
+                    selected: selected_by_rule[rule_id as usize],
+                    keep,
+                },
+                Count::PushedMoreThanDaysAgo(days) => Reason::Age {
+                    rule,
+                    age_millis: (now - images[index].image_pushed_at).num_milliseconds(),
+                    days,
+                },
+            },
         };
         decisions[index] = Some(decide(index, reason));
     }
@@ -381,8 +381,8 @@ fn protect(
         });
     }
     let minutes = policy.settings.safety.grace_period_minutes;
-    let age_millis = i128::from((now - image.image_pushed_at).num_milliseconds());
-    (age_millis < i128::from(minutes) * 60_000).then_some(Protection::GracePeriod {
+    let age_millis = (now - image.image_pushed_at).num_milliseconds();
+    (i128::from(age_millis) < i128::from(minutes) * 60_000).then_some(Protection::GracePeriod {
         age_millis,
         minutes,
     })
@@ -398,7 +398,7 @@ impl Reason<'_> {
             Reason::Count { rank, keep, .. } => rank > keep,
             Reason::Age {
                 age_millis, days, ..
-            } => *age_millis > i128::from(*days) * MILLIS_PER_DAY,
+            } => i128::from(*age_millis) > i128::from(*days) * MILLIS_PER_DAY,
         }
     }
 

@@ -97,7 +97,35 @@ fn invalid_input_exits_2_with_the_message_on_stderr() {
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#).unwrap();
+    let targets = dir.join("targets.json");
+    std::fs::write(
+        &targets,
+        r#"{"accounts": [{"accountId": "444455556666", "roleArn": "arn:aws:iam::111122223333:role/ecr-gc"}]}"#,
+    )
+    .unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "run",
+                "--policy",
+                "examples/policy.json",
+                "--targets",
+                targets.to_str().unwrap(),
+            ],
+            "accounts[0].roleArn: the role belongs to account 111122223333, not to 444455556666",
+        ),
+        (
+            vec![
+                "run",
+                "--policy",
+                "examples/policy.json",
+                "--targets",
+                targets.to_str().unwrap(),
+                "--registry-id",
+                "444455556666",
+            ],
+            "cannot be used with",
+        ),
         (
             vec![
                 "plan",

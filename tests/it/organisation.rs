@@ -26,7 +26,7 @@ const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
 /// Its role is refused by the proxy: AccessDenied from STS.
 const DENIED: &str = "444444444444";
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
-const REPOSITORIES_PER_TARGET: usize = 40;
+const REPOSITORIES_PER_TARGET: usize = 50;
 /// The account and region whose in-use list names its own `svc-000`
 /// images, and account 111111111111's too (which it must not protect).
 const LISTER: (&str, &str) = ("222222222222", "eu-west-1");

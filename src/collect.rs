@@ -2,7 +2,8 @@
 //!
 //! 1. Reach each target account once: its role is assumed with one STS
 //!    AssumeRole call however many regions it is collected in; an account
-//!    without a role must be the caller's own (one GetCallerIdentity).
+//!    without a role is reached with the caller's own credentials (its own
+//!    account, or a registry whose policy grants the caller access).
 //! 2. Per target (account and region), concurrently with the policy's
 //!    `concurrency` bound: collect the in-use inventory once, then run the
 //!    engine over that registry's repositories, every ECR call carrying the
@@ -30,6 +31,9 @@ use crate::targets::{Target, Targets};
 /// cost.
 pub struct Accounts {
     credentials: BTreeMap<Option<String>, Result<Credentials, String>>,
+    /// Accounts reached with the caller's own credentials that are not the
+    /// caller's account: what their inventories cannot see.
+    warnings: BTreeMap<String, String>,
     pub assume_role_calls: u64,
 }
 
@@ -42,46 +46,54 @@ impl Accounts {
     ) -> Accounts {
         let wanted: BTreeSet<Option<String>> =
             targets.into_iter().map(|t| t.account_id.clone()).collect();
-        let needs_own = wanted.iter().flatten().any(|id| {
-            config
-                .account(id)
-                .is_none_or(|account| account.role_arn.is_none())
-        });
-        let own = if needs_own {
-            Some(connector.own_account().await.map_err(|e| e.to_string()))
-        } else {
-            None
-        };
+        // Accounts listed without a role are reached with the caller's own
+        // credentials; if one is not the caller's account, its workloads are
+        // out of sight, and the run says so.
+        let mut warnings = BTreeMap::new();
+        let without_role: Vec<&String> = wanted
+            .iter()
+            .flatten()
+            .filter(|id| config.account(id).is_some_and(|a| a.role_arn.is_none()))
+            .collect();
+        if !without_role.is_empty() {
+            let own = connector.own_account().await;
+            for id in without_role {
+                let warning = match &own {
+                    Ok(own) if own == id => continue,
+                    Ok(own) => format!(
+                        "account {id} is collected with the caller's own credentials (account {own}): the in-use sources see account {own}'s workloads, not account {id}'s; list its workloads' images in an external in-use list, or give it a roleArn"
+                    ),
+                    Err(e) => format!(
+                        "account {id} is collected with the caller's own credentials, whose account could not be read ({e}): the in-use sources may not see account {id}'s workloads"
+                    ),
+                };
+                warnings.insert(id.clone(), warning);
+            }
+        }
         let mut assume_role_calls = 0;
         let reached = stream::iter(wanted)
-            .map(|account_id| {
-                let own = own.clone();
-                async move {
-                    let Some(id) = &account_id else {
-                        return (account_id, false, Ok(Credentials::Own));
-                    };
-                    let result = match (config.account(id), own) {
-                        (None, _) => Err(format!(
+            .map(|account_id| async move {
+                let Some(id) = &account_id else {
+                    return (account_id, false, Ok(Credentials::Own));
+                };
+                match config.account(id) {
+                    None => (
+                        account_id.clone(),
+                        false,
+                        Err(format!(
                             "account {id} is not among the configured targets (ECR_GC_TARGETS)"
                         )),
-                        (Some(account), _) if account.role_arn.is_some() => {
-                            let role = account.role_arn.as_deref().unwrap_or_default();
+                    ),
+                    Some(account) => match &account.role_arn {
+                        None => (account_id.clone(), false, Ok(Credentials::Own)),
+                        Some(role) => {
                             let assumed = connector
                                 .assume(role, &config.session_name, account.external_id.as_deref())
                                 .await
                                 .map_err(|e| format!("could not assume {role}: {e}"));
-                            return (account_id, true, assumed);
+                            (account_id.clone(), true, assumed)
                         }
-                        (Some(_), Some(Ok(own))) if &own == id => Ok(Credentials::Own),
-                        (Some(_), Some(Ok(own))) => Err(format!(
-                            "account {id} has no roleArn, so it is collected with the caller's own credentials, which belong to account {own}; give it a role to assume"
-                        )),
-                        (Some(_), Some(Err(e))) => Err(format!(
-                            "could not learn the caller's own account to check account {id}: {e}"
-                        )),
-                        (Some(_), None) => Err(format!("account {id}: not reached")),
-                    };
-                    (account_id, false, result)
+                    },
                 }
             })
             .buffer_unordered(8)
@@ -94,8 +106,16 @@ impl Accounts {
         }
         Accounts {
             credentials,
+            warnings,
             assume_role_calls,
         }
+    }
+
+    /// What the run must say about `target`'s account, if anything.
+    pub fn warning(&self, target: &Target) -> Option<&str> {
+        self.warnings
+            .get(target.account_id.as_deref()?)
+            .map(String::as_str)
     }
 
     /// The clients for `target`, or why its account could not be reached.
@@ -172,6 +192,13 @@ async fn collect_one(
         return Err("not started: the invocation's deadline was near".into());
     }
     let clients = accounts.clients(connector, target)?;
+    if let Some(warning) = accounts.warning(target) {
+        log.emit(report::line(
+            "WARN",
+            "in-use sources limited to the caller's account",
+            serde_json::json!({ "warning": warning }),
+        ));
+    }
     let inventory = inventory::collect(
         &clients,
         &policy.settings.in_use,

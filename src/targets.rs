@@ -18,9 +18,11 @@
 //!
 //! * `regions` defaults to the function's own region.
 //! * `accounts` defaults to the function's own account. An account without
-//!   `roleArn` is collected with the function's own credentials, and must be
-//!   the function's own account: its in-use inventory could not be read
-//!   otherwise (checked at run time with GetCallerIdentity).
+//!   `roleArn` is collected with the function's own credentials: the
+//!   function's own account, or another whose registry policy lets the
+//!   function in (as `ECR_GC_REGISTRY_ID` does). Its in-use inventory is then
+//!   read from the function's own account's workloads, which is all those
+//!   credentials can see; the run logs a warning saying so.
 //! * A role must belong to the account it is listed under, so a typo cannot
 //!   point one account's policy at another's registry.
 //! * `sessionName` (default `ecr-gc`) names the assumed-role sessions in

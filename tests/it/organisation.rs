@@ -511,3 +511,44 @@ async fn a_batch_hands_back_only_the_messages_that_did_not_finish() {
         json!({"itemIdentifier": "denied"})
     );
 }
+
+/// An account listed without a role is reached with the caller's own
+/// credentials, as ECR_GC_REGISTRY_ID always allowed (a registry whose
+/// policy lets the caller in). Its in-use inventory can only see the
+/// caller's workloads, and the run says so; the caller's own account, listed
+/// the same way, raises no warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_without_a_role_is_collected_with_a_warning_unless_it_is_our_own() {
+    let moto = Moto::start();
+    let connector = connector_at(&moto.endpoint, ecr_gc::aws::SdkRetry::default()).await;
+    let targets =
+        json!({"accounts": [{"accountId": "123456789012"}, {"accountId": "999999999999"}]})
+            .to_string();
+    let config = Config::from_env(move |name| match name {
+        "ECR_GC_POLICY" => Some(POLICY.to_owned()),
+        "ECR_GC_TARGETS" => Some(targets.clone()),
+        _ => None,
+    });
+    let log = Collected::default();
+    let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
+    let response = handler::handle(&connector, &config, &event, Utc::now(), &log)
+        .await
+        .unwrap();
+    let Response::Collection(collection) = response else {
+        panic!("expected a collection")
+    };
+    assert_eq!(collection.targets_failed, 0);
+    assert_eq!(collection.assume_role_calls, 0);
+    let warnings: Vec<Value> = log
+        .lines()
+        .into_iter()
+        .filter(|l| l["message"] == "in-use sources limited to the caller's account")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0]["accountId"], "999999999999");
+    let warning = warnings[0]["warning"].as_str().unwrap();
+    assert!(
+        warning.contains("account 123456789012's workloads, not account 999999999999's"),
+        "{warning}"
+    );
+}

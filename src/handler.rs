@@ -920,6 +920,48 @@ mod tests {
     }
 
     #[test]
+    fn push_events_find_their_target() {
+        let connector = Connector::new(
+            aws_config::SdkConfig::builder()
+                .region(aws_sdk_ecr::config::Region::new("eu-west-1"))
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .build(),
+        );
+        let target = |account: Option<&str>, region: Option<&str>| {
+            Some(Target {
+                account_id: account.map(Into::into),
+                region: region.map(Into::into),
+            })
+        };
+        let own = Targets::own();
+        assert_eq!(
+            push_target(&own, &connector, "111122223333", "eu-west-1"),
+            target(None, None)
+        );
+        assert_eq!(
+            push_target(&own, &connector, "111122223333", "us-east-1"),
+            None,
+            "another region's push is not ours"
+        );
+        let org = Targets::parse(
+            r#"{"regions": ["eu-west-1", "us-east-1"], "accounts": [{"accountId": "111122223333"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            push_target(&org, &connector, "111122223333", "us-east-1"),
+            target(Some("111122223333"), Some("us-east-1"))
+        );
+        assert_eq!(
+            push_target(&org, &connector, "444455556666", "us-east-1"),
+            None
+        );
+        assert_eq!(
+            push_target(&org, &connector, "111122223333", "ap-south-1"),
+            None
+        );
+    }
+
+    #[test]
     fn deadlines() {
         let now = UNIX_EPOCH + Duration::from_millis(1_800_000_000_000);
         let instant = Instant::now();

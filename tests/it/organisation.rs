@@ -552,3 +552,52 @@ async fn an_account_without_a_role_is_collected_with_a_warning_unless_it_is_our_
         "{warning}"
     );
 }
+
+/// Setting the consumer's ECR_GC_DRY_RUN=true brakes messages already
+/// queued with `"dryRun": false`: they are collected as dry runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumers_dry_run_brakes_messages_already_queued() {
+    let (moto, _proxy, connector) = start().await;
+    let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, ACCOUNTS[0], "us-east-1").await);
+    create_repository(&ecr, "svc-000").await;
+    for n in 0..3 {
+        push(&ecr, "svc-000", &format!("brake-{n}"), None).await;
+    }
+    aws_sdk_ssm::Client::new(&as_account(&moto, ACCOUNTS[0], "us-east-1").await)
+        .put_parameter()
+        .name("/ecr-gc/in-use")
+        .value("[]")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let targets = targets();
+    let config = Config::from_env(move |name| match name {
+        "ECR_GC_POLICY" => Some(POLICY.to_owned()),
+        "ECR_GC_DRY_RUN" => Some("true".into()),
+        "ECR_GC_TARGETS" => Some(targets.clone()),
+        _ => None,
+    });
+    let body = json!({
+        "accountId": ACCOUNTS[0], "region": "us-east-1", "repository": "svc-000",
+        "dryRun": false, "now": Utc::now(), "trigger": "schedule"
+    })
+    .to_string();
+    let event = json!({"Records": [{
+        "messageId": "m", "receiptHandle": "h", "body": body, "attributes": {},
+        "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"
+    }]});
+    let log = Collected::default();
+    let response = handler::handle(&connector, &config, &event, Utc::now(), &log)
+        .await
+        .unwrap();
+    let Response::Batch(batch) = response else {
+        panic!("expected a batch response")
+    };
+    assert!(batch.batch_item_failures.is_empty());
+    assert_eq!(digests(&ecr, "svc-000").await.len(), 3, "nothing deleted");
+    assert!(log.lines().iter().any(
+        |l| l["message"] == "image would be deleted (dry run)" && l["accountId"] == ACCOUNTS[0]
+    ));
+}

@@ -27,7 +27,7 @@ use crate::targets::{Target, check_region};
 pub const SEND_BATCH: usize = 10;
 /// How many times entries SQS reports as failed (not the sender's fault)
 /// are sent again.
-const SEND_ATTEMPTS: usize = 3;
+pub const SEND_ATTEMPTS: usize = 3;
 
 /// One repository to collect, as sent through the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -706,23 +706,16 @@ async fn consume(
     // By dry run, then target: the repositories and the messages naming them.
     let mut groups: BTreeMap<bool, BTreeMap<Target, Vec<(String, Message)>>> = BTreeMap::new();
     for record in records {
-        // The consumer's own ECR_GC_DRY_RUN=true is a brake on messages
-        // already queued: setting it stops their deletions at once.
-        let record = Record {
-            message: record.message.map(|mut m| {
-                m.dry_run |= config.dry_run;
-                m
-            }),
-            ..record
-        };
         let problem = match record.message {
             Err(problem) => problem,
             Ok(message) if !config.targets.contains(&message.target()) => {
                 format!("{} is not among the configured targets", message.target())
             }
             Ok(message) => {
+                // The consumer's own ECR_GC_DRY_RUN=true is a brake on
+                // messages already queued: setting it stops their deletions.
                 groups
-                    .entry(message.dry_run)
+                    .entry(message.dry_run || config.dry_run)
                     .or_default()
                     .entry(message.target())
                     .or_default()

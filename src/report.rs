@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::inventory::SourceReport;
@@ -154,7 +154,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(repositories: &[RepositoryReport]) -> Summary {
+    pub fn of<'a>(repositories: impl IntoIterator<Item = &'a RepositoryReport>) -> Summary {
         let mut s = Summary::default();
         for r in repositories {
             s.repositories += 1;
@@ -174,25 +174,8 @@ impl Summary {
     }
 }
 
-impl std::ops::AddAssign<&Summary> for Summary {
-    fn add_assign(&mut self, o: &Summary) {
-        self.repositories += o.repositories;
-        self.repositories_failed += o.repositories_failed;
-        self.repositories_held += o.repositories_held;
-        self.images_scanned += o.images_scanned;
-        self.images_kept += o.images_kept;
-        self.images_protected += o.images_protected;
-        self.images_planned += o.images_planned;
-        self.images_skipped += o.images_skipped;
-        self.images_deleted += o.images_deleted;
-        self.images_failed += o.images_failed;
-        self.bytes_planned += o.bytes_planned;
-        self.bytes_reclaimed += o.bytes_reclaimed;
-    }
-}
-
 /// ECR API calls by operation: the cost of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ApiCallCounts {
     pub describe_repositories: u64,
@@ -264,10 +247,10 @@ impl Collection {
         assume_role_calls: u64,
         duration_ms: u64,
     ) -> Collection {
-        let mut summary = Summary::default();
+        let reports = || targets.iter().filter_map(|t| t.report.as_ref());
+        let summary = Summary::of(reports().flat_map(|r| &r.repositories));
         let mut api_calls = ApiCallCounts::default();
-        for report in targets.iter().filter_map(|t| t.report.as_ref()) {
-            summary += &report.summary;
+        for report in reports() {
             api_calls += &report.api_calls;
         }
         Collection {

@@ -24,22 +24,29 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Whether `host` is this registry's endpoint (standard or FIPS, in any
-    /// AWS partition).
+    /// Whether `host` is one of this registry's endpoints: the standard
+    /// (`dkr.ecr`), FIPS (`dkr.ecr-fips`), dual-stack (`dkr-ecr`, `.on.aws`)
+    /// and dual-stack FIPS (`dkr-ecr-fips`) hosts, in the commercial, China
+    /// and GovCloud partitions. DNS names are case-insensitive, and a fully
+    /// qualified name may end in a dot.
     pub fn is_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host);
         let Some(rest) = host.strip_prefix(&format!("{}.", self.account)) else {
             return false;
         };
-        let Some(rest) = rest
-            .strip_prefix("dkr.ecr.")
-            .or_else(|| rest.strip_prefix("dkr.ecr-fips."))
-        else {
-            return false;
-        };
-        let Some(suffix) = rest.strip_prefix(&format!("{}.", self.region)) else {
-            return false;
-        };
-        matches!(suffix, "amazonaws.com" | "amazonaws.com.cn")
+        const ENDPOINTS: [(&str, &[&str]); 4] = [
+            ("dkr.ecr.", &["amazonaws.com", "amazonaws.com.cn"]),
+            ("dkr.ecr-fips.", &["amazonaws.com"]),
+            ("dkr-ecr.", &["on.aws", "on.amazonwebservices.com.cn"]),
+            ("dkr-ecr-fips.", &["on.aws"]),
+        ];
+        ENDPOINTS.iter().any(|(service, domains)| {
+            rest.strip_prefix(service)
+                .and_then(|r| r.strip_prefix(self.region.as_str()))
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|domain| domains.contains(&domain))
+        })
     }
 }
 
@@ -155,7 +162,25 @@ mod tests {
             region: "eu-west-1".into(),
         };
         assert!(registry.is_host(HOST));
-        assert!(registry.is_host("123456789012.dkr.ecr-fips.eu-west-1.amazonaws.com"));
+        for host in [
+            "123456789012.dkr.ecr-fips.eu-west-1.amazonaws.com",
+            "123456789012.dkr-ecr.eu-west-1.on.aws",
+            "123456789012.dkr-ecr-fips.eu-west-1.on.aws",
+            "123456789012.DKR.ECR.EU-WEST-1.AMAZONAWS.COM",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com.",
+        ] {
+            assert!(registry.is_host(host), "{host}");
+        }
+        let china = Registry {
+            account: "123456789012".into(),
+            region: "cn-north-1".into(),
+        };
+        assert!(china.is_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"));
+        assert!(china.is_host("123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn"));
+        assert!(!registry.is_host("123456789012.dkr-ecr.eu-west-1.on.aws.evil.example"));
+        assert!(!registry.is_host("123456789012.dkr-ecr.eu-west-1.amazonaws.com"));
+        assert!(!registry.is_host("123456789012.dkr.ecr.eu-west-1x.amazonaws.com"));
+        assert!(!registry.is_host("123456789012.dkr-ecr.eu-west-1.on.aws.cn"));
         assert!(!registry.is_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
         assert!(!registry.is_host("210987654321.dkr.ecr.eu-west-1.amazonaws.com"));
         assert!(!registry.is_host("docker.io"));

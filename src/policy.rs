@@ -9,7 +9,7 @@
 //! Besides `rules`, the document may carry ecr-gc's own `settings`
 //! (repository include/exclude globs). The whole output of
 //! `aws ecr get-lifecycle-policy` is accepted too: its `lifecyclePolicyText`
-//! is unwrapped.
+//! is unwrapped, and a `settings` object beside it is kept.
 //!
 //! This module does no I/O.
 
@@ -146,12 +146,10 @@ impl Policy {
                 "must be a JSON object with a `rules` array",
             ));
         };
-        // The whole output of `aws ecr get-lifecycle-policy`: unwrap it.
+        // The whole output of `aws ecr get-lifecycle-policy`: unwrap it,
+        // keeping ecr-gc's own settings if they stand beside it.
         if let Some(text) = doc.remove("lifecyclePolicyText") {
-            let Value::String(text) = text else {
-                return Err(invalid("lifecyclePolicyText", "must be a string"));
-            };
-            return Policy::parse(&text);
+            return Policy::unwrap(text, doc);
         }
         let rules = doc.remove("rules");
         let settings = doc.remove("settings");
@@ -180,6 +178,60 @@ impl Policy {
         rules.sort_by_key(|rule| rule.priority);
         let settings = settings::parse(settings)?;
         Ok(Policy { rules, settings })
+    }
+}
+
+/// The fields of `aws ecr get-lifecycle-policy`'s output besides
+/// `lifecyclePolicyText`: accepted beside it, and not used.
+const WRAPPER_FIELDS: [&str; 3] = ["registryId", "repositoryName", "lastEvaluatedAt"];
+
+impl Policy {
+    /// `{"lifecyclePolicyText": "...", "settings": {...}, ...}`: the rules
+    /// come from the text; `settings` may stand beside it (not in both
+    /// places); the other fields of get-lifecycle-policy's output are
+    /// accepted, and anything else is refused, so that nothing a reader
+    /// takes for configuration is silently dropped.
+    fn unwrap(text: Value, mut wrapper: Map<String, Value>) -> Result<Policy, PolicyError> {
+        let Value::String(text) = text else {
+            return Err(invalid("lifecyclePolicyText", "must be a string"));
+        };
+        let settings = wrapper.remove("settings");
+        if let Some(key) = wrapper
+            .keys()
+            .find(|k| !WRAPPER_FIELDS.contains(&k.as_str()))
+        {
+            return Err(invalid(
+                "policy document",
+                format!(
+                    "unknown field `{key}` beside `lifecyclePolicyText`; expected `settings` and the fields of get-lifecycle-policy's output ({})",
+                    WRAPPER_FIELDS.join(", ")
+                ),
+            ));
+        }
+        let inner: Value = serde_json::from_str(&text)
+            .map_err(|e| PolicyError::Syntax(format!("lifecyclePolicyText: {e}")))?;
+        let Value::Object(mut inner) = inner else {
+            return Err(invalid(
+                "lifecyclePolicyText",
+                "must hold a JSON object with a `rules` array",
+            ));
+        };
+        if inner.contains_key("lifecyclePolicyText") {
+            return Err(invalid(
+                "lifecyclePolicyText",
+                "holds another `lifecyclePolicyText`; unwrap it once",
+            ));
+        }
+        if let Some(settings) = settings {
+            if inner.contains_key("settings") {
+                return Err(invalid(
+                    "settings",
+                    "given both beside and inside `lifecyclePolicyText`; keep one",
+                ));
+            }
+            inner.insert("settings".into(), settings);
+        }
+        Policy::from_value(Value::Object(inner))
     }
 }
 
@@ -631,6 +683,39 @@ mod tests {
                 "lifecyclePolicyText":"{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":\"imageCountMoreThan\",\"countNumber\":3},\"action\":{\"type\":\"expire\"}}]}"}"#,
             &[],
         );
+    }
+
+    #[test]
+    fn a_wrapped_policy_keeps_its_settings_and_refuses_strangers() {
+        const TEXT: &str = r#""{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":\"imageCountMoreThan\",\"countNumber\":3},\"action\":{\"type\":\"expire\"}}]}""#;
+        let wrapped = |extra: &str| format!(r#"{{"lifecyclePolicyText":{TEXT}{extra}}}"#);
+        let policy = Policy::parse(&wrapped(
+            r#","repositoryName":"r","settings":{"repositories":{"exclude":["base"]},"maxDeletesPerRun":7}"#,
+        ))
+        .unwrap();
+        assert!(!policy.settings.repositories.selects("base"));
+        assert_eq!(policy.settings.safety.max_deletes_per_run, Some(7));
+        assert_eq!(policy.rules.len(), 1);
+        let refused = |extra: &str, part: &str| {
+            let error = Policy::parse(&wrapped(extra)).unwrap_err().to_string();
+            assert!(error.contains(part), "{error:?} lacks {part:?}");
+        };
+        refused(
+            r#","setting":{}"#,
+            "unknown field `setting` beside `lifecyclePolicyText`",
+        );
+        refused(r#","rules":[]"#, "unknown field `rules`");
+        refused(
+            r#","settings":{"gracePeriod":1}"#,
+            "unknown field `gracePeriod`",
+        );
+        let both = r#"{"lifecyclePolicyText":"{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":\"imageCountMoreThan\",\"countNumber\":3},\"action\":{\"type\":\"expire\"}}],\"settings\":{}}","settings":{}}"#;
+        let error = Policy::parse(both).unwrap_err().to_string();
+        assert!(error.contains("both beside and inside"), "{error}");
+        let error = Policy::parse(r#"{"lifecyclePolicyText":"[1]"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("lifecyclePolicyText"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a local ECR emulator, seeded; the real handler under
-# `cargo lambda watch`; the sample events, first as a dry run, then for real.
+# `cargo lambda watch`; the sample events, first as a dry run, then (once
+# the operator sets ECR_GC_DRY_RUN=false) for real.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,19 +29,32 @@ python3 -c 'import json; [print("  rule %(rulePriority)s: %(description)s" % r) 
 step "Building the function (cargo lambda watch runs this build)"
 cargo build --bin ecr-gc
 
-step "Starting the real handler under cargo lambda watch (dry run by default)"
-cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --timeout 600 --quiet \
-  --env-var "AWS_ENDPOINT_URL=${ENDPOINT}" --env-var AWS_ACCESS_KEY_ID=testing \
-  --env-var AWS_SECRET_ACCESS_KEY=testing --env-var AWS_REGION=us-east-1 \
-  --env-var ECR_GC_POLICY_FILE=examples/demo-policy.json --env-var ECR_GC_DRY_RUN=true \
-  > "${WORK}/function.log" 2>&1 &
-pids+=($!)
-wait_port "${WATCH_PORT}"
+# $1: ECR_GC_DRY_RUN. The function reads its environment once, as Lambda
+# does at a cold start, so changing it means starting it again.
+start_function() {
+  if [ -n "${watch_pid:-}" ]; then kill "${watch_pid}" 2>/dev/null || true; wait "${watch_pid}" 2>/dev/null || true; fi
+  cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --timeout 600 --quiet \
+    --env-var "AWS_ENDPOINT_URL=${ENDPOINT}" --env-var AWS_ACCESS_KEY_ID=testing \
+    --env-var AWS_SECRET_ACCESS_KEY=testing --env-var AWS_REGION=us-east-1 \
+    --env-var ECR_GC_POLICY_FILE=examples/demo-policy.json --env-var "ECR_GC_DRY_RUN=$1" \
+    >> "${WORK}/function.log" 2>&1 &
+  watch_pid=$!
+  pids+=("${watch_pid}")
+  wait_port "${WATCH_PORT}"
+}
+
+step "Starting the real handler under cargo lambda watch with ECR_GC_DRY_RUN=true (the default)"
+touch "${WORK}/function.log"
+start_function true
 
 invoke() { # $1: a label, then cargo lambda invoke's data arguments
   local label=$1; shift
   local before; before=$(wc -l < "${WORK}/function.log")
-  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --output-format json "$@" > "${WORK}/response.json"
+  if ! cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --output-format json "$@" > "${WORK}/response.json" 2> "${WORK}/invoke.err"; then
+    echo "-- the invocation failed, as it should:"
+    tail -n +"$((before + 1))" "${WORK}/function.log" | grep '^{' | grep '"message":"invocation failed"' || cat "${WORK}/invoke.err"
+    return 0
+  fi
   echo "-- JSON log lines (${label}):"
   tail -n +"$((before + 1))" "${WORK}/function.log" | grep '^{' | grep -E '"message":"(image|repository|run|event)' || true
   echo "-- the report's summary:"
@@ -75,8 +89,18 @@ count_images
 step "2. An ECR DELETE event (events/ecr-delete.json) is ignored"
 invoke "delete event" --data-file events/ecr-delete.json
 
-step "3. For real: a manual invoke with {\"dryRun\": false}"
-invoke "for real" --data-ascii '{"dryRun": false}'
+step "3. An event cannot turn deleting on: {\"dryRun\": false} is refused while ECR_GC_DRY_RUN=true"
+invoke "refused" --data-ascii '{"dryRun": false}'
+count_images
+
+step "4. The operator sets ECR_GC_DRY_RUN=false (the template's DryRun=false)"
+start_function false
+
+step "5. An event can still brake: events/manual.json says \"dryRun\": true"
+invoke "braked" --data-file events/manual.json
+
+step "6. For real: the scheduled run (events/schedule.json) deletes"
+invoke "for real" --data-file events/schedule.json
 count_images
 
 step "Done. The full function output is in ${WORK}/function.log"

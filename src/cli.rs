@@ -264,6 +264,12 @@ fn run_command(
         (None, None) => Targets::own(),
     };
     let policy = load_policy(policy)?;
+    // Naming a repository never widens the policy's settings.
+    for name in &repositories {
+        if let Some(reason) = policy.settings.repositories.refusal(name) {
+            return Err(format!("--repository: {reason}"));
+        }
+    }
     let retry = SdkRetry::from_env(|name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -31,11 +31,11 @@ use crate::settings::Safety;
 pub enum Scope {
     /// Every repository in the registry that the policy's settings select.
     Selected,
-    /// Exactly these repositories, named by the caller.
+    /// These repositories, named by the caller, if the policy's settings
+    /// select them: naming a repository never widens the settings. The
+    /// entry points refuse a name the settings do not select before any
+    /// call; the engine skips one again, with a log line, should it get here.
     Named(Vec<String>),
-    /// These repositories, if the policy's settings select them (a push
-    /// event names one).
-    NamedIfSelected(Vec<String>),
 }
 
 /// One run's parameters. `now` comes from the caller: the engine reads no
@@ -82,16 +82,17 @@ pub async fn run(
     }
     let filter = &policy.settings.repositories;
     let names: Vec<String> = match &run.scope {
-        Scope::Named(names) => dedup(names),
-        Scope::NamedIfSelected(names) => {
-            let (selected, skipped): (Vec<String>, Vec<String>) =
-                dedup(names).into_iter().partition(|n| filter.selects(n));
-            for name in skipped {
-                log.emit(report::line(
-                    "INFO",
-                    "repository not selected by the policy's settings",
-                    serde_json::json!({ "repositoryName": name }),
-                ));
+        Scope::Named(names) => {
+            let mut selected = Vec::with_capacity(names.len());
+            for name in dedup(names) {
+                match filter.refusal(&name) {
+                    None => selected.push(name),
+                    Some(why) => log.emit(report::line(
+                        "INFO",
+                        "repository not selected by the policy's settings",
+                        serde_json::json!({ "repositoryName": name, "reason": why }),
+                    )),
+                }
             }
             selected
         }

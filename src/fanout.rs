@@ -29,6 +29,14 @@ pub const SEND_BATCH: usize = 10;
 /// are sent again.
 pub const SEND_ATTEMPTS: usize = 3;
 
+/// How far ahead of the consumer's clock a message's `now` may be: clocks
+/// of two Lambda invocations agree to well within this.
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The oldest `now` a consumer acts on: the fan-out queue's
+/// `MessageRetentionPeriod` in `template.yaml` (a test keeps the two equal).
+pub const MAX_MESSAGE_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
 /// One repository to collect, as sent through the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -42,8 +50,11 @@ pub struct Message {
     pub repository: String,
     pub dry_run: bool,
     /// The evaluation time of the scheduled run that sent it. A message
-    /// redelivered later is judged as of then, which can only keep more.
-    pub now: DateTime<Utc>,
+    /// redelivered later is judged as of then, which can only keep more;
+    /// the consumer refuses one dated ahead of its own clock or older than
+    /// the queue keeps messages. Without it, the consumer's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<DateTime<Utc>>,
     /// What started the scheduled run, such as `schedule`.
     pub trigger: String,
 }
@@ -90,7 +101,7 @@ pub fn messages(
                     region: listing.target.region.clone(),
                     repository: repository.clone(),
                     dry_run,
-                    now,
+                    now: Some(now),
                     trigger: trigger.to_owned(),
                 })
         })

@@ -339,20 +339,35 @@ pub enum HandlerError {
         total: usize,
         first: String,
     },
+    #[error(
+        "the event asks to delete (\"dryRun\": false), but the function's ECR_GC_DRY_RUN is true: an event can only brake, never turn deleting on; set ECR_GC_DRY_RUN=false (the template's DryRun) to delete. Nothing was collected"
+    )]
+    DeletionNotAllowed,
+    #[error("{reason}: an event cannot widen the policy's settings. Nothing was collected")]
+    RepositoryNotSelected { reason: String },
 }
 
-impl From<HandlerError> for Diagnostic {
-    fn from(error: HandlerError) -> Diagnostic {
-        let error_type = match &error {
+impl HandlerError {
+    /// The error type Lambda reports, and the `errorType` of the
+    /// `invocation failed` log line.
+    pub fn error_type(&self) -> &'static str {
+        match self {
             HandlerError::Config(_) => "InvalidConfiguration",
             HandlerError::Event(_) => "UnrecognizedEvent",
             HandlerError::Engine(EngineError::ListRepositories(_)) => "ListRepositoriesFailed",
             HandlerError::EveryRepositoryFailed { .. } => "EveryRepositoryFailed",
             HandlerError::EveryTargetFailed { .. } => "EveryTargetFailed",
             HandlerError::FanOutIncomplete { .. } => "FanOutIncomplete",
-        };
+            HandlerError::DeletionNotAllowed => "DeletionNotAllowed",
+            HandlerError::RepositoryNotSelected { .. } => "RepositoryNotSelected",
+        }
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Diagnostic {
         Diagnostic {
-            error_type: error_type.to_owned(),
+            error_type: error.error_type().to_owned(),
             error_message: error.to_string(),
         }
     }
@@ -456,6 +471,28 @@ pub async fn handle_until(
     deadline: Option<Instant>,
     log: &dyn LogSink,
 ) -> Result<Response, HandlerError> {
+    // Boxed: the dispatch future is large and deeply nested, and the
+    // runtime's own future around it would otherwise exceed the compiler's
+    // layout depth.
+    let result = Box::pin(dispatch(connector, config, event, now, deadline, log)).await;
+    if let Err(error) = &result {
+        log.emit(report::line(
+            "ERROR",
+            "invocation failed",
+            json!({ "errorType": error.error_type(), "error": error.to_string() }),
+        ));
+    }
+    result
+}
+
+async fn dispatch(
+    connector: &Connector,
+    config: &Result<Config, ConfigError>,
+    event: &Value,
+    now: DateTime<Utc>,
+    deadline: Option<Instant>,
+    log: &dyn LogSink,
+) -> Result<Response, HandlerError> {
     let config = config
         .as_ref()
         .map_err(|e| HandlerError::Config(e.clone()))?;
@@ -474,7 +511,7 @@ pub async fn handle_until(
             Some(target) => (
                 "ecr-push",
                 Overrides::default(),
-                Some(vec![(target, Scope::NamedIfSelected(vec![repository]))]),
+                Some(vec![(target, Scope::Named(vec![repository]))]),
             ),
             None => {
                 let what = format!(
@@ -486,11 +523,16 @@ pub async fn handle_until(
         Trigger::Ignored { what } => return Ok(ignored(what, log)),
         Trigger::Queue(records) => {
             return Ok(Response::Batch(
-                consume(connector, config, records, stop_at, log).await,
+                consume(connector, config, records, now, stop_at, log).await,
             ));
         }
     };
-    let dry_run = overrides.dry_run.unwrap_or(config.dry_run);
+    let dry_run = brake(config.dry_run, overrides.dry_run)?;
+    for name in overrides.repositories.iter().flatten() {
+        if let Some(reason) = config.policy.settings.repositories.refusal(name) {
+            return Err(HandlerError::RepositoryNotSelected { reason });
+        }
+    }
     let work = match (work, &overrides.repositories) {
         (Some(work), _) => work,
         (None, Some(names)) => every_target()
@@ -541,6 +583,17 @@ pub async fn handle_until(
     ));
     systemic_failure(&collection)?;
     Ok(Response::Collection(Box::new(collection)))
+}
+
+/// The run's dry run: the function's own `ECR_GC_DRY_RUN`, which an event
+/// may tighten (`"dryRun": true`) but never loosen. An event that asks to
+/// delete while the function is a dry run is refused, so its sender learns
+/// that nothing was deleted rather than reading a dry run's report.
+fn brake(configured: bool, asked: Option<bool>) -> Result<bool, HandlerError> {
+    match (configured, asked) {
+        (true, Some(false)) => Err(HandlerError::DeletionNotAllowed),
+        (configured, asked) => Ok(configured || asked == Some(true)),
+    }
 }
 
 fn ignored(what: String, log: &dyn LogSink) -> Response {
@@ -699,44 +752,45 @@ async fn consume(
     connector: &Connector,
     config: &Config,
     records: Vec<Record>,
+    clock: DateTime<Utc>,
     stop_at: Option<Instant>,
     log: &dyn LogSink,
 ) -> BatchResponse {
     let mut failures: BTreeSet<String> = BTreeSet::new();
-    // By dry run, then target: the repositories and the messages naming them.
+    // By dry run, then target: the repositories and the messages naming
+    // them, each with the time it is judged as of.
     let mut groups: BTreeMap<bool, BTreeMap<Target, Vec<(String, Message)>>> = BTreeMap::new();
+    let mut judged_as_of: BTreeMap<bool, DateTime<Utc>> = BTreeMap::new();
     for record in records {
-        let problem = match record.message {
-            Err(problem) => problem,
-            Ok(message) if !config.targets.contains(&message.target()) => {
-                format!("{} is not among the configured targets", message.target())
-            }
-            Ok(message) => {
+        let admitted = record
+            .message
+            .and_then(|message| admit(config, &message, clock).map(|at| (message, at)));
+        match admitted {
+            Ok((message, at)) => {
                 // The consumer's own ECR_GC_DRY_RUN=true is a brake on
                 // messages already queued: setting it stops their deletions.
+                let dry_run = message.dry_run || config.dry_run;
+                let earliest = judged_as_of.entry(dry_run).or_insert(at);
+                *earliest = (*earliest).min(at);
                 groups
-                    .entry(message.dry_run || config.dry_run)
+                    .entry(dry_run)
                     .or_default()
                     .entry(message.target())
                     .or_default()
                     .push((record.message_id, message));
-                continue;
             }
-        };
-        log.emit(report::line(
-            "ERROR",
-            "queue message refused",
-            json!({ "messageId": record.message_id, "error": problem }),
-        ));
-        failures.insert(record.message_id);
+            Err(problem) => {
+                log.emit(report::line(
+                    "ERROR",
+                    "queue message refused",
+                    json!({ "messageId": record.message_id, "error": problem }),
+                ));
+                failures.insert(record.message_id);
+            }
+        }
     }
     for (dry_run, targets) in groups {
-        let now = targets
-            .values()
-            .flatten()
-            .map(|(_, m)| m.now)
-            .min()
-            .unwrap_or_else(Utc::now);
+        let now = judged_as_of.get(&dry_run).copied().unwrap_or(clock);
         let work = targets
             .iter()
             .map(|(target, messages)| {
@@ -744,7 +798,7 @@ async fn consume(
                     messages.iter().map(|(_, m)| m.repository.clone()).collect();
                 names.sort();
                 names.dedup();
-                (target.clone(), Scope::NamedIfSelected(names))
+                (target.clone(), Scope::Named(names))
             })
             .collect();
         let run = Run {
@@ -780,6 +834,51 @@ async fn consume(
             .map(|item_identifier| BatchItemFailure { item_identifier })
             .collect(),
     }
+}
+
+/// Whether the consumer acts on `message`, and as of when. Nothing in a
+/// message may widen what the function's own configuration allows: its
+/// account and region must be a configured target, its repository one the
+/// settings select, and its time can only move the evaluation back, never
+/// forward: a message dated ahead of the consumer's clock (beyond
+/// [`fanout::CLOCK_SKEW`]) or older than the queue keeps messages
+/// ([`fanout::MAX_MESSAGE_AGE`]) is refused. A message without `now` is
+/// judged as of the consumer's clock.
+fn admit(
+    config: &Config,
+    message: &Message,
+    clock: DateTime<Utc>,
+) -> Result<DateTime<Utc>, String> {
+    if !config.targets.contains(&message.target()) {
+        return Err(format!(
+            "{} is not among the configured targets",
+            message.target()
+        ));
+    }
+    if let Some(reason) = config
+        .policy
+        .settings
+        .repositories
+        .refusal(&message.repository)
+    {
+        return Err(reason);
+    }
+    let Some(at) = message.now else {
+        return Ok(clock);
+    };
+    if at > clock + fanout::CLOCK_SKEW {
+        return Err(format!(
+            "the message is dated {at}, ahead of the consumer's clock ({clock}) by more than {} seconds: a message cannot move the evaluation time forward",
+            fanout::CLOCK_SKEW.num_seconds()
+        ));
+    }
+    if at < clock - fanout::MAX_MESSAGE_AGE {
+        return Err(format!(
+            "the message is dated {at}, more than {} hours before the consumer's clock ({clock}), longer than the queue keeps messages",
+            fanout::MAX_MESSAGE_AGE.num_hours()
+        ));
+    }
+    Ok(at.min(clock))
 }
 
 enum Unfinished<'a> {
@@ -960,6 +1059,102 @@ mod tests {
         assert_eq!(
             push_target(&org, &connector, "111122223333", "ap-south-1"),
             None
+        );
+    }
+
+    #[test]
+    fn events_can_only_brake() {
+        for (configured, asked, expected) in [
+            (true, None, Some(true)),
+            (true, Some(true), Some(true)),
+            (true, Some(false), None),
+            (false, None, Some(false)),
+            (false, Some(true), Some(true)),
+            (false, Some(false), Some(false)),
+        ] {
+            let got = brake(configured, asked).ok();
+            assert_eq!(
+                got, expected,
+                "ECR_GC_DRY_RUN={configured}, event {asked:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_queue_message_cannot_widen_the_configuration() {
+        let policy = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}],
+            "settings":{"repositories":{"exclude":["base"]}}}"#;
+        let config = config(&[
+            ("ECR_GC_POLICY", policy),
+            (
+                "ECR_GC_TARGETS",
+                r#"{"accounts":[{"accountId":"111122223333"}]}"#,
+            ),
+        ])
+        .unwrap();
+        let clock = crate::model::parse_rfc3339("2026-11-28T12:00:00Z").unwrap();
+        let at = |text: &str| crate::model::parse_rfc3339(text).unwrap();
+        let message = |account: &str, repository: &str, now: Option<&str>| Message {
+            account_id: Some(account.into()),
+            region: None,
+            repository: repository.into(),
+            dry_run: false,
+            now: now.map(at),
+            trigger: "schedule".into(),
+        };
+        #[track_caller]
+        fn check(got: Result<DateTime<Utc>, String>, expected: Result<DateTime<Utc>, &str>) {
+            match (got, expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want),
+                (Err(got), Err(part)) => assert!(got.contains(part), "{got:?} lacks {part:?}"),
+                (got, want) => panic!("got {got:?}, expected {want:?}"),
+            }
+        }
+        let ours = "111122223333";
+        check(
+            admit(&config, &message(ours, "web", None), clock),
+            Ok(clock),
+        );
+        check(
+            admit(
+                &config,
+                &message(ours, "web", Some("2026-11-28T09:00:00Z")),
+                clock,
+            ),
+            Ok(at("2026-11-28T09:00:00Z")),
+        );
+        // Within the skew, the consumer's clock; beyond it, refused.
+        check(
+            admit(
+                &config,
+                &message(ours, "web", Some("2026-11-28T12:04:00Z")),
+                clock,
+            ),
+            Ok(clock),
+        );
+        check(
+            admit(
+                &config,
+                &message(ours, "web", Some("2999-01-01T00:00:00Z")),
+                clock,
+            ),
+            Err("ahead of the consumer's clock"),
+        );
+        check(
+            admit(
+                &config,
+                &message(ours, "web", Some("2026-11-27T11:59:00Z")),
+                clock,
+            ),
+            Err("longer than the queue keeps messages"),
+        );
+        check(
+            admit(&config, &message("444455556666", "web", None), clock),
+            Err("444455556666/own region is not among the configured targets"),
+        );
+        check(
+            admit(&config, &message(ours, "base", None), clock),
+            Err("excluded by settings.repositories.exclude `base`"),
         );
     }
 

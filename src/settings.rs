@@ -12,7 +12,8 @@
 //!   "inUse": {
 //!     "ecs": { "enabled": true, "taskDefinitionRevisions": 5 },
 //!     "lambda": { "enabled": true },
-//!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json" }
+//!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
+//!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" }
 //!   }
 //! }
 //! ```
@@ -72,7 +73,20 @@ pub struct InUseSources {
     pub ssm_parameter: Option<String>,
     /// An S3 object (`s3://bucket/key`) holding the same.
     pub s3_object: Option<(String, String)>,
+    /// How long ago an external list may have been written, in minutes.
+    pub max_age_minutes: u32,
+    /// The account that must own the S3 object's bucket; by default, the
+    /// account whose credentials read it.
+    pub s3_bucket_owner: Option<String>,
 }
+
+/// How old an external in-use list may be, by default: a publisher that
+/// runs every five minutes has missed a dozen runs by then.
+pub const DEFAULT_MAX_AGE_MINUTES: u32 = 60;
+
+/// The longest `maxAgeMinutes` allowed: a week. A list older than that is
+/// not a description of what runs.
+pub const MAX_MAX_AGE_MINUTES: u32 = 7 * 24 * 60;
 
 impl Default for InUseSources {
     fn default() -> Self {
@@ -81,6 +95,8 @@ impl Default for InUseSources {
             lambda: true,
             ssm_parameter: None,
             s3_object: None,
+            max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
+            s3_bucket_owner: None,
         }
     }
 }
@@ -91,8 +107,7 @@ impl InUseSources {
         InUseSources {
             ecs: None,
             lambda: false,
-            ssm_parameter: None,
-            s3_object: None,
+            ..InUseSources::default()
         }
     }
 
@@ -133,8 +148,8 @@ impl Default for Safety {
     }
 }
 
-/// Which repositories a scheduled or push-triggered run collects. A name is
-/// selected when it matches some `include` glob and no `exclude` glob.
+/// Which repositories ecr-gc may collect, whatever started the run. A name
+/// is selected when it matches some `include` glob and no `exclude` glob.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RepositoryFilter {
     pub include: Vec<Pattern>,
@@ -152,8 +167,27 @@ impl Default for RepositoryFilter {
 
 impl RepositoryFilter {
     pub fn selects(&self, repository_name: &str) -> bool {
-        self.include.iter().any(|p| p.matches(repository_name))
-            && !self.exclude.iter().any(|p| p.matches(repository_name))
+        self.refusal(repository_name).is_none()
+    }
+
+    /// Why `repository_name` is not selected, naming the glob; `None` when
+    /// it is. Every entry point (a schedule, a push, a queue message, a
+    /// repository named in an event or on the command line) is held to the
+    /// same filter, so naming a repository never widens it.
+    pub fn refusal(&self, repository_name: &str) -> Option<String> {
+        if let Some(glob) = self.exclude.iter().find(|p| p.matches(repository_name)) {
+            return Some(format!(
+                "repository `{repository_name}` is excluded by settings.repositories.exclude `{}`",
+                glob.as_str()
+            ));
+        }
+        if !self.include.iter().any(|p| p.matches(repository_name)) {
+            let globs: Vec<&str> = self.include.iter().map(Pattern::as_str).collect();
+            return Some(format!(
+                "repository `{repository_name}` is not matched by settings.repositories.include {globs:?}"
+            ));
+        }
+        None
     }
 }
 
@@ -196,6 +230,8 @@ struct RawEnabled {
 struct RawExternal {
     ssm_parameter: Option<String>,
     s3_object: Option<String>,
+    max_age_minutes: Option<u32>,
+    s3_bucket_owner: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +334,24 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
             };
             sources.s3_object = Some((bucket.to_owned(), key.to_owned()));
         }
+        if let Some(minutes) = external.max_age_minutes {
+            if !(1..=MAX_MAX_AGE_MINUTES).contains(&minutes) {
+                return Err(invalid(
+                    "settings.inUse.external.maxAgeMinutes",
+                    format!("{minutes} is outside 1 to {MAX_MAX_AGE_MINUTES} (a week)"),
+                ));
+            }
+            sources.max_age_minutes = minutes;
+        }
+        if let Some(owner) = external.s3_bucket_owner {
+            crate::model::check_registry_id(&owner).map_err(|e| {
+                invalid(
+                    "settings.inUse.external.s3BucketOwner",
+                    format!("{e}; expected the 12-digit account that owns the bucket"),
+                )
+            })?;
+            sources.s3_bucket_owner = Some(owner);
+        }
     }
     Ok(sources)
 }
@@ -346,6 +400,26 @@ mod tests {
         );
         check(r#"{"gracePeriod":5}"#, Err("unknown field `gracePeriod`"));
         check(
+            r#"{"inUse":{"external":{"maxAgeMinutes":0}}}"#,
+            Err("settings.inUse.external.maxAgeMinutes: 0 is outside 1 to 10080"),
+        );
+        check(
+            r#"{"inUse":{"external":{"s3BucketOwner":"me"}}}"#,
+            Err("settings.inUse.external.s3BucketOwner"),
+        );
+        check(
+            r#"{"inUse":{"external":{"s3Object":"s3://b/k","maxAgeMinutes":15,"s3BucketOwner":"111122223333"}}}"#,
+            Ok(Settings {
+                in_use: InUseSources {
+                    s3_object: Some(("b".into(), "k".into())),
+                    max_age_minutes: 15,
+                    s3_bucket_owner: Some("111122223333".into()),
+                    ..InUseSources::default()
+                },
+                ..Settings::default()
+            }),
+        );
+        check(
             r#"{"concurrency":0}"#,
             Err("settings.concurrency: 0 is outside 1 to 64"),
         );
@@ -375,5 +449,17 @@ mod tests {
         assert!(!some.selects("tools2"));
         assert!(!some.selects("team-a/keep-forever"));
         assert!(!some.selects("team-b/web"));
+        assert_eq!(
+            some.refusal("team-a/keep-forever").as_deref(),
+            Some(
+                "repository `team-a/keep-forever` is excluded by settings.repositories.exclude `team-a/keep-*`"
+            )
+        );
+        assert_eq!(
+            some.refusal("team-b/web").as_deref(),
+            Some(
+                "repository `team-b/web` is not matched by settings.repositories.include [\"team-a/*\", \"tools\"]"
+            )
+        );
     }
 }

@@ -80,6 +80,14 @@ impl SourceError {
             message: message.into(),
         }
     }
+
+    pub fn stale(operation: &'static str, message: impl Into<String>) -> Self {
+        SourceError {
+            operation,
+            code: "StaleInUseList".into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// How one source fared, for the report.
@@ -205,12 +213,29 @@ pub async fn collect(
             &mut inventory,
         );
     }
+    // An external list's age is measured on the clock, not against the
+    // run's evaluation time, which a queue message may have set earlier.
+    let now = chrono::Utc::now();
+    let rules = external::ReadRules {
+        max_age: chrono::TimeDelta::minutes(i64::from(sources.max_age_minutes)),
+        bucket_owner: sources
+            .s3_bucket_owner
+            .clone()
+            .or_else(|| inventory.registry.as_ref().map(|r| r.account.clone())),
+    };
     if let Some(name) = &sources.ssm_parameter {
-        let result = external::from_ssm(&clients.ssm, name).await;
+        let result = external::from_ssm(&clients.ssm, name, &rules, now).await;
         record(format!("ssm:{name}"), result, &mut inventory);
     }
     if let Some((bucket, key)) = &sources.s3_object {
-        let result = external::from_s3(&clients.s3, bucket, key).await;
+        let result = if rules.bucket_owner.is_none() {
+            Err(SourceError::invalid(
+                "GetObject",
+                "the account expected to own the bucket is not known (set settings.inUse.external.s3BucketOwner)",
+            ))
+        } else {
+            external::from_s3(&clients.s3, bucket, key, &rules, now).await
+        };
         record(format!("s3://{bucket}/{key}"), result, &mut inventory);
     }
     inventory

@@ -3,12 +3,11 @@
 //! `events/`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{Moto, create_repository, digests, free_port, push, wait_for_port};
+use crate::support::{Moto, RuntimeLoop, create_repository, digests, push};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -273,83 +272,14 @@ async fn run_is_a_dry_run_until_apply_and_reaches_ecr_through_aws_endpoint_url()
     assert!(text(&missing.stdout).contains("RepositoryNotFoundException"));
 }
 
-/// Kills the child on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn cargo_lambda_invoke(port: u16, event: &Path) -> Output {
-    Command::new("cargo")
-        .args([
-            "lambda",
-            "invoke",
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port.to_string(),
-            "--output-format",
-            "json",
-            "--data-file",
-        ])
-        .arg(event)
-        .current_dir(ROOT)
-        .output()
-        .expect("cargo lambda must be installed: pip install cargo-lambda (make test does this)")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_runtime_loop_serves_every_sample_event() {
     let moto = Moto::start();
     let client = seed(&moto).await;
-    let port = free_port();
-    // The emulator only; the function is the binary cargo already built,
-    // so the test does not rebuild it.
-    let watch = Child(
-        Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "--timeout",
-                "60",
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-                &port.to_string(),
-            ])
-            .current_dir(ROOT)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "cargo lambda must be installed: pip install cargo-lambda (make test does this)",
-            ),
-    );
-    wait_for_port(port, "cargo lambda watch", Duration::from_secs(60));
-    let log = std::env::temp_dir().join(format!("ecr-gc-lambda-{port}.log"));
-    let function = Child(
-        Command::new(BIN)
-            .current_dir(ROOT)
-            .envs(moto.env())
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("ECR_GC_POLICY_FILE", "examples/demo-policy.json")
-            .env("ECR_GC_DRY_RUN", "false")
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let mut env = moto.env();
+    env.push(("ECR_GC_POLICY_FILE", "examples/demo-policy.json".into()));
+    env.push(("ECR_GC_DRY_RUN", "false".into()));
+    let function = RuntimeLoop::start(&env);
 
     let mut events: Vec<_> = std::fs::read_dir(Path::new(ROOT).join("events"))
         .unwrap()
@@ -360,15 +290,9 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
     let mut seen = Vec::new();
     for event in &events {
         let name = event.file_name().unwrap().to_str().unwrap().to_owned();
-        let out = cargo_lambda_invoke(port, event);
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        let response: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{name}: {e}: {}", text(&out.stdout)));
+        let response = function
+            .invoke_file(event)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         seen.push(name.clone());
         match name.as_str() {
             "ecr-delete.json" => assert!(response["ignored"].as_str().unwrap().contains("DELETE")),
@@ -419,30 +343,19 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
     assert_eq!(digests(&client, "demo/worker").await.len(), 3);
 
     // Anything else fails the invocation with a message naming what came in.
-    let junk = std::env::temp_dir().join(format!("ecr-gc-junk-{port}.json"));
-    std::fs::write(
-        &junk,
-        r#"{"source":"aws.s3","detail-type":"Object Created","detail":{}}"#,
-    )
-    .unwrap();
-    let out = cargo_lambda_invoke(port, &junk);
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let junk = serde_json::json!({"source":"aws.s3","detail-type":"Object Created","detail":{}});
+    let all = function.invoke(&junk).unwrap_err();
     assert!(
         all.contains("UnrecognizedEvent") && all.contains("aws.s3"),
         "{all}"
     );
 
-    drop(function);
-    drop(watch);
-    let lines = std::fs::read_to_string(&log).unwrap();
     let mut deleted = 0;
-    for line in lines.lines() {
-        let value: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+    for value in function.lines() {
         if value["message"] == "image deleted" {
             deleted += 1;
             for field in ["repositoryName", "imageDigest", "imageTags", "rulePriority"] {
-                assert!(!value[field].is_null(), "{field} missing in {line}");
+                assert!(!value[field].is_null(), "{field} missing in {value}");
             }
         }
     }

@@ -20,10 +20,19 @@ not: it pages DescribeRepositories, DescribeImages (without imageIds) and
 ListImages at maxResults (default 100) with nextToken, and BatchDeleteImage
 lists every image it deleted (moto leaves out untagged ones).
 
+The key "age" ({"GetParameter": SECONDS, "GetObject": SECONDS}) makes an SSM
+parameter's LastModifiedDate, or an S3 object's Last-Modified, that many
+seconds older than moto says: an external in-use list whose publisher died.
+The key "bucketOwners" ({"BUCKET": "ACCOUNT"}) makes S3 answer 403
+AccessDenied, as S3 does, to a request whose x-amz-expected-bucket-owner
+names any other account (moto ignores the header).
+
 GET /__counts answers the requests seen, by operation, as JSON; an ECR
 request without registryId is also counted under "<operation>:noRegistryId".
 Each served fault is printed on stdout, one JSON line.
 """
+import email.utils
+import datetime
 import http.client
 import json
 import socket
@@ -35,6 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, upstream, plan = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3])
 paging = bool(plan.pop("ecr", False))
+ages = plan.pop("age", {})
+bucket_owners = plan.pop("bucketOwners", {})
 lock = threading.Lock()
 counts = {}
 PAGED = {"DescribeRepositories": "repositories", "DescribeImages": "imageDetails", "ListImages": "imageIds"}
@@ -58,12 +69,15 @@ def next_fault(operation, body):
     return None
 
 
-def operation_of(headers, body):
+def operation_of(method, path, headers, body):
     target = headers.get("X-Amz-Target")
     if target:
         return target.rsplit(".", 1)[-1]
     form = urllib.parse.parse_qs(body)
-    return (form.get("Action") or [""])[0]
+    action = (form.get("Action") or [""])[0]
+    if not action and method == "GET" and path.count("/") >= 2:
+        return "GetObject"  # path-style S3: /bucket/key
+    return action
 
 
 class Proxy(BaseHTTPRequestHandler):
@@ -88,7 +102,18 @@ class Proxy(BaseHTTPRequestHandler):
             return self.answer(200, "application/json", payload)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         text = urllib.parse.unquote_plus(body.decode("utf-8", "replace"))
-        operation = operation_of(self.headers, body.decode("utf-8", "replace"))
+        operation = operation_of(self.command, self.path, self.headers, body.decode("utf-8", "replace"))
+        if operation == "GetObject":
+            bucket = self.path.split("/")[1]
+            expected = self.headers.get("x-amz-expected-bucket-owner")
+            owner = bucket_owners.get(bucket)
+            if owner and expected and expected != owner:
+                count(operation)
+                payload = (
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>"
+                    "<Message>Access Denied</Message><RequestId>0</RequestId></Error>"
+                ).encode()
+                return self.answer(403, "application/xml", payload)
         fault = next_fault(operation, text)
         if fault:
             print(json.dumps({"operation": operation, "fault": fault}), flush=True)
@@ -160,8 +185,15 @@ class Proxy(BaseHTTPRequestHandler):
                 if digest and digest not in listed and digest not in failed:
                     answer.setdefault("imageIds", []).append({"imageDigest": digest})
             data = json.dumps(answer).encode()
+        if operation == "GetParameter" and operation in ages and response.status == 200:
+            answer = json.loads(data)
+            answer["Parameter"]["LastModifiedDate"] -= ages[operation]
+            data = json.dumps(answer).encode()
         self.send_response(response.status)
         for k, v in response.getheaders():
+            if k.lower() == "last-modified" and operation in ages:
+                when = email.utils.parsedate_to_datetime(v) - datetime.timedelta(seconds=ages[operation])
+                v = email.utils.format_datetime(when, usegmt=True)
             if k.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))

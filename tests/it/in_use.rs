@@ -216,3 +216,135 @@ async fn a_failing_source_stops_every_deletion_and_is_named() {
                 && l["error"].as_str().unwrap().contains("ssm:/ecr-gc/missing"))
     );
 }
+
+/// The publisher script of deploy/kubernetes/in-use-cronjob.yaml, run with
+/// bash as the CronJob runs it, with `curl` answering a real-shaped pod list
+/// and `aws` keeping what it would upload: the list it writes is one that
+/// ecr-gc accepts, with every image and resolved imageID in it once.
+#[test]
+fn the_cronjobs_publisher_writes_a_list_ecr_gc_accepts() {
+    let yaml = std::fs::read_to_string(format!(
+        "{}/deploy/kubernetes/in-use-cronjob.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let script: String = yaml
+        .lines()
+        .skip_while(|l| l.trim() != "publish.sh: |")
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(script.starts_with("#!/bin/bash\n"), "{script}");
+    let dir = std::env::temp_dir().join(format!("ecr-gc-publisher-{}", std::process::id()));
+    let bin = dir.join("bin");
+    let sa = dir.join("serviceaccount");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&sa).unwrap();
+    std::fs::write(sa.join("token"), "the-token").unwrap();
+    std::fs::write(sa.join("ca.crt"), "").unwrap();
+    let host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    // The API server's compact JSON: a running pod with an init container,
+    // a pending one whose imageID is still empty.
+    let pods = json!({
+        "kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"},
+        "items": [
+            {"metadata": {"name": "web-1", "namespace": "prod"},
+             "spec": {"initContainers": [{"name": "migrate", "image": format!("{host}/web:v2")}],
+                      "containers": [{"name": "web", "image": format!("{host}/web:v2")},
+                                     {"name": "proxy", "image": "envoyproxy/envoy:v1.31.0"}]},
+             "status": {"initContainerStatuses": [{"name": "migrate", "image": format!("{host}/web:v2"), "imageID": format!("{host}/web@{digest}")}],
+                        "containerStatuses": [{"name": "web", "image": format!("{host}/web:v2"), "imageID": format!("{host}/web@{digest}")},
+                                              {"name": "proxy", "image": "docker.io/envoyproxy/envoy:v1.31.0", "imageID": "docker.io/envoyproxy/envoy@sha256:0123"}]}},
+            {"metadata": {"name": "worker-1", "namespace": "prod"},
+             "spec": {"containers": [{"name": "worker", "image": format!("{host}/worker:v9")}]},
+             "status": {"containerStatuses": [{"name": "worker", "image": format!("{host}/worker:v9"), "imageID": ""}]}}
+        ]
+    });
+    std::fs::write(dir.join("pods.json"), pods.to_string()).unwrap();
+    let fake = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+        Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    };
+    fake(
+        "curl",
+        &format!(
+            r#"for a in "$@"; do [ "$a" = "Authorization: Bearer the-token" ] && ok=1; done; [ -n "$ok" ] || exit 22; cat {}"#,
+            dir.join("pods.json").display()
+        ),
+    );
+    fake(
+        "aws",
+        &format!(
+            r#"[ "$1 $2 $4" = "s3 cp s3://lists/in-use/prod.json" ] || exit 1; cp "$3" {}"#,
+            dir.join("uploaded.json").display()
+        ),
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("SERVICE_ACCOUNT_DIR", &sa)
+        .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", "443")
+        .env("BUCKET", "lists")
+        .env("KEY", "in-use/prod.json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uploaded = std::fs::read_to_string(dir.join("uploaded.json")).unwrap();
+    let uses = ecr_gc::inventory::external::parse(
+        &uploaded,
+        "GetObject",
+        "external:s3://lists/in-use/prod.json",
+    )
+    .unwrap_or_else(|e| panic!("{e}: {uploaded}"));
+    let mut references: Vec<String> = serde_json::from_str(&uploaded).unwrap();
+    references.sort();
+    assert_eq!(uses.len(), references.len());
+    let mut want = vec![
+        format!("{host}/web:v2"),
+        format!("{host}/web@{digest}"),
+        format!("{host}/worker:v9"),
+        "docker.io/envoyproxy/envoy:v1.31.0".to_owned(),
+        "docker.io/envoyproxy/envoy@sha256:0123".to_owned(),
+        "envoyproxy/envoy:v1.31.0".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(references, want);
+
+    // No pods at all: an empty list, still valid JSON.
+    std::fs::write(dir.join("pods.json"), r#"{"kind":"PodList","items":[]}"#).unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("SERVICE_ACCOUNT_DIR", &sa)
+        .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", "443")
+        .env("BUCKET", "lists")
+        .env("KEY", "in-use/prod.json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("uploaded.json")).unwrap(),
+        "[]\n"
+    );
+}

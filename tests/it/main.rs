@@ -10,6 +10,8 @@
 //!   engine; no delete batch may break a protection.
 //! * `binary`: the CLI and the Lambda runtime loop, as a user runs them.
 //! * `template`: the SAM template, through cfn-lint and sam validate.
+//! * `trust`: the trust boundaries, tried with hostile and stale input
+//!   through the real binary: events, queue messages, in-use lists.
 
 mod binary;
 mod faults;
@@ -20,3 +22,4 @@ mod organisation;
 mod properties;
 mod support;
 mod template;
+mod trust;

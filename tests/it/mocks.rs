@@ -536,7 +536,7 @@ async fn fan_out_sends_again_what_sqs_failed_and_reports_what_it_could_not_send(
             region: Some("eu-west-1".into()),
             repository: format!("svc-{i:02}"),
             dry_run: false,
-            now: Utc::now(),
+            now: Some(Utc::now()),
             trigger: "schedule".into(),
         })
         .collect();

@@ -326,7 +326,7 @@ async fn a_missing_repository_is_reported_and_the_run_goes_on() {
     let event = serde_json::json!({"repositories": ["demo/gone", "demo/web"], "dryRun": false});
     let log = Collected::default();
     let report = report_of(
-        handler::handle(&clients, &config(POLICY, true), &event, Utc::now(), &log)
+        handler::handle(&clients, &config(POLICY, false), &event, Utc::now(), &log)
             .await
             .unwrap(),
     );

@@ -253,3 +253,128 @@ impl Drop for Proxy {
         let _ = self.child.wait();
     }
 }
+
+/// The `ecr-gc` binary serving Lambda events under `cargo lambda watch`
+/// (its runtime API emulator only: the function is the binary cargo already
+/// built), invoked with `cargo lambda invoke`. Both are killed on drop.
+pub struct RuntimeLoop {
+    watch: Child,
+    function: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+impl RuntimeLoop {
+    /// Starts the loop with `env` (the endpoint, the policy, ...) added to
+    /// what Lambda sets.
+    pub fn start(env: &[(&str, String)]) -> RuntimeLoop {
+        let port = free_port();
+        let watch = Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "--timeout",
+                "60",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+            ])
+            .current_dir(ROOT)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "cargo lambda must be installed: pip install cargo-lambda (make test does this)",
+            );
+        wait_for_port(port, "cargo lambda watch", Duration::from_secs(60));
+        let log = std::env::temp_dir().join(format!("ecr-gc-lambda-{port}.log"));
+        let function = Command::new(BIN)
+            .current_dir(ROOT)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        RuntimeLoop {
+            watch,
+            function,
+            port,
+            log,
+        }
+    }
+
+    /// Invokes the function with the event in `file`: its response, or the
+    /// invocation's error as `cargo lambda invoke` prints it.
+    pub fn invoke_file(&self, file: &std::path::Path) -> Result<serde_json::Value, String> {
+        let out = Command::new("cargo")
+            .args([
+                "lambda",
+                "invoke",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &self.port.to_string(),
+                "--output-format",
+                "json",
+                "--data-file",
+            ])
+            .arg(file)
+            .current_dir(ROOT)
+            .output()
+            .expect(
+                "cargo lambda must be installed: pip install cargo-lambda (make test does this)",
+            );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            // cargo lambda wraps the error in a box at the terminal's width:
+            // unwrap it into one line.
+            let text = format!("{stdout}{stderr}").replace(['│', '×'], " ");
+            return Err(text.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        serde_json::from_str(&stdout).map_err(|e| format!("not JSON: {e}: {stdout}{stderr}"))
+    }
+
+    /// Invokes the function with `event`.
+    pub fn invoke(&self, event: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let file = std::env::temp_dir().join(format!(
+            "ecr-gc-event-{}-{}.json",
+            self.port,
+            INVOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&file, event.to_string()).unwrap();
+        self.invoke_file(&file)
+    }
+
+    /// Every JSON log line the function has written so far.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+}
+
+static INVOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for RuntimeLoop {
+    fn drop(&mut self) {
+        for child in [&mut self.function, &mut self.watch] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -109,3 +109,48 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
         assert!(template.contains(needle), "template lacks {needle}");
     }
 }
+
+/// The lines of one top-level resource (or parameter) of the template: its
+/// name's line and every more indented line after it.
+fn resource(template: &str, name: &str) -> String {
+    let header = format!("  {name}:");
+    let mut lines = template.lines().skip_while(|l| *l != header);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("the template has no {name}"));
+    let body = lines.take_while(|l| l.is_empty() || l.starts_with("   "));
+    std::iter::once(first)
+        .chain(body)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A message older than the queue keeps messages is refused by the
+/// consumer: the two ages must agree, or a legitimate message is refused.
+#[test]
+fn the_consumer_refuses_messages_exactly_as_old_as_the_queue_drops_them() {
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    let queue = resource(&template, "FanOutQueue");
+    let retention: i64 = queue
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MessageRetentionPeriod: "))
+        .expect("the fan-out queue sets its retention")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        retention,
+        ecr_gc::fanout::MAX_MESSAGE_AGE.num_seconds(),
+        "{queue}"
+    );
+    let policy = resource(&template, "FanOutQueuePolicy");
+    for needle in [
+        "Action: sqs:SendMessage",
+        "aws:PrincipalArn: !GetAtt FunctionRole.Arn",
+        "aws:SecureTransport: \"false\"",
+    ] {
+        assert!(
+            policy.contains(needle),
+            "the queue policy lacks {needle}:\n{policy}"
+        );
+    }
+}

@@ -296,7 +296,16 @@ fn run_command(
         .collect();
     let report = runtime.block_on(async {
         let connector = Connector::new(retry.load().await);
-        collect::collect(&connector, &targets, &policy, &run, work, &log).await
+        collect::collect(
+            &connector,
+            &targets,
+            &policy,
+            &run,
+            work,
+            collect::Others::Read,
+            &log,
+        )
+        .await
     });
     let mut stdout = std::io::stdout().lock();
     match output {

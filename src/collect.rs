@@ -1,18 +1,27 @@
 //! A collection across targets, for the Lambda handler and the CLI alike.
 //!
-//! 1. Reach each target account once: its role is assumed with one STS
-//!    AssumeRole call however many regions it is collected in; an account
-//!    without a role is reached with the caller's own credentials (its own
-//!    account, or a registry whose policy grants the caller access).
-//! 2. Per target (account and region), concurrently with the policy's
-//!    `concurrency` bound: collect the in-use inventory once, then run the
-//!    engine over that registry's repositories, every ECR call carrying the
-//!    target's registry id.
-//! 3. Combine the target reports in target order.
+//! 1. Reach each account once: its role is assumed with one STS AssumeRole
+//!    call however many regions it is collected in; an account without a
+//!    role is reached with the caller's own credentials (its own account,
+//!    or a registry whose policy grants the caller access).
+//! 2. Read the in-use inventories, once per *view* (the credentials an
+//!    account is reached with, in a region). When the configuration names
+//!    more than one view, every configured view is read, whichever targets
+//!    this run collects: a workload in one account may run an image from
+//!    another account's registry (a central registry is the common layout),
+//!    so every registry is protected by every inventory that points into
+//!    it. A view that cannot be read makes every target's inventory
+//!    incomplete, so nothing is deleted, unless
+//!    `settings.inUse.allowPartialInventory`. A fan-out consumer is given
+//!    the other views' references in its messages instead (see [`Others`]).
+//! 3. Per target (account and region), concurrently with the policy's
+//!    `concurrency` bound: run the engine over that registry's repositories
+//!    with the target's inventory, every ECR call carrying the target's
+//!    registry id.
+//! 4. Combine the target reports in target order.
 //!
 //! A target that cannot be reached is reported on its own, with the reason;
-//! the other targets go on. An account's inventory protects only its own
-//! registry's images in that region (see `inventory`).
+//! the other targets go on (held, unless partial inventories are allowed).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -22,55 +31,55 @@ use futures::stream::{self, StreamExt};
 use crate::aws::{Clients, Connector, Credentials};
 use crate::ecr::Ecr;
 use crate::engine::{self, Run, Scope};
-use crate::inventory;
+use crate::inventory::{self, Foreign, Inventory, Registry, SourceReport};
 use crate::policy::Policy;
 use crate::report::{self, ApiCallCounts, Collection, ForTarget, LogSink, TargetReport};
+use crate::settings::InUseSources;
 use crate::targets::{Target, Targets};
+
+/// The credentials an inventory is read with, and the region: whose
+/// workloads it sees. The account is `None` for the caller's own
+/// credentials (its own account, and accounts listed without a role).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct View {
+    pub credentials: Option<String>,
+    pub region: Option<String>,
+}
 
 /// The credentials of each account a run needs, and what reaching them
 /// cost.
 pub struct Accounts {
     credentials: BTreeMap<Option<String>, Result<Credentials, String>>,
-    /// Accounts reached with the caller's own credentials that are not the
-    /// caller's account: what their inventories cannot see.
-    warnings: BTreeMap<String, String>,
+    /// The caller's own account, when the run needed to know it.
+    own: Option<Result<String, String>>,
+    /// Accounts configured without a role.
+    without_role: BTreeSet<String>,
     pub assume_role_calls: u64,
 }
 
 impl Accounts {
-    /// Reaches every account that `targets` name, concurrently.
+    /// Reaches every account that `targets` name, concurrently. The
+    /// caller's own account is looked up (one GetCallerIdentity) when
+    /// `own_needed`, or when an account is listed without a role.
     pub async fn connect<'a>(
         connector: &Connector,
         config: &Targets,
         targets: impl IntoIterator<Item = &'a Target>,
+        own_needed: bool,
     ) -> Accounts {
         let wanted: BTreeSet<Option<String>> =
             targets.into_iter().map(|t| t.account_id.clone()).collect();
-        // Accounts listed without a role are reached with the caller's own
-        // credentials; if one is not the caller's account, its workloads are
-        // out of sight, and the run says so.
-        let mut warnings = BTreeMap::new();
-        let without_role: Vec<&String> = wanted
+        let without_role: BTreeSet<String> = wanted
             .iter()
             .flatten()
             .filter(|id| config.account(id).is_some_and(|a| a.role_arn.is_none()))
+            .cloned()
             .collect();
-        if !without_role.is_empty() {
-            let own = connector.own_account().await;
-            for id in without_role {
-                let warning = match &own {
-                    Ok(own) if own == id => continue,
-                    Ok(own) => format!(
-                        "account {id} is collected with the caller's own credentials (account {own}): the in-use sources see account {own}'s workloads, not account {id}'s; list its workloads' images in an external in-use list, or give it a roleArn"
-                    ),
-                    Err(e) => format!(
-                        "account {id} is collected with the caller's own credentials, whose account could not be read ({e}): the in-use sources may not see account {id}'s workloads"
-                    ),
-                };
-                warnings.insert(id.clone(), warning);
-            }
-        }
-        let mut assume_role_calls = 0;
+        let own = if own_needed || !without_role.is_empty() {
+            Some(connector.own_account().await.map_err(|e| e.to_string()))
+        } else {
+            None
+        };
         let reached = stream::iter(wanted)
             .map(|account_id| async move {
                 let Some(id) = &account_id else {
@@ -100,22 +109,97 @@ impl Accounts {
             .collect::<Vec<_>>()
             .await;
         let mut credentials = BTreeMap::new();
+        let mut assume_role_calls = 0;
         for (account_id, assumed, result) in reached {
             assume_role_calls += u64::from(assumed);
             credentials.insert(account_id, result);
         }
         Accounts {
             credentials,
-            warnings,
+            own,
+            without_role,
             assume_role_calls,
         }
     }
 
-    /// What the run must say about `target`'s account, if anything.
-    pub fn warning(&self, target: &Target) -> Option<&str> {
-        self.warnings
-            .get(target.account_id.as_deref()?)
-            .map(String::as_str)
+    /// Whose credentials reach `target`, in its region.
+    pub fn view(&self, target: &Target) -> View {
+        View {
+            credentials: target
+                .account_id
+                .clone()
+                .filter(|id| !self.without_role.contains(id)),
+            region: target.region.clone(),
+        }
+    }
+
+    /// The registry `target` names: its account (the caller's own when it
+    /// names none) in its region (the caller's own when it names none).
+    pub fn registry(&self, connector: &Connector, target: &Target) -> Registry {
+        let account = match (&target.account_id, &self.own) {
+            (Some(id), _) => id.clone(),
+            (None, Some(Ok(own))) => own.clone(),
+            (None, _) => "own account".to_owned(),
+        };
+        let region = target
+            .region
+            .clone()
+            .or_else(|| connector.home().region.clone())
+            .unwrap_or_else(|| "own region".to_owned());
+        Registry { account, region }
+    }
+
+    /// What `target`'s inventory cannot see because its account is reached
+    /// without a role (with the caller's own credentials, whose ECS and
+    /// Lambda are the caller's): a failed report line, so that nothing is
+    /// deleted, unless an external list speaks for its workloads or the
+    /// settings allow a partial inventory; then a note.
+    pub fn blind(&self, target: &Target, sources: &InUseSources) -> Option<SourceReport> {
+        let id = target.account_id.as_ref()?;
+        if !self.without_role.contains(id) || !sources.any() {
+            return None;
+        }
+        let (error, note) = match &self.own {
+            Some(Ok(own)) if own == id => return None,
+            Some(Ok(own)) => {
+                let what = format!(
+                    "account {id} is collected with the caller's own credentials (account {own}): the ECS and Lambda sources see account {own}'s workloads, not account {id}'s"
+                );
+                if sources.ssm_parameter.is_some() || sources.s3_object.is_some() {
+                    (
+                        None,
+                        Some(format!(
+                            "{what}; its workloads are seen only through the external in-use list"
+                        )),
+                    )
+                } else if sources.allow_partial_inventory {
+                    (
+                        None,
+                        Some(format!("{what}; collected anyway (allowPartialInventory)")),
+                    )
+                } else {
+                    (
+                        Some(format!(
+                            "{what}, so nothing is deleted in it: give it a roleArn, list its workloads' images in an external in-use list, or set settings.inUse.allowPartialInventory"
+                        )),
+                        None,
+                    )
+                }
+            }
+            Some(Err(e)) => (
+                Some(format!(
+                    "account {id} is collected with the caller's own credentials, whose account could not be read ({e}), so what it runs cannot be told"
+                )),
+                None,
+            ),
+            None => return None,
+        };
+        Some(SourceReport {
+            source: format!("workloads of {id}"),
+            references: 0,
+            error,
+            note,
+        })
     }
 
     /// The clients for `target`, or why its account could not be reached.
@@ -128,6 +212,103 @@ impl Accounts {
     }
 }
 
+/// Whether the configuration names more than one view, so that one
+/// account's workloads may run another registry's images.
+pub fn organisation_wide(config: &Targets, sources: &InUseSources) -> bool {
+    if !sources.any() {
+        return false;
+    }
+    let views: BTreeSet<(Option<String>, Option<String>)> = config
+        .expand()
+        .into_iter()
+        .map(|t| {
+            let credentials = t
+                .account_id
+                .filter(|id| config.account(id).is_some_and(|a| a.role_arn.is_some()));
+            (credentials, t.region)
+        })
+        .collect();
+    views.len() > 1
+}
+
+/// The in-use inventories a run read, one per view.
+pub struct Inventories {
+    views: BTreeMap<View, Inventory>,
+}
+
+impl Inventories {
+    /// Reads the inventory of every view of `targets`, concurrently.
+    pub async fn read(
+        connector: &Connector,
+        accounts: &Accounts,
+        policy: &Policy,
+        targets: &[Target],
+    ) -> Inventories {
+        let sources = &policy.settings.in_use;
+        let mut views: BTreeMap<View, Target> = BTreeMap::new();
+        for target in targets {
+            views
+                .entry(accounts.view(target))
+                .or_insert_with(|| target.clone());
+        }
+        let own = accounts.own.as_ref().and_then(|o| o.as_ref().ok()).cloned();
+        let read = stream::iter(views)
+            .map(|(view, target)| {
+                let own = own.clone();
+                async move {
+                    let inventory = if !sources.any() {
+                        Inventory::none()
+                    } else {
+                        match accounts.clients(connector, &target) {
+                            Ok(clients) => {
+                                let account = view.credentials.clone().or(own);
+                                inventory::collect(&clients, sources, account.as_deref()).await
+                            }
+                            Err(error) => Inventory {
+                                registry: Some(accounts.registry(connector, &target)),
+                                uses: Vec::new(),
+                                sources: vec![SourceReport {
+                                    source: "sts".into(),
+                                    references: 0,
+                                    error: Some(error),
+                                    note: None,
+                                }],
+                            },
+                        }
+                    };
+                    (view, inventory)
+                }
+            })
+            .buffer_unordered(policy.settings.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        Inventories {
+            views: read.into_iter().collect(),
+        }
+    }
+
+    /// What every view but `home` says about `registry` (only its
+    /// `repository`, if given).
+    pub fn foreign(&self, home: &View, registry: &Registry, repository: Option<&str>) -> Foreign {
+        let others: Vec<&Inventory> = self
+            .views
+            .iter()
+            .filter(|(view, _)| *view != home)
+            .map(|(_, inventory)| inventory)
+            .collect();
+        Foreign::of(registry, repository, &others)
+    }
+}
+
+/// Where a run learns what the other views' workloads use.
+pub enum Others {
+    /// Read them (every configured view, when there is more than one).
+    Read,
+    /// Given, per target: a fan-out consumer's messages carry what the
+    /// scheduled run read.
+    Given(BTreeMap<Target, Foreign>),
+}
+
 /// Collects each target in `work` with its scope. `run` carries the
 /// trigger, dry run, `now` and deadline; its own scope is not used.
 pub async fn collect(
@@ -136,11 +317,19 @@ pub async fn collect(
     policy: &Policy,
     run: &Run,
     work: Vec<(Target, Scope)>,
+    others: Others,
     log: &dyn LogSink,
 ) -> Collection {
     let started = Instant::now();
-    let accounts = Accounts::connect(connector, config, work.iter().map(|(t, _)| t)).await;
-    let accounts = &accounts;
+    let sources = &policy.settings.in_use;
+    let org_wide = organisation_wide(config, sources);
+    let mut views: Vec<Target> = work.iter().map(|(t, _)| t.clone()).collect();
+    if org_wide && matches!(others, Others::Read) {
+        views.extend(config.expand());
+    }
+    let accounts = Accounts::connect(connector, config, &views, sources.any()).await;
+    let inventories = Inventories::read(connector, &accounts, policy, &views).await;
+    let (accounts, inventories, others) = (&accounts, &inventories, &others);
     let concurrency = policy.settings.concurrency.max(1);
     let targets: Vec<TargetReport> = stream::iter(work)
         .map(|(target, scope)| async move {
@@ -148,7 +337,18 @@ pub async fn collect(
                 inner: log,
                 target: &target,
             };
-            let result = collect_one(connector, accounts, policy, run, &target, scope, &log).await;
+            let result = collect_one(
+                connector,
+                accounts,
+                inventories,
+                others,
+                policy,
+                run,
+                &target,
+                scope,
+                &log,
+            )
+            .await;
             if let Err(error) = &result {
                 log.emit(report::line(
                     "ERROR",
@@ -179,9 +379,12 @@ pub async fn collect(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn collect_one(
     connector: &Connector,
     accounts: &Accounts,
+    inventories: &Inventories,
+    others: &Others,
     policy: &Policy,
     run: &Run,
     target: &Target,
@@ -192,19 +395,33 @@ async fn collect_one(
         return Err("not started: the invocation's deadline was near".into());
     }
     let clients = accounts.clients(connector, target)?;
-    if let Some(warning) = accounts.warning(target) {
+    let sources = &policy.settings.in_use;
+    let view = accounts.view(target);
+    let registry = accounts.registry(connector, target);
+    let blind = accounts.blind(target, sources);
+    if let Some(blind) = &blind {
         log.emit(report::line(
             "WARN",
             "in-use sources limited to the caller's account",
-            serde_json::json!({ "warning": warning }),
+            serde_json::json!({ "warning": blind.error.as_ref().or(blind.note.as_ref()) }),
         ));
     }
-    let inventory = inventory::collect(
-        &clients,
-        &policy.settings.in_use,
-        target.account_id.as_deref(),
-    )
-    .await;
+    let foreign = match others {
+        Others::Read if inventories.views.len() > 1 => {
+            Some(inventories.foreign(&view, &registry, None))
+        }
+        Others::Read => None,
+        Others::Given(given) => Some(given.get(target).cloned().unwrap_or_default()),
+    };
+    let none = Inventory::none();
+    let home = inventories.views.get(&view).unwrap_or(&none);
+    let inventory = inventory::for_target(
+        registry,
+        home,
+        foreign.as_ref(),
+        sources.allow_partial_inventory,
+        blind,
+    );
     let ecr = Ecr::new(clients.ecr.clone(), target.account_id.clone()).with_stop_at(run.stop_at);
     let run = Run {
         scope,
@@ -216,22 +433,34 @@ async fn collect_one(
 }
 
 /// The repositories of one target that the policy's settings select,
-/// sorted; or why they could not be listed.
+/// sorted; or why they could not be listed. With them, what the other
+/// views' workloads use of each (when the configuration has more than one
+/// view), for the fan-out messages.
 pub struct Listing {
     pub target: Target,
     pub repositories: Result<Vec<String>, String>,
+    pub foreign: BTreeMap<String, Foreign>,
 }
 
 /// Lists the selected repositories of every target (for fan-out), with the
-/// ECR calls and AssumeRole calls that took.
+/// ECR calls and AssumeRole calls that took. When the configuration names
+/// more than one view, every view's inventory is read too, so that each
+/// message can carry what other accounts' workloads use of its repository.
 pub async fn list_targets(
     connector: &Connector,
     config: &Targets,
     policy: &Policy,
     targets: Vec<Target>,
 ) -> (Vec<Listing>, ApiCallCounts, u64) {
-    let accounts = Accounts::connect(connector, config, &targets).await;
-    let accounts = &accounts;
+    let sources = &policy.settings.in_use;
+    let org_wide = organisation_wide(config, sources);
+    let accounts = Accounts::connect(connector, config, &targets, org_wide).await;
+    let inventories = if org_wide {
+        Some(Inventories::read(connector, &accounts, policy, &targets).await)
+    } else {
+        None
+    };
+    let (accounts, inventories) = (&accounts, &inventories);
     let concurrency = policy.settings.concurrency.max(1);
     let listed: Vec<(Listing, ApiCallCounts)> = stream::iter(targets)
         .map(|target| async move {
@@ -242,6 +471,7 @@ pub async fn list_targets(
                         Listing {
                             target,
                             repositories: Err(error),
+                            foreign: BTreeMap::new(),
                         },
                         ApiCallCounts::default(),
                     );
@@ -257,10 +487,22 @@ pub async fn list_targets(
                     names
                 })
                 .map_err(|e| format!("could not list the repositories: {e}"));
+            let mut foreign = BTreeMap::new();
+            if let (Some(inventories), Ok(names)) = (inventories, &repositories) {
+                let view = accounts.view(&target);
+                let registry = accounts.registry(connector, &target);
+                for name in names {
+                    foreign.insert(
+                        name.clone(),
+                        inventories.foreign(&view, &registry, Some(name)),
+                    );
+                }
+            }
             (
                 Listing {
                     target,
                     repositories,
+                    foreign,
                 },
                 ecr.api_calls(),
             )

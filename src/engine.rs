@@ -70,7 +70,7 @@ pub async fn run(
     let started = Instant::now();
     let inventory_failure = inventory.failure().map(|failure| {
         format!(
-            "an in-use source failed, so nothing is deleted in this account and region: {failure}"
+            "the in-use inventory is incomplete, so nothing is deleted in this registry: {failure}"
         )
     });
     if let Some(failure) = &inventory_failure {

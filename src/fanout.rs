@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::aws::error_parts;
 use crate::collect::Listing;
+use crate::inventory::Foreign;
 use crate::model::check_repository_name;
 use crate::targets::{Target, check_region};
 
@@ -57,6 +58,13 @@ pub struct Message {
     pub now: Option<DateTime<Utc>>,
     /// What started the scheduled run, such as `schedule`.
     pub trigger: String,
+    /// What other accounts' workloads use of this repository, and which of
+    /// their inventories could not be read, as the scheduled run found
+    /// them; present when the configuration names more than one account or
+    /// region. It can only add protection; the consumer reads its own
+    /// target's inventory itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign: Option<Foreign>,
 }
 
 impl Message {
@@ -103,6 +111,7 @@ pub fn messages(
                     dry_run,
                     now: Some(now),
                     trigger: trigger.to_owned(),
+                    foreign: listing.foreign.get(repository).cloned(),
                 })
         })
         .collect()
@@ -354,10 +363,12 @@ mod tests {
             Listing {
                 target: target("111122223333"),
                 repositories: Ok(vec!["web".into(), "worker".into()]),
+                foreign: Default::default(),
             },
             Listing {
                 target: target("444455556666"),
                 repositories: Err("AccessDenied".into()),
+                foreign: Default::default(),
             },
         ];
         let got = messages(&listings, "schedule", false, now);

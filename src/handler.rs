@@ -41,9 +41,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::aws::{Connector, SdkRetry};
-use crate::collect;
+use crate::collect::{self, Others};
 use crate::engine::{EngineError, Run, Scope};
 use crate::fanout::{self, Message, NotSent, Record};
+use crate::inventory::Foreign;
 use crate::model::{check_registry_id, check_repository_name};
 use crate::policy::{Policy, PolicyError};
 use crate::report::{self, ApiCallCounts, Collection, LogSink};
@@ -561,8 +562,16 @@ async fn dispatch(
         "run started",
         json!({ "trigger": run.trigger, "dryRun": run.dry_run, "targets": work.len() }),
     ));
-    let collection =
-        collect::collect(connector, &config.targets, &config.policy, &run, work, log).await;
+    let collection = collect::collect(
+        connector,
+        &config.targets,
+        &config.policy,
+        &run,
+        work,
+        Others::Read,
+        log,
+    )
+    .await;
     log.emit(report::line(
         if collection.has_failures() {
             "WARN"
@@ -808,8 +817,17 @@ async fn consume(
             now,
             stop_at,
         };
-        let collection =
-            collect::collect(connector, &config.targets, &config.policy, &run, work, log).await;
+        let others = others_given(config, &targets, clock);
+        let collection = collect::collect(
+            connector,
+            &config.targets,
+            &config.policy,
+            &run,
+            work,
+            others,
+            log,
+        )
+        .await;
         for target in &collection.targets {
             let unfinished = unfinished_repositories(target);
             for (message_id, message) in targets.get(&target.target).into_iter().flatten() {
@@ -834,6 +852,35 @@ async fn consume(
             .map(|item_identifier| BatchItemFailure { item_identifier })
             .collect(),
     }
+}
+
+/// What the other views' workloads use of a batch's repositories: what its
+/// messages carry, when every one of them carries it and is younger than
+/// `maxAgeMinutes` (the scheduled run read every view); otherwise the
+/// consumer reads every view itself. A message can only add protection.
+fn others_given(
+    config: &Config,
+    targets: &BTreeMap<Target, Vec<(String, Message)>>,
+    clock: DateTime<Utc>,
+) -> Others {
+    let sources = &config.policy.settings.in_use;
+    if !collect::organisation_wide(&config.targets, sources) {
+        return Others::Read;
+    }
+    let oldest = clock - chrono::TimeDelta::minutes(i64::from(sources.max_age_minutes));
+    let mut given: BTreeMap<Target, Foreign> = BTreeMap::new();
+    for (target, messages) in targets {
+        for (_, message) in messages {
+            match (&message.foreign, message.now) {
+                (Some(foreign), Some(at)) if at >= oldest => given
+                    .entry(target.clone())
+                    .or_default()
+                    .extend(foreign.clone()),
+                _ => return Others::Read,
+            }
+        }
+    }
+    Others::Given(given)
 }
 
 /// Whether the consumer acts on `message`, and as of when. Nothing in a
@@ -1101,6 +1148,7 @@ mod tests {
             dry_run: false,
             now: now.map(at),
             trigger: "schedule".into(),
+            foreign: None,
         };
         #[track_caller]
         fn check(got: Result<DateTime<Utc>, String>, expected: Result<DateTime<Utc>, &str>) {

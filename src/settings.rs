@@ -13,7 +13,8 @@
 //!     "ecs": { "enabled": true, "taskDefinitionRevisions": 5 },
 //!     "lambda": { "enabled": true },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
-//!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" }
+//!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
+//!     "allowPartialInventory": false
 //!   }
 //! }
 //! ```
@@ -78,6 +79,11 @@ pub struct InUseSources {
     /// The account that must own the S3 object's bucket; by default, the
     /// account whose credentials read it.
     pub s3_bucket_owner: Option<String>,
+    /// Whether a target is collected even when some workloads that may use
+    /// its registry could not be seen: other targets whose inventory failed
+    /// or whose account could not be reached, and accounts reached without
+    /// a role. Its own sources must still succeed.
+    pub allow_partial_inventory: bool,
 }
 
 /// How old an external in-use list may be, by default: a publisher that
@@ -97,6 +103,7 @@ impl Default for InUseSources {
             s3_object: None,
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
+            allow_partial_inventory: false,
         }
     }
 }
@@ -210,6 +217,7 @@ struct RawInUse {
     ecs: Option<RawEcs>,
     lambda: Option<RawEnabled>,
     external: Option<RawExternal>,
+    allow_partial_inventory: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -301,7 +309,10 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
 }
 
 fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
-    let mut sources = InUseSources::default();
+    let mut sources = InUseSources {
+        allow_partial_inventory: raw.allow_partial_inventory.unwrap_or(false),
+        ..InUseSources::default()
+    };
     if let Some(ecs) = raw.ecs {
         let revisions = ecs
             .task_definition_revisions

@@ -8,13 +8,17 @@
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
 //!   object, for what AWS APIs cannot see (EKS pods, other clusters, CI).
 //!
-//! The inventory is collected once per account and region. References are
-//! resolved per repository against the survey's listing: a digest protects
-//! itself, a tag protects the digest it points at in that snapshot, and a
-//! reference to any other registry is ignored.
+//! The inventory is collected once per account and region ([`collect`]).
+//! A target's inventory ([`for_target`]) is its own account's, plus what
+//! the other inventories of the run use of its registry ([`Foreign`]): a
+//! workload in one account may run another account's images. References
+//! are resolved per repository against the survey's listing: a digest
+//! protects itself, a tag protects the digest it points at in that
+//! snapshot, and a reference to any other registry is not this target's.
 //!
-//! Fail closed: if an enabled source fails, [`Inventory::failure`] says so,
-//! and the engine deletes nothing in this account and region.
+//! Fail closed: if an enabled source fails, or another inventory of the run
+//! could not be read, [`Inventory::failure`] says so, and the engine
+//! deletes nothing in the target's registry.
 
 pub mod ecs;
 pub mod external;
@@ -23,7 +27,7 @@ pub mod reference;
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::aws::{Clients, error_parts};
@@ -94,21 +98,195 @@ impl SourceError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceReport {
-    /// `sts`, `ecs`, `lambda`, `ssm:<name>` or `s3://bucket/key`.
+    /// `sts`, `ecs`, `lambda`, `ssm:<name>` or `s3://bucket/key`; for
+    /// what other accounts' workloads use, `workloads of <account>/<region>`
+    /// or `other targets' workloads`.
     pub source: String,
     pub references: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the run could not see but went on without, when the settings
+    /// allow it (`allowPartialInventory`, or an account seen only through
+    /// an external list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
-/// The references in use in one account and region.
+impl SourceReport {
+    fn failed(source: impl Into<String>, error: impl Into<String>) -> SourceReport {
+        SourceReport {
+            source: source.into(),
+            references: 0,
+            error: Some(error.into()),
+            note: None,
+        }
+    }
+}
+
+/// The references in use that one account's sources saw in one region; or,
+/// for a target, everything that protects its registry (see
+/// [`for_target`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
-    /// The registry the references are resolved against; `None` when no
-    /// source is enabled.
+    /// Whose workloads the sources saw, and so the registry "ours" means;
+    /// for a target's inventory, its registry. `None` when no source is
+    /// enabled (or the account could not be told).
     pub registry: Option<Registry>,
     pub uses: Vec<InUse>,
     pub sources: Vec<SourceReport>,
+}
+
+/// What the other inventories of a run say about one registry (or one of
+/// its repositories): the references their workloads make into it, and
+/// which of them could not be read. A fan-out message carries it from the
+/// scheduled run, which read every inventory, to the consumer, which reads
+/// only its own target's; it can only add protection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Foreign {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uses: Vec<ForeignUse>,
+    /// Inventories that could not be read, whose workloads may use this
+    /// registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<Incomplete>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ForeignUse {
+    pub reference: String,
+    /// `<account>/<region>:<workload>`, such as
+    /// `222222222222/eu-west-1:ecs:prod/web`.
+    pub workload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Incomplete {
+    /// `<account>/<region>`.
+    pub workloads: String,
+    pub error: String,
+}
+
+impl Foreign {
+    /// What `others` say about `registry` (only its `repository`, if
+    /// given).
+    pub fn of(registry: &Registry, repository: Option<&str>, others: &[&Inventory]) -> Foreign {
+        let mut foreign = Foreign::default();
+        for other in others {
+            let who = other
+                .registry
+                .as_ref()
+                .map_or_else(|| "an account".to_owned(), Registry::to_string);
+            if let Some(error) = other.failure() {
+                foreign.incomplete.push(Incomplete {
+                    workloads: who.clone(),
+                    error,
+                });
+            }
+            for used in &other.uses {
+                let r = &used.reference;
+                if registry.is_host(&r.registry)
+                    && repository.is_none_or(|name| name == r.repository)
+                {
+                    foreign.uses.push(ForeignUse {
+                        reference: r.to_string(),
+                        workload: format!("{who}:{}", used.workload),
+                    });
+                }
+            }
+        }
+        foreign
+    }
+
+    /// Adds `other`'s uses and failures to these.
+    pub fn extend(&mut self, other: Foreign) {
+        self.uses.extend(other.uses);
+        self.incomplete.extend(other.incomplete);
+    }
+}
+
+/// A target's inventory: what its own sources saw (`home`, read with the
+/// target's credentials in its region) and what the run's other inventories
+/// use of its registry (`foreign`; `None` when the run has no other
+/// inventory, so the report has no line for them). An inventory of `foreign` that could not
+/// be read makes it incomplete, so nothing is deleted, unless
+/// `allow_partial`; then the report notes it. `blind` is what else the
+/// target cannot see (an account reached without a role), as a report line.
+pub fn for_target(
+    registry: Registry,
+    home: &Inventory,
+    foreign: Option<&Foreign>,
+    allow_partial: bool,
+    blind: Option<SourceReport>,
+) -> Inventory {
+    if home.registry.is_none() && home.sources.is_empty() {
+        // No source is enabled: nothing is known, and nothing is asked.
+        return Inventory::none();
+    }
+    let mut inventory = Inventory {
+        sources: home.sources.clone(),
+        ..Inventory::default()
+    };
+    // The home sources' own workloads are named as they are when they are
+    // the target's own account; else (an account reached with the caller's
+    // credentials) by whose they are.
+    let prefix = match &home.registry {
+        Some(seen) if *seen != registry => format!("{seen}:"),
+        _ => String::new(),
+    };
+    inventory.uses.extend(home.uses.iter().map(|u| InUse {
+        reference: u.reference.clone(),
+        workload: format!("{prefix}{}", u.workload),
+    }));
+    if let Some(foreign) = foreign {
+        add_foreign(&mut inventory, foreign, allow_partial);
+    }
+    inventory.sources.extend(blind);
+    inventory.registry = Some(registry);
+    inventory
+}
+
+fn add_foreign(inventory: &mut Inventory, foreign: &Foreign, allow_partial: bool) {
+    let mut references = 0;
+    for used in &foreign.uses {
+        match reference::parse(&used.reference) {
+            Some(reference) => {
+                references += 1;
+                inventory.uses.push(InUse {
+                    reference,
+                    workload: used.workload.clone(),
+                });
+            }
+            None => inventory.sources.push(SourceReport::failed(
+                "other targets' workloads",
+                format!("`{}` is not an image reference", used.reference),
+            )),
+        }
+    }
+    inventory.sources.push(SourceReport {
+        source: "other targets' workloads".into(),
+        references,
+        error: None,
+        note: None,
+    });
+    for incomplete in &foreign.incomplete {
+        let what = format!(
+            "the in-use inventory of {} is incomplete ({}); its workloads may run images of this registry",
+            incomplete.workloads, incomplete.error
+        );
+        let mut line = SourceReport::failed(format!("workloads of {}", incomplete.workloads), "");
+        if allow_partial {
+            line.error = None;
+            line.note = Some(format!("{what}; collected anyway (allowPartialInventory)"));
+        } else {
+            line.error = Some(format!(
+                "{what}; set settings.inUse.allowPartialInventory to collect regardless"
+            ));
+        }
+        inventory.sources.push(line);
+    }
 }
 
 impl Inventory {
@@ -251,13 +429,10 @@ fn record(name: String, result: Result<Vec<InUse>, SourceError>, inventory: &mut
                 source: name,
                 references,
                 error: None,
+                note: None,
             }
         }
-        Err(error) => SourceReport {
-            source: name,
-            references: 0,
-            error: Some(error.to_string()),
-        },
+        Err(error) => SourceReport::failed(name, error.to_string()),
     };
     inventory.sources.push(report);
 }
@@ -345,15 +520,158 @@ mod tests {
         assert!(Inventory::none().in_use("web", &images).is_empty());
     }
 
+    fn registry(account: &str, region: &str) -> Registry {
+        Registry {
+            account: account.into(),
+            region: region.into(),
+        }
+    }
+
+    fn seen(at: Registry, uses: &[(&str, &str)], error: Option<&str>) -> Inventory {
+        Inventory {
+            registry: Some(at),
+            uses: uses.iter().filter_map(|(r, w)| use_of(r, *w)).collect(),
+            sources: vec![SourceReport {
+                source: "ecs".into(),
+                references: uses.len(),
+                error: error.map(Into::into),
+                note: None,
+            }],
+        }
+    }
+
+    /// A central registry (111122223333, eu-west-1) whose images another
+    /// account's workloads run: they protect it; references to other
+    /// registries and repositories do not; an unreadable inventory holds
+    /// it unless partial inventories are allowed.
+    #[test]
+    fn other_accounts_workloads_protect_a_central_registry() {
+        let central = registry("111122223333", "eu-west-1");
+        let home = seen(
+            central.clone(),
+            &[(&format!("{HOST}/web:v1"), "ecs:prod/web")],
+            None,
+        );
+        let runner = seen(
+            registry("444455556666", "us-east-1"),
+            &[
+                (&format!("{HOST}/web@sha256:b"), "ecs:apps/api"),
+                (&format!("{HOST}/other:v1"), "ecs:apps/other"),
+                (
+                    "444455556666.dkr.ecr.us-east-1.amazonaws.com/web:v1",
+                    "ecs:apps/own",
+                ),
+                ("111122223333.dkr-ecr.eu-west-1.on.aws/web:v3", "lambda:f:1"),
+            ],
+            None,
+        );
+        let broken = seen(
+            registry("777788889999", "eu-west-1"),
+            &[],
+            Some("ListClusters: AccessDenied: no"),
+        );
+        let images = [
+            image("sha256:a", &["v1"]),
+            image("sha256:b", &[]),
+            image("sha256:c", &["v3"]),
+        ];
+
+        let foreign = Foreign::of(&central, Some("web"), &[&runner]);
+        assert_eq!(
+            foreign.uses,
+            vec![
+                ForeignUse {
+                    reference: format!("{HOST}/web@sha256:b"),
+                    workload: "444455556666/us-east-1:ecs:apps/api".into()
+                },
+                ForeignUse {
+                    reference: "111122223333.dkr-ecr.eu-west-1.on.aws/web:v3".into(),
+                    workload: "444455556666/us-east-1:lambda:f:1".into()
+                },
+            ]
+        );
+        // Carried in a message, it round-trips.
+        let text = serde_json::to_string(&foreign).unwrap();
+        assert_eq!(serde_json::from_str::<Foreign>(&text).unwrap(), foreign);
+        let inventory = for_target(central.clone(), &home, Some(&foreign), false, None);
+        assert_eq!(inventory.failure(), None);
+        let mut got: Vec<(String, Vec<String>)> =
+            inventory.in_use("web", &images).into_iter().collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("sha256:a".into(), vec!["ecs:prod/web".into()]),
+                (
+                    "sha256:b".into(),
+                    vec!["444455556666/us-east-1:ecs:apps/api".into()]
+                ),
+                (
+                    "sha256:c".into(),
+                    vec!["444455556666/us-east-1:lambda:f:1".into()]
+                ),
+            ]
+        );
+
+        // An unreadable inventory: held, naming it; or noted, when allowed.
+        let foreign = Foreign::of(&central, None, &[&runner, &broken]);
+        let held = for_target(central.clone(), &home, Some(&foreign), false, None);
+        let failure = held.failure().unwrap();
+        assert!(
+            failure.contains("workloads of 777788889999/eu-west-1"),
+            "{failure}"
+        );
+        assert!(
+            failure.contains("ListClusters: AccessDenied: no"),
+            "{failure}"
+        );
+        assert!(failure.contains("allowPartialInventory"), "{failure}");
+        let allowed = for_target(central.clone(), &home, Some(&foreign), true, None);
+        assert_eq!(allowed.failure(), None);
+        assert!(
+            allowed
+                .sources
+                .iter()
+                .any(|s| s.note.as_deref().is_some_and(
+                    |n| n.contains("777788889999/eu-west-1") && n.contains("collected anyway")
+                ))
+        );
+
+        // A message's reference that is not one fails rather than vanish.
+        let forged = Foreign {
+            uses: vec![ForeignUse {
+                reference: "not a reference".into(),
+                workload: "x".into(),
+            }],
+            incomplete: Vec::new(),
+        };
+        assert!(
+            for_target(central.clone(), &home, Some(&forged), true, None)
+                .failure()
+                .is_some()
+        );
+
+        // No source enabled: nothing is known and nothing is held.
+        assert_eq!(
+            for_target(
+                central,
+                &Inventory::none(),
+                Some(&Foreign::default()),
+                false,
+                None
+            ),
+            Inventory::none()
+        );
+    }
+
     #[test]
     fn a_failed_source_is_named() {
         let mut inventory = Inventory::none();
         assert_eq!(inventory.failure(), None);
-        inventory.sources.push(SourceReport {
-            source: "ecs".into(),
-            references: 0,
-            error: Some("ListClusters: AccessDeniedException: no".into()),
-        });
+        inventory.sources.push(SourceReport::failed(
+            "ecs",
+            "ListClusters: AccessDeniedException: no",
+        ));
         assert_eq!(
             inventory.failure().as_deref(),
             Some("ecs: ListClusters: AccessDeniedException: no")

@@ -16,11 +16,33 @@ pub struct ImageRef {
     pub digest: Option<String>,
 }
 
-/// One ECR registry: an account in a region.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Display for ImageRef {
+    /// The reference as a workload would spell it: it parses back to the
+    /// same `ImageRef`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One ECR registry: an account in a region. Also names whose workloads an
+/// inventory saw.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Registry {
     pub account: String,
     pub region: String,
+}
+
+impl std::fmt::Display for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.account, self.region)
+    }
 }
 
 impl Registry {
@@ -153,6 +175,16 @@ mod tests {
         check(&format!("{HOST}/web:"), None);
         check(&format!("{HOST}/web@nodigest"), None);
         check(&format!("{HOST}/"), None);
+        for text in [
+            format!("{HOST}/team/web:v1"),
+            format!("{HOST}/web@{d}"),
+            format!("{HOST}/web:v1@{d}"),
+            "docker.io/nginx:1.27".to_owned(),
+        ] {
+            let parsed = parse(&text).unwrap();
+            assert_eq!(parsed.to_string(), text);
+            assert_eq!(parse(&parsed.to_string()), Some(parsed));
+        }
     }
 
     #[test]

@@ -538,6 +538,7 @@ async fn fan_out_sends_again_what_sqs_failed_and_reports_what_it_could_not_send(
             dry_run: false,
             now: Some(Utc::now()),
             trigger: "schedule".into(),
+            foreign: None,
         })
         .collect();
     let sent = send(

@@ -28,8 +28,14 @@ const DENIED: &str = "444444444444";
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const REPOSITORIES_PER_TARGET: usize = 50;
 /// The account and region whose in-use list names its own `svc-000`
-/// images, and account 111111111111's too (which it must not protect).
+/// images, and account 111111111111's in the same region too: one
+/// inventory across the organisation protects both.
 const LISTER: (&str, &str) = ("222222222222", "eu-west-1");
+/// A central registry, one of whose images (`svc-001`'s oldest untagged)
+/// only another target account runs, in another region: RUNNER's ECS
+/// service `apps/uses-central`.
+const CENTRAL: (&str, &str) = ("111111111111", "us-east-1");
+const RUNNER: (&str, &str) = ("333333333333", "eu-west-1");
 
 const POLICY: &str = r#"{
   "rules": [{
@@ -41,7 +47,7 @@ const POLICY: &str = r#"{
   "settings": {
     "gracePeriodMinutes": 0,
     "concurrency": 8,
-    "inUse": {"external": {"ssmParameter": "/ecr-gc/in-use"}}
+    "inUse": {"external": {"ssmParameter": "/ecr-gc/in-use"}, "allowPartialInventory": true}
   }
 }"#;
 
@@ -103,8 +109,10 @@ async fn as_account(moto: &Moto, account: &str, region: &str) -> aws_config::Sdk
 }
 
 /// Per (account, region): repositories `svc-000`.. with one tagged and three
-/// untagged images each, and the in-use list. Returns the untagged digests
-/// of every `svc-000`, by (account, region).
+/// untagged images each, the in-use list, and RUNNER's service that runs
+/// CENTRAL's image. Returns the untagged digests of every `svc-000`, by
+/// (account, region), and of CENTRAL's `svc-001` under CENTRAL's key with
+/// the repository appended to the region.
 async fn seed(moto: &Moto) -> BTreeMap<(String, String), Vec<String>> {
     let mut untagged = BTreeMap::new();
     for account in ACCOUNTS {
@@ -130,6 +138,8 @@ async fn seed(moto: &Moto) -> BTreeMap<(String, String), Vec<String>> {
                 let (i, digests) = done.unwrap();
                 if i == 0 {
                     untagged.insert((account.to_owned(), region.to_owned()), digests);
+                } else if i == 1 && (account, region) == CENTRAL {
+                    untagged.insert((account.to_owned(), format!("{region}/svc-001")), digests);
                 }
             }
         }
@@ -161,22 +171,69 @@ async fn seed(moto: &Moto) -> BTreeMap<(String, String), Vec<String>> {
             put_in_use_list(moto, account, region, &list).await;
         }
     }
+    let central = &untagged[&(CENTRAL.0.to_owned(), format!("{}/svc-001", CENTRAL.1))][0];
+    run_service(
+        moto,
+        RUNNER,
+        &format!(
+            "{}.dkr.ecr.{}.amazonaws.com/svc-001@{central}",
+            CENTRAL.0, CENTRAL.1
+        ),
+    )
+    .await;
     untagged
 }
 
+/// An ECS service `apps/uses-central` in `at` (account, region) that runs
+/// `image`.
+async fn run_service(moto: &Moto, at: (&str, &str), image: &str) {
+    use aws_sdk_ecs::types::ContainerDefinition;
+    let ecs = aws_sdk_ecs::Client::new(&as_account(moto, at.0, at.1).await);
+    ecs.create_cluster()
+        .cluster_name("apps")
+        .send()
+        .await
+        .unwrap();
+    ecs.register_task_definition()
+        .family("uses-central")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image(image)
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ecs.create_service()
+        .cluster("apps")
+        .service_name("uses-central")
+        .task_definition("uses-central")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+}
+
 /// What every target must look like afterwards: two images per
-/// repository (the tagged one and the newest untagged one), except the
-/// lister's `svc-000`, whose images are all in use.
+/// repository (the tagged one and the newest untagged one), except
+/// `svc-000` of the lister and of account 111111111111 in its region, whose
+/// images the lister's list names, and CENTRAL's `svc-001`, whose oldest
+/// untagged image RUNNER's service runs.
 async fn check_end_state(moto: &Moto) {
     for account in ACCOUNTS {
         for region in REGIONS {
             let ecr = aws_sdk_ecr::Client::new(&as_account(moto, account, region).await);
             for i in 0..REPOSITORIES_PER_TARGET {
                 let name = format!("svc-{i:03}");
-                let want = if (account, region) == LISTER && i == 0 {
-                    4
-                } else {
-                    2
+                let listed =
+                    i == 0 && region == LISTER.1 && [LISTER.0, ACCOUNTS[0]].contains(&account);
+                let central = i == 1 && (account, region) == CENTRAL;
+                let want = match (listed, central) {
+                    (true, _) => 4,
+                    (_, true) => 3,
+                    _ => 2,
                 };
                 assert_eq!(
                     digests(&ecr, &name).await.len(),
@@ -195,7 +252,8 @@ async fn check_end_state(moto: &Moto) {
 fn floor() -> BTreeMap<&'static str, u64> {
     let targets = (ACCOUNTS.len() * REGIONS.len()) as u64;
     let repositories = targets * REPOSITORIES_PER_TARGET as u64;
-    let deleting = repositories - 1;
+    // The two svc-000 repositories the lister's list names delete nothing.
+    let deleting = repositories - 2;
     BTreeMap::from([
         ("DescribeRepositories", targets),
         ("DescribeImages", repositories + deleting),
@@ -324,30 +382,63 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     );
     let repositories = (ACCOUNTS.len() * REGIONS.len() * REPOSITORIES_PER_TARGET) as u64;
     assert_eq!(collection.summary.repositories, repositories);
-    assert_eq!(collection.summary.images_deleted, 2 * (repositories - 1));
-    // Of the lister's three untagged svc-000 images the rule keeps one;
-    // the other two are in use.
-    assert_eq!(collection.summary.images_protected, 2);
+    // Every repository deletes two, but the two listed svc-000 (none) and
+    // CENTRAL's svc-001 (one).
+    assert_eq!(
+        collection.summary.images_deleted,
+        2 * (repositories - 3) + 1
+    );
+    // Of each listed svc-000's three untagged images the rule keeps one and
+    // two are in use; one of CENTRAL's svc-001 is.
+    assert_eq!(collection.summary.images_protected, 5);
 
-    // The lister's list protects its own svc-000, not account 1's.
-    let lister = collection
-        .targets
-        .iter()
-        .find(|t| {
-            t.target.account_id.as_deref() == Some(LISTER.0)
-                && t.target.region.as_deref() == Some(LISTER.1)
-        })
-        .and_then(|t| t.report.as_ref())
-        .unwrap();
-    assert_eq!(lister.repositories[0].protected.len(), 2);
-    assert!(lister.repositories[0].deleted.is_empty());
+    // One inventory across the organisation: the lister's list protects
+    // account 1's svc-000 as well as its own, and RUNNER's service
+    // protects CENTRAL's image, from another account and region.
+    let report_of = |(account, region): (&str, &str)| {
+        collection
+            .targets
+            .iter()
+            .find(|t| {
+                t.target.account_id.as_deref() == Some(account)
+                    && t.target.region.as_deref() == Some(region)
+            })
+            .and_then(|t| t.report.as_ref())
+            .unwrap()
+    };
+    for account in [LISTER.0, ACCOUNTS[0]] {
+        let report = report_of((account, LISTER.1));
+        assert_eq!(report.repositories[0].protected.len(), 2, "{account}");
+        assert!(report.repositories[0].deleted.is_empty(), "{account}");
+    }
     let first_account = &untagged[&(ACCOUNTS[0].to_owned(), LISTER.1.to_owned())];
     let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, ACCOUNTS[0], LISTER.1).await);
     let left = digests(&ecr, "svc-000").await;
+    assert!(first_account.iter().all(|d| left.contains(d)));
+    let central = &report_of(CENTRAL).repositories[1];
+    assert_eq!(central.repository_name, "svc-001");
+    assert_eq!(central.protected.len(), 1);
+    let protection = central.protected[0].protection.as_deref().unwrap();
+    assert!(
+        protection.contains(&format!("{}/{}:ecs:apps/uses-central", RUNNER.0, RUNNER.1)),
+        "{protection}"
+    );
     assert_eq!(
-        first_account.iter().filter(|d| left.contains(d)).count(),
-        1,
-        "another account's in-use list does not protect this registry"
+        central.protected[0].image_digest,
+        untagged[&(CENTRAL.0.to_owned(), format!("{}/svc-001", CENTRAL.1))][0]
+    );
+    // The denied account's workloads are out of sight: every report says
+    // so, and the settings allow going on without them.
+    let notes: Vec<&str> = report_of(CENTRAL)
+        .in_use_sources
+        .iter()
+        .filter_map(|s| s.note.as_deref())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .all(|n| n.contains(DENIED) && n.contains("allowPartialInventory"))
     );
     check_end_state(&moto).await;
 
@@ -419,6 +510,7 @@ async fn an_organisation_fanned_out_through_sqs_ends_the_same_at_the_floor() {
     // responses honoured.
     let mut calls = fan_out.api_calls;
     let mut batches = 0;
+    let mut carried_central = false;
     loop {
         let received = sqs
             .receive_message()
@@ -432,6 +524,26 @@ async fn an_organisation_fanned_out_through_sqs_ends_the_same_at_the_floor() {
             break;
         }
         batches += 1;
+        // The scheduled run read every inventory: each message carries
+        // what other accounts' workloads use of its repository.
+        for m in messages {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert!(body["foreign"].is_object(), "{body}");
+            if body["accountId"] == CENTRAL.0
+                && body["region"] == CENTRAL.1
+                && body["repository"] == "svc-001"
+            {
+                carried_central = true;
+                let uses = body["foreign"]["uses"].as_array().unwrap();
+                assert!(
+                    uses.iter().any(|u| u["workload"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{}/{}:ecs:", RUNNER.0, RUNNER.1))),
+                    "{body}"
+                );
+            }
+        }
         let records = messages
             .iter()
             .map(|m| sqs_record(m.message_id().unwrap(), m.body().unwrap()))
@@ -455,6 +567,7 @@ async fn an_organisation_fanned_out_through_sqs_ends_the_same_at_the_floor() {
         }
     }
     assert!(batches >= repositories / 10, "{batches} batches");
+    assert!(carried_central);
     check_end_state(&moto).await;
     assert_eq!(ecr_counts(&calls), floor());
     let (wire, without_registry) = wire_counts(&proxy);
@@ -496,7 +609,11 @@ async fn a_batch_hands_back_only_the_messages_that_did_not_finish() {
         .collect();
     assert_eq!(failed, ["denied", "junk", "missing", "stranger"]);
     let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, ACCOUNTS[0], "us-east-1").await);
-    assert_eq!(digests(&ecr, "svc-001").await.len(), 2);
+    // CENTRAL's svc-001: the rule keeps one untagged image, RUNNER's
+    // service another. These messages carry no other accounts' uses, so
+    // the consumer read every account's inventory itself.
+    assert_eq!((ACCOUNTS[0], "us-east-1"), CENTRAL);
+    assert_eq!(digests(&ecr, "svc-001").await.len(), 3);
     assert_eq!(digests(&ecr, "svc-002").await.len(), 4, "not in the batch");
     assert_eq!(
         serde_json::to_value(&batch).unwrap()["batchItemFailures"][0],
@@ -543,6 +660,199 @@ async fn an_account_without_a_role_is_collected_with_a_warning_unless_it_is_our_
         warning.contains("account 123456789012's workloads, not account 999999999999's"),
         "{warning}"
     );
+    // With an external list, it is collected and the report says through
+    // what its workloads are seen.
+    let line = |collection: &ecr_gc::report::Collection| {
+        collection.targets[1]
+            .report
+            .as_ref()
+            .unwrap()
+            .in_use_sources
+            .iter()
+            .find(|s| s.source == "workloads of 999999999999")
+            .cloned()
+            .unwrap()
+    };
+    let seen = line(&collection);
+    assert!(seen.error.is_none());
+    assert!(
+        seen.note
+            .unwrap()
+            .contains("seen only through the external in-use list")
+    );
+
+    // Without one, nothing is deleted in it, and the report says why and
+    // what to do; the function's own account is not held by it.
+    let policy = POLICY.replace(
+        r#""external": {"ssmParameter": "/ecr-gc/in-use"}, "allowPartialInventory": true"#,
+        r#""lambda": {"enabled": true}"#,
+    );
+    assert_ne!(policy, POLICY);
+    let targets =
+        json!({"accounts": [{"accountId": "123456789012"}, {"accountId": "999999999999"}]})
+            .to_string();
+    let config = Config::from_env(move |name| match name {
+        "ECR_GC_POLICY" => Some(policy.clone()),
+        "ECR_GC_TARGETS" => Some(targets.clone()),
+        _ => None,
+    });
+    let response = handler::handle(
+        &connector,
+        &config,
+        &event,
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+    .unwrap();
+    let Response::Collection(collection) = response else {
+        panic!("expected a collection")
+    };
+    let blind = line(&collection).error.unwrap();
+    assert!(
+        blind.contains("so nothing is deleted in it: give it a roleArn"),
+        "{blind}"
+    );
+    let own = collection.targets[0].report.as_ref().unwrap();
+    assert!(
+        own.in_use_sources.iter().all(|s| s.error.is_none()),
+        "{:?}",
+        own.in_use_sources
+    );
+}
+
+/// When one account's inventory cannot be read (here its role is refused),
+/// its workloads may run any registry's images: by default nothing is
+/// deleted anywhere, in one invocation or fanned out, and every report
+/// names the account. (The organisation tests above allow partial
+/// inventories.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreadable_inventory_holds_every_registry_unless_partial_inventories_are_allowed() {
+    let (moto, _proxy, connector) = start().await;
+    for account in ACCOUNTS {
+        for region in REGIONS {
+            let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, account, region).await);
+            create_repository(&ecr, "svc-000").await;
+            push(
+                &ecr,
+                "svc-000",
+                &format!("{account}-{region}-t"),
+                Some("v1"),
+            )
+            .await;
+            for n in 0..3 {
+                push(&ecr, "svc-000", &format!("{account}-{region}-{n}"), None).await;
+            }
+        }
+    }
+    let strict = POLICY.replace(
+        r#""external": {"ssmParameter": "/ecr-gc/in-use"}, "allowPartialInventory": true"#,
+        r#""lambda": {"enabled": true}"#,
+    );
+    let sqs = connector.home().sqs.clone();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("ecr-gc-strict")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let config_with = |queue: Option<String>| {
+        let targets = targets();
+        let strict = strict.clone();
+        Config::from_env(move |name| match name {
+            "ECR_GC_POLICY" => Some(strict.clone()),
+            "ECR_GC_DRY_RUN" => Some("false".into()),
+            "ECR_GC_TARGETS" => Some(targets.clone()),
+            "ECR_GC_FANOUT_QUEUE_URL" => queue.clone(),
+            _ => None,
+        })
+    };
+    let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
+    let response = handler::handle(
+        &connector,
+        &config_with(None),
+        &event,
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+    .unwrap();
+    let Response::Collection(collection) = response else {
+        panic!("expected a collection")
+    };
+    assert_eq!(collection.summary.images_deleted, 0);
+    assert_eq!(collection.summary.repositories_held, 6);
+    for target in collection.targets.iter().filter(|t| t.error.is_none()) {
+        let held = target.report.as_ref().unwrap().repositories[0]
+            .held
+            .as_deref()
+            .unwrap();
+        for part in [
+            "the in-use inventory is incomplete",
+            &format!("{DENIED}/us-east-1"),
+            &format!("{DENIED}/eu-west-1"),
+            "could not assume",
+            "allowPartialInventory",
+        ] {
+            assert!(
+                held.contains(part),
+                "{}: {held:?} lacks {part:?}",
+                target.target
+            );
+        }
+    }
+
+    // Fanned out: every message carries the unreadable inventories, so the
+    // consumer holds its repository and hands the message back.
+    let response = handler::handle(
+        &connector,
+        &config_with(Some(queue_url.clone())),
+        &event,
+        Utc::now(),
+        &Collected::default(),
+    )
+    .await
+    .unwrap();
+    let Response::FanOut(fan_out) = response else {
+        panic!("expected a fan-out")
+    };
+    assert_eq!(fan_out.sent.messages_sent, 6);
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(
+                body["foreign"]["incomplete"].as_array().unwrap().len(),
+                2,
+                "{body}"
+            );
+            sqs_record(m.message_id().unwrap(), m.body().unwrap())
+        })
+        .collect();
+    assert_eq!(records.len(), 6);
+    let (batch, _) = consume(&connector, &config_with(None), records).await;
+    assert_eq!(batch.batch_item_failures.len(), 6, "every one handed back");
+    for account in ACCOUNTS {
+        for region in REGIONS {
+            let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, account, region).await);
+            assert_eq!(
+                digests(&ecr, "svc-000").await.len(),
+                4,
+                "{account}/{region}"
+            );
+        }
+    }
 }
 
 /// Setting the consumer's ECR_GC_DRY_RUN=true brakes messages already
@@ -574,4 +884,61 @@ async fn the_consumers_dry_run_brakes_messages_already_queued() {
     assert!(log.lines().iter().any(
         |l| l["message"] == "image would be deleted (dry run)" && l["accountId"] == ACCOUNTS[0]
     ));
+}
+
+/// Through the CLI, as a user runs it: `run --targets` over two accounts
+/// behind roles in two regions. The central registry's image that only the
+/// other account's ECS service runs, from another region, is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_keeps_a_central_image_that_only_another_account_runs() {
+    let (moto, proxy, _connector) = start().await;
+    let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, CENTRAL.0, CENTRAL.1).await);
+    create_repository(&ecr, "svc-001").await;
+    push(&ecr, "svc-001", "cli-tagged", Some("v1")).await;
+    let mut untagged = Vec::new();
+    for n in 0..3 {
+        untagged.push(push(&ecr, "svc-001", &format!("cli-{n}"), None).await);
+    }
+    let image = format!(
+        "{}.dkr.ecr.{}.amazonaws.com/svc-001@{}",
+        CENTRAL.0, CENTRAL.1, untagged[0]
+    );
+    run_service(&moto, RUNNER, &image).await;
+
+    let dir = std::env::temp_dir().join(format!("ecr-gc-org-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let role =
+        |a: &str| json!({"accountId": a, "roleArn": format!("arn:aws:iam::{a}:role/ecr-gc")});
+    std::fs::write(
+        dir.join("targets.json"),
+        json!({"regions": REGIONS, "accounts": [role(CENTRAL.0), role(RUNNER.0)]}).to_string(),
+    )
+    .unwrap();
+    let policy = POLICY.replace(
+        r#""external": {"ssmParameter": "/ecr-gc/in-use"}, "allowPartialInventory": true"#,
+        r#""lambda": {"enabled": true}"#,
+    );
+    std::fs::write(dir.join("policy.json"), policy).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-gc"))
+        .args(["run", "--apply", "--output", "json", "--policy"])
+        .arg(dir.join("policy.json"))
+        .arg("--targets")
+        .arg(dir.join("targets.json"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["imagesDeleted"], 1, "{report}");
+    assert_eq!(report["summary"]["imagesProtected"], 1, "{report}");
+    let left = digests(&ecr, "svc-001").await;
+    assert_eq!(left.len(), 3);
+    assert!(left.contains(&untagged[0]), "the image RUNNER runs is kept");
+    assert!(!left.contains(&untagged[1]));
 }

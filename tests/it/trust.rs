@@ -363,7 +363,7 @@ async fn an_external_list_that_is_stale_oversized_malformed_or_foreign_fails_clo
         assert_eq!(
             report["repositories"][0]["held"]
                 .as_str()
-                .map(|h| h.contains("in-use source failed")),
+                .map(|h| h.contains("in-use inventory is incomplete")),
             Some(true),
             "{name}: {report}"
         );

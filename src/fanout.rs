@@ -117,12 +117,31 @@ pub fn messages(
         .collect()
 }
 
-/// One record of an SQS event: its message id, and the message or why its
-/// body is not one.
+/// One record of an SQS event: its message id, and what its body holds, or
+/// why it holds nothing ecr-gc reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub message_id: String,
-    pub message: Result<Message, String>,
+    pub message: Result<Body, String>,
+}
+
+/// What a queued message holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// One repository to collect, from a scheduled fan-out.
+    Message(Message),
+    /// An EventBridge event (an object with `source`), as the push rule
+    /// queues ECR push events so that a burst is collected once.
+    Event(Value),
+}
+
+impl Body {
+    fn parse(body: &str) -> Result<Body, String> {
+        match serde_json::from_str::<Value>(body) {
+            Ok(value) if value.get("source").is_some() => Ok(Body::Event(value)),
+            _ => Message::parse(body).map(Body::Message),
+        }
+    }
 }
 
 /// The records of an SQS event, if `event` is one (`Records` whose
@@ -146,7 +165,7 @@ pub fn records(event: &Value) -> Option<Result<Vec<Record>, String>> {
                     .message_id
                     .ok_or_else(|| "an SQS record without messageId".to_owned())?;
                 let message = match r.body {
-                    Some(body) => Message::parse(&body),
+                    Some(body) => Body::parse(&body),
                     None => Err("an SQS record without a body".to_owned()),
                 };
                 Ok(Record {
@@ -284,7 +303,10 @@ mod tests {
                 for (record, (id, message)) in records.iter().zip(want) {
                     assert_eq!(record.message_id, id);
                     match (&record.message, message) {
-                        (Ok(m), Ok(repository)) => assert_eq!(m.repository, repository),
+                        (Ok(Body::Message(m)), Ok(repository)) => {
+                            assert_eq!(m.repository, repository)
+                        }
+                        (Ok(Body::Event(e)), Ok(source)) => assert_eq!(e["source"], source),
                         (Err(e), Err(part)) => assert!(e.contains(part), "{e:?} lacks {part:?}"),
                         (got, want) => panic!("{got:?} vs {want:?}"),
                     }
@@ -333,6 +355,7 @@ mod tests {
                 r#"{"repository":"Web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
                 r#"{"region":"mars","repository":"web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
                 r#"{"roleArn":"arn:aws:iam::1:role/x","repository":"web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
+                include_str!("../events/ecr-push.json"),
             ]),
             Some(Ok(vec![
                 ("m0", Ok("web")),
@@ -340,6 +363,7 @@ mod tests {
                 ("m2", Err("Web")),
                 ("m3", Err("mars")),
                 ("m4", Err("unknown field `roleArn`")),
+                ("m5", Ok("aws.ecr")),
             ])),
         );
         check(r#"{"Records": []}"#, None);

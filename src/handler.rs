@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use crate::aws::{Connector, SdkRetry};
 use crate::collect::{self, Others};
 use crate::engine::{EngineError, Run, Scope};
-use crate::fanout::{self, Message, NotSent, Record};
+use crate::fanout::{self, Body, Message, NotSent, Record};
 use crate::inventory::Foreign;
 use crate::model::{check_registry_id, check_repository_name};
 use crate::policy::{Policy, PolicyError};
@@ -771,9 +771,17 @@ async fn consume(
     let mut groups: BTreeMap<bool, BTreeMap<Target, Vec<(String, Message)>>> = BTreeMap::new();
     let mut judged_as_of: BTreeMap<bool, DateTime<Utc>> = BTreeMap::new();
     for record in records {
-        let admitted = record
-            .message
-            .and_then(|message| admit(config, &message, clock).map(|at| (message, at)));
+        let message = match record.message {
+            Ok(Body::Message(message)) => Ok(message),
+            Ok(Body::Event(event)) => match queued_push(connector, config, &event, log) {
+                Ok(Some(message)) => Ok(message),
+                Ok(None) => continue,
+                Err(problem) => Err(problem),
+            },
+            Err(problem) => Err(problem),
+        };
+        let admitted =
+            message.and_then(|message| admit(config, &message, clock).map(|at| (message, at)));
         match admitted {
             Ok((message, at)) => {
                 // The consumer's own ECR_GC_DRY_RUN=true is a brake on
@@ -881,6 +889,57 @@ fn others_given(
         }
     }
     Others::Given(given)
+}
+
+/// An ECR push event from the push queue, as the message that collects its
+/// repository; `None` when it is one to ignore (a push to a registry that is
+/// not a target, to a repository the settings do not select, or an action
+/// other than a successful push), with a log line, as when the event comes
+/// directly. Anything but an ECR event is refused.
+fn queued_push(
+    connector: &Connector,
+    config: &Config,
+    event: &Value,
+    log: &dyn LogSink,
+) -> Result<Option<Message>, String> {
+    let log_ignored = |what: &str| {
+        log.emit(report::line(
+            "INFO",
+            "event ignored",
+            json!({ "event": what }),
+        ));
+    };
+    let (repository, account, region) = match parse_event(event).map_err(|e| e.to_string())? {
+        Trigger::Push {
+            repository,
+            account,
+            region,
+        } => (repository, account, region),
+        Trigger::Ignored { what } => {
+            log_ignored(&what);
+            return Ok(None);
+        }
+        _ => return Err("only ECR push events are read from a queue".into()),
+    };
+    let Some(target) = push_target(&config.targets, connector, &account, &region) else {
+        log_ignored(&format!(
+            "ECR push to {repository} in account {account}, region {region}, which is not among the targets"
+        ));
+        return Ok(None);
+    };
+    if let Some(reason) = config.policy.settings.repositories.refusal(&repository) {
+        log_ignored(&format!("ECR push: {reason}"));
+        return Ok(None);
+    }
+    Ok(Some(Message {
+        account_id: target.account_id,
+        region: target.region,
+        repository,
+        dry_run: false,
+        now: None,
+        trigger: "ecr-push".into(),
+        foreign: None,
+    }))
 }
 
 /// Whether the consumer acts on `message`, and as of when. Nothing in a

@@ -90,12 +90,64 @@ fn plan_works_offline_on_both_cli_versions_listings() {
     assert!(stdout.starts_with("ACTION  DIGEST"), "{stdout}");
 }
 
+/// The whole output of `aws ecr get-lifecycle-policy` with ecr-gc's
+/// settings beside its text: the settings are used, not dropped. With a
+/// grace period of a year, nothing the sample listing holds may go.
+#[test]
+fn a_wrapped_policy_keeps_the_settings_beside_it() {
+    let dir = std::env::temp_dir().join(format!("ecr-gc-wrapped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The rules alone, as ECR stores them.
+    let mut rules: Value =
+        serde_json::from_str(include_str!("../../examples/policy.json")).unwrap();
+    rules.as_object_mut().unwrap().remove("settings");
+    let policy_text = serde_json::to_string(&rules.to_string()).unwrap();
+    let plan = |settings: &str| {
+        let path = dir.join("wrapped.json");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"registryId": "123456789012", "repositoryName": "web", "lifecyclePolicyText": {policy_text}{settings}}}"#
+            ),
+        )
+        .unwrap();
+        let out = ecr_gc(
+            &[
+                "plan",
+                "--policy",
+                path.to_str().unwrap(),
+                "--images",
+                "examples/images.json",
+                "--now",
+                "2026-11-27T12:00:00Z",
+                "--output",
+                "json",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["summary"]["delete"].as_u64().unwrap()
+    };
+    assert_eq!(plan(""), 4);
+    assert_eq!(plan(r#", "settings": {"gracePeriodMinutes": 525600}"#), 0);
+}
+
 #[test]
 fn invalid_input_exits_2_with_the_message_on_stderr() {
     let dir = std::env::temp_dir().join(format!("ecr-gc-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#).unwrap();
+    let policy_text = serde_json::to_string(include_str!("../../examples/policy.json")).unwrap();
+    let stranger = dir.join("stranger.json");
+    std::fs::write(
+        &stranger,
+        format!(
+            r#"{{"lifecyclePolicyText": {policy_text}, "setings": {{"gracePeriodMinutes": 0}}}}"#
+        ),
+    )
+    .unwrap();
     let targets = dir.join("targets.json");
     std::fs::write(
         &targets,
@@ -191,6 +243,28 @@ fn invalid_input_exits_2_with_the_message_on_stderr() {
                 "Bad Name",
             ],
             "--repository: repository name `Bad Name` does not match",
+        ),
+        // Naming a repository never widens the settings.
+        (
+            vec![
+                "run",
+                "--policy",
+                "examples/demo-policy.json",
+                "--repository",
+                "demo/keep-base",
+            ],
+            "--repository: repository `demo/keep-base` is excluded by settings.repositories.exclude `demo/keep-*`",
+        ),
+        // A field beside a wrapped policy's text is not silently dropped.
+        (
+            vec![
+                "plan",
+                "--policy",
+                stranger.to_str().unwrap(),
+                "--images",
+                "examples/images.json",
+            ],
+            "unknown field `setings` beside `lifecyclePolicyText`",
         ),
     ];
     for (args, message) in cases {
@@ -323,7 +397,9 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
             }
             // Both messages' repositories exist and finish cleanly: SQS
             // deletes the whole batch.
-            "sqs.json" => assert_eq!(response, serde_json::json!({"batchItemFailures": []})),
+            "sqs.json" | "sqs-ecr-push.json" => {
+                assert_eq!(response, serde_json::json!({"batchItemFailures": []}))
+            }
             other => panic!("no expectation for events/{other}"),
         }
     }
@@ -335,6 +411,7 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
             "manual.json",
             "schedule.json",
             "scheduler.json",
+            "sqs-ecr-push.json",
             "sqs.json"
         ]
     );

@@ -205,6 +205,80 @@ async fn a_queue_message_cannot_move_the_clock_or_widen_the_configuration() {
     }
 }
 
+/// A CI burst: the push rule queues each push, and one batch of them is
+/// one collection per repository, not one per push. Pushes the function
+/// does not act on (another region, an excluded repository, a DELETE) are
+/// ignored, not handed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_queued_pushes_is_one_collection_per_repository() {
+    let moto = Moto::start();
+    let ecr = moto.ecr();
+    seed_demo(&ecr).await;
+    let function = demo_function(&moto, "false");
+    let push: Value = serde_json::from_str(include_str!("../../events/ecr-push.json")).unwrap();
+    let event = |repository: &str, region: &str, action: &str| {
+        let mut event = push.clone();
+        event["region"] = region.into();
+        event["detail"]["repository-name"] = repository.into();
+        event["detail"]["action-type"] = action.into();
+        event
+    };
+    let mut records = Vec::new();
+    for i in 0..20 {
+        records.push(sqs_record(
+            &format!("web-{i}"),
+            &event("demo/web", "us-east-1", "PUSH"),
+        ));
+    }
+    for i in 0..5 {
+        records.push(sqs_record(
+            &format!("worker-{i}"),
+            &event("demo/worker", "us-east-1", "PUSH"),
+        ));
+    }
+    records.push(sqs_record(
+        "excluded",
+        &event("demo/keep-base", "us-east-1", "PUSH"),
+    ));
+    records.push(sqs_record(
+        "elsewhere",
+        &event("demo/keep-base", "eu-west-1", "PUSH"),
+    ));
+    records.push(sqs_record(
+        "delete",
+        &event("demo/keep-base", "us-east-1", "DELETE"),
+    ));
+    let response = function.invoke(&json!({ "Records": records })).unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert_eq!(left(&ecr).await, [3, 3, 6]);
+    let lines = function.lines();
+    let collected: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["message"] == "repository collected")
+        .map(|l| l["repositoryName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        collected,
+        ["demo/web", "demo/worker"],
+        "one collection each"
+    );
+    let runs: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "run finished")
+        .collect();
+    assert_eq!(runs.len(), 1);
+    // One listing per repository, one re-read and one delete each.
+    assert_eq!(runs[0]["apiCalls"]["DescribeImages"], 4);
+    assert_eq!(runs[0]["apiCalls"]["BatchDeleteImage"], 2);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["message"] == "event ignored")
+            .count(),
+        3
+    );
+}
+
 /// An S3 in-use list for the CLI's `run`: everything through the proxy,
 /// which ages timestamps and checks bucket owners as S3 does.
 struct ListRun {

@@ -100,7 +100,7 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
         "OnFailure",
         // Fan-out: partial batch responses, a dead-letter queue, the knob.
         "FunctionResponseTypes: [ReportBatchItemFailures]",
-        "deadLetterTargetArn: !GetAtt FanOutDeadLetterQueue.Arn",
+        "deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn",
         "maxReceiveCount: !Ref FanOutMaxReceiveCount",
         "MaximumConcurrency: !Ref FanOutMaximumConcurrency",
         // Only the listed target roles may be assumed.
@@ -151,6 +151,188 @@ fn the_consumer_refuses_messages_exactly_as_old_as_the_queue_drops_them() {
         assert!(
             policy.contains(needle),
             "the queue policy lacks {needle}:\n{policy}"
+        );
+    }
+}
+
+/// Pushes go through a queue only the push rule may send to, gathered for
+/// less than the two minutes a push may wait; the function's concurrency is
+/// reserved, so a burst cannot multiply its load or its delete budget.
+#[test]
+fn pushes_are_queued_and_concurrency_is_reserved() {
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    let rule = resource(&template, "PushRule");
+    assert!(rule.contains("Arn: !GetAtt PushQueue.Arn"), "{rule}");
+    assert!(
+        !template.contains("PushRulePermission"),
+        "the rule invokes nothing directly"
+    );
+    let consumer = resource(&template, "PushConsumer");
+    for needle in [
+        "EventSourceArn: !GetAtt PushQueue.Arn",
+        "MaximumBatchingWindowInSeconds: !Ref PushBatchingWindowSeconds",
+        "FunctionResponseTypes: [ReportBatchItemFailures]",
+    ] {
+        assert!(consumer.contains(needle), "{consumer} lacks {needle}");
+    }
+    let window = resource(&template, "PushBatchingWindowSeconds");
+    let max: u32 = window
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MaxValue: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(max < 120, "a push must be acted on within two minutes");
+    let policy = resource(&template, "PushQueuePolicy");
+    for needle in [
+        "Service: events.amazonaws.com",
+        "aws:SourceArn: !GetAtt PushRule.Arn",
+        "ArnNotEquals",
+        "aws:SecureTransport",
+    ] {
+        assert!(policy.contains(needle), "{policy} lacks {needle}");
+    }
+    assert!(template.contains("ReservedConcurrentExecutions: !Ref ReservedConcurrency"));
+}
+
+/// Every quiet failure has an alarm, and each alarm notifies the optional
+/// topic; the log-line alarms watch the messages ecr-gc writes.
+#[test]
+fn every_quiet_failure_has_an_alarm() {
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    for (alarm, needles) in [
+        (
+            "DeadLetterQueueAlarm",
+            vec!["Value: !GetAtt DeadLetterQueue.QueueName"],
+        ),
+        (
+            "FailedInvocationsAlarm",
+            vec!["Value: !GetAtt FailedInvocations.QueueName"],
+        ),
+        (
+            "FunctionErrorsAlarm",
+            vec!["MetricName: Errors", "Value: !Ref Function"],
+        ),
+        (
+            "InventoryIncompleteAlarm",
+            vec!["MetricName: InventoryIncomplete"],
+        ),
+        ("ImagesFailedAlarm", vec!["MetricName: ImagesFailed"]),
+        (
+            "TargetsNotCollectedAlarm",
+            vec!["MetricName: TargetsNotCollected"],
+        ),
+    ] {
+        let text = resource(&template, alarm);
+        assert!(text.contains("Type: AWS::CloudWatch::Alarm"), "{alarm}");
+        assert!(
+            text.contains(
+                "AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]"
+            ),
+            "{alarm} notifies no one"
+        );
+        for needle in needles {
+            assert!(text.contains(needle), "{alarm} lacks {needle}");
+        }
+    }
+    // The metric filters match the log lines ecr-gc writes, verbatim.
+    for (filter, message) in [
+        ("InventoryIncompleteMetric", "in-use inventory incomplete"),
+        ("ImagesFailedMetric", "image not deleted"),
+        ("TargetsNotCollectedMetric", "target not collected"),
+    ] {
+        let text = resource(&template, filter);
+        assert!(
+            text.contains(&format!("FilterPattern: '{{ $.message = \"{message}\" }}'")),
+            "{text}"
+        );
+        let source = [
+            include_str!("../../src/engine.rs"),
+            include_str!("../../src/report.rs"),
+            include_str!("../../src/collect.rs"),
+        ]
+        .concat();
+        assert!(
+            source.contains(&format!("\"{message}\"")),
+            "no log line says {message:?}"
+        );
+    }
+}
+
+/// No parameter can widen a grant to `*` by accident: each one that names
+/// a resource refuses wildcards, which cfn-lint checks against a default.
+#[test]
+fn no_parameter_widens_a_grant_to_a_wildcard() {
+    let original = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    let target_role =
+        std::fs::read_to_string(format!("{ROOT}/deploy/target-account-role.yaml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("ecr-gc-template-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (template, parameter, wildcard) in [
+        (&original, "InUseS3Object", "bucket/*"),
+        (&original, "InUseS3Object", "*"),
+        (&original, "InUseSsmParameter", "/ecr-gc/*"),
+        (&original, "TargetRoleArns", "*"),
+        (
+            &original,
+            "TargetRoleArns",
+            "arn:aws:iam::111122223333:role/*",
+        ),
+        (&target_role, "InUseS3Object", "*/*"),
+        (&target_role, "InUseSsmParameter", "*"),
+    ] {
+        let block = resource(template, parameter);
+        let widened = block.replace("Default: \"\"", &format!("Default: \"{wildcard}\""));
+        assert_ne!(block, widened, "{parameter} has an empty default");
+        let path = dir.join(format!("{parameter}.yaml"));
+        std::fs::write(&path, template.replace(&block, &widened)).unwrap();
+        let out = Command::new("cfn-lint").arg(&path).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("E2015"),
+            "{parameter} accepts {wildcard:?}: {text}"
+        );
+    }
+}
+
+/// The role in each target account grants what each enabled source needs,
+/// the S3 list included, and nothing for a source switched off.
+#[test]
+fn the_target_role_grants_what_each_enabled_source_needs() {
+    let role = std::fs::read_to_string(format!("{ROOT}/deploy/target-account-role.yaml")).unwrap();
+    let lines: Vec<&str> = role.lines().collect();
+    for (sid, condition) in [
+        ("ReadEcsWorkloads", "EcsInUse"),
+        ("ListLambdaFunctions", "LambdaInUse"),
+        ("ReadLambdaImageUris", "LambdaInUse"),
+        ("ReadExternalInUseParameter", "SsmInUse"),
+        ("ReadExternalInUseObject", "S3InUse"),
+    ] {
+        let at = lines
+            .iter()
+            .position(|l| l.trim() == format!("- Sid: {sid}"))
+            .unwrap_or_else(|| panic!("the target role lacks {sid}"));
+        assert_eq!(lines[at - 1].trim(), format!("- {condition}"), "{sid}");
+        assert_eq!(lines[at - 2].trim(), "- !If", "{sid}");
+    }
+    assert!(role.contains("Resource: !Sub arn:${AWS::Partition}:s3:::${InUseS3Object}"));
+}
+
+/// Every image the Kubernetes manifests run is pinned by digest.
+#[test]
+fn deployed_images_are_pinned_by_digest() {
+    let yaml =
+        std::fs::read_to_string(format!("{ROOT}/deploy/kubernetes/in-use-cronjob.yaml")).unwrap();
+    let images: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("image: "))
+        .collect();
+    assert!(!images.is_empty());
+    for image in images {
+        let digest = image.split_once("@sha256:").map(|(_, d)| d);
+        assert!(
+            digest.is_some_and(|d| d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit())),
+            "{image} is not pinned by digest"
         );
     }
 }

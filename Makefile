@@ -3,35 +3,43 @@ SHELL := /bin/bash
 EVENT ?= events/manual.json
 PORT ?= 9000
 
-.PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools bench
+.PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools bench audit
 
-# Installs, with pip, the tools the tests and the demo need, if missing.
+# Installs, with pip, the tools the tests and the demo need, if missing, at
+# the versions constraints.txt pins.
+PIP_INSTALL := pip install --constraint constraints.txt
 tools:
-	@command -v moto_server >/dev/null || pip install 'moto[server]'
-	@command -v cargo-lambda >/dev/null || pip install cargo-lambda
-	@command -v sam >/dev/null || pip install aws-sam-cli
-	@command -v cfn-lint >/dev/null || pip install cfn-lint
+	@command -v moto_server >/dev/null || $(PIP_INSTALL) 'moto[server]'
+	@command -v cargo-lambda >/dev/null || $(PIP_INSTALL) cargo-lambda
+	@command -v sam >/dev/null || $(PIP_INSTALL) aws-sam-cli
+	@command -v cfn-lint >/dev/null || $(PIP_INSTALL) cfn-lint
 	@if command -v pyenv >/dev/null; then pyenv rehash; fi
 
 # cargo-deny, for `make lint`; built from crates.io once (a few minutes).
 rust-tools:
-	@command -v cargo-deny >/dev/null || cargo install cargo-deny --locked
+	@command -v cargo-deny >/dev/null || cargo install cargo-deny --version 0.20.2 --locked
 
 build:
-	cargo lambda build --release --arm64
+	cargo lambda build --release --arm64 --locked
 
 test: tools
-	cargo test --all-targets
+	cargo test --all-targets --locked
 
 lint: rust-tools
 	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --locked -- -D warnings
 	cargo deny check licenses bans sources
 
 doc:
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
 check: lint test doc
+
+# Known vulnerabilities in the dependency tree (RustSec advisories). It
+# fetches the advisory database, so it needs the network and is not part of
+# CI; run it before a release and when a dependency changes.
+audit: rust-tools
+	cargo deny check advisories
 
 demo: tools
 	scripts/demo.sh
@@ -51,10 +59,10 @@ invoke-local: tools
 # its cold start; and the arm64 Lambda binary's size.
 bench: tools
 	scripts/bench-planner.sh
-	cargo build --release
+	cargo build --release --locked
 	python3 scripts/bench-e2e.py
 	python3 scripts/bench-cold-start.py
-	cargo lambda build --release --arm64
+	cargo lambda build --release --arm64 --locked
 	@ls -l target/lambda/ecr-gc/bootstrap
 
 validate: tools

@@ -3,7 +3,7 @@
 # own. Usage: scripts/bench-planner.sh [SIZES...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --bench planner --no-run >/dev/null 2>&1
+cargo bench --locked --bench planner --no-run >/dev/null 2>&1
 for n in "${@:-10000 100000 1000000}"; do
-  for size in $n; do cargo bench -q --bench planner -- "$size" 2>/dev/null; done
+  for size in $n; do cargo bench -q --locked --bench planner -- "$size" 2>/dev/null; done
 done

@@ -27,7 +27,7 @@ step "The policy (examples/demo-policy.json): keep 3 releases, 2 untagged; demo/
 python3 -c 'import json; [print("  rule %(rulePriority)s: %(description)s" % r) for r in json.load(open("examples/demo-policy.json"))["rules"]]'
 
 step "Building the function (cargo lambda watch runs this build)"
-cargo build --bin ecr-gc
+cargo build --bin ecr-gc --locked
 
 # $1: ECR_GC_DRY_RUN. The function reads its environment once, as Lambda
 # does at a cold start, so changing it means starting it again.

@@ -942,3 +942,90 @@ async fn the_cli_keeps_a_central_image_that_only_another_account_runs() {
     assert!(left.contains(&untagged[0]), "the image RUNNER runs is kept");
     assert!(!left.contains(&untagged[1]));
 }
+
+/// Fanned out through the real binary: the runtime loop under `cargo lambda
+/// watch` lists the targets and reads every inventory on the schedule event,
+/// sends the messages, then consumes them as one SQS batch. The central
+/// image that only RUNNER's service runs is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_loop_fans_out_and_keeps_a_central_image() {
+    let (moto, proxy, connector) = start().await;
+    let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, CENTRAL.0, CENTRAL.1).await);
+    create_repository(&ecr, "svc-001").await;
+    push(&ecr, "svc-001", "loop-tagged", Some("v1")).await;
+    let mut untagged = Vec::new();
+    for n in 0..3 {
+        untagged.push(push(&ecr, "svc-001", &format!("loop-{n}"), None).await);
+    }
+    let image = format!(
+        "{}.dkr.ecr.{}.amazonaws.com/svc-001@{}",
+        CENTRAL.0, CENTRAL.1, untagged[0]
+    );
+    run_service(&moto, RUNNER, &image).await;
+    let sqs = connector.home().sqs.clone();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("ecr-gc-loop")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let role =
+        |a: &str| json!({"accountId": a, "roleArn": format!("arn:aws:iam::{a}:role/ecr-gc")});
+    let targets = json!({"regions": REGIONS, "accounts": [role(CENTRAL.0), role(RUNNER.0)]});
+    let policy = POLICY.replace(
+        r#""external": {"ssmParameter": "/ecr-gc/in-use"}, "allowPartialInventory": true"#,
+        r#""lambda": {"enabled": true}"#,
+    );
+    let env = vec![
+        ("AWS_ENDPOINT_URL", proxy.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("ECR_GC_POLICY", policy),
+        ("ECR_GC_DRY_RUN", "false".to_owned()),
+        ("ECR_GC_TARGETS", targets.to_string()),
+        ("ECR_GC_FANOUT_QUEUE_URL", queue_url.clone()),
+    ];
+    let function = crate::support::RuntimeLoop::start(&env);
+    let schedule: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
+    let fanned = function.invoke(&schedule).unwrap();
+    assert_eq!(fanned["messagesSent"], 1, "{fanned}");
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|m| sqs_record(m.message_id().unwrap(), m.body().unwrap()))
+        .collect();
+    assert_eq!(records.len(), 1);
+    let batch = function.invoke(&json!({ "Records": records })).unwrap();
+    assert_eq!(batch, json!({"batchItemFailures": []}));
+    let left = digests(&ecr, "svc-001").await;
+    assert_eq!(
+        left.len(),
+        3,
+        "the tagged, the newest untagged, and the one RUNNER runs"
+    );
+    assert!(left.contains(&untagged[0]));
+    let kept = function
+        .lines()
+        .into_iter()
+        .find(|l| l["message"] == "image kept by a protection")
+        .unwrap();
+    assert!(
+        kept["protection"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{}/{}:ecs:apps/uses-central", RUNNER.0, RUNNER.1)),
+        "{kept}"
+    );
+}

@@ -263,6 +263,23 @@ fn the_cronjobs_publisher_writes_a_list_ecr_gc_accepts() {
         ]
     });
     std::fs::write(dir.join("pods.json"), pods.to_string()).unwrap();
+    // The script as the CronJob runs it, with the fakes first on the PATH.
+    let publish = || {
+        Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .env("SERVICE_ACCOUNT_DIR", &sa)
+            .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", "443")
+            .env("BUCKET", "lists")
+            .env("KEY", "in-use/prod.json")
+            .output()
+            .unwrap()
+    };
     let fake = |name: &str, body: &str| {
         let path = bin.join(name);
         std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
@@ -282,20 +299,7 @@ fn the_cronjobs_publisher_writes_a_list_ecr_gc_accepts() {
             dir.join("uploaded.json").display()
         ),
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .env(
-            "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("SERVICE_ACCOUNT_DIR", &sa)
-        .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", "443")
-        .env("BUCKET", "lists")
-        .env("KEY", "in-use/prod.json")
-        .output()
-        .unwrap();
+    let out = publish();
     assert!(
         out.status.success(),
         "{}",
@@ -324,20 +328,7 @@ fn the_cronjobs_publisher_writes_a_list_ecr_gc_accepts() {
 
     // No pods at all: an empty list, still valid JSON.
     std::fs::write(dir.join("pods.json"), r#"{"kind":"PodList","items":[]}"#).unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .env(
-            "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
-        )
-        .env("SERVICE_ACCOUNT_DIR", &sa)
-        .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", "443")
-        .env("BUCKET", "lists")
-        .env("KEY", "in-use/prod.json")
-        .output()
-        .unwrap();
+    let out = publish();
     assert!(
         out.status.success(),
         "{}",

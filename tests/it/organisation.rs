@@ -886,24 +886,32 @@ async fn the_consumers_dry_run_brakes_messages_already_queued() {
     ));
 }
 
+/// CENTRAL's `svc-001` alone, with one tagged and three untagged images,
+/// the oldest untagged of which RUNNER's service runs: CENTRAL's client,
+/// and the untagged digests, oldest first.
+async fn seed_central(moto: &Moto) -> (aws_sdk_ecr::Client, Vec<String>) {
+    let ecr = aws_sdk_ecr::Client::new(&as_account(moto, CENTRAL.0, CENTRAL.1).await);
+    create_repository(&ecr, "svc-001").await;
+    push(&ecr, "svc-001", "central-tagged", Some("v1")).await;
+    let mut untagged = Vec::new();
+    for n in 0..3 {
+        untagged.push(push(&ecr, "svc-001", &format!("central-{n}"), None).await);
+    }
+    let image = format!(
+        "{}.dkr.ecr.{}.amazonaws.com/svc-001@{}",
+        CENTRAL.0, CENTRAL.1, untagged[0]
+    );
+    run_service(moto, RUNNER, &image).await;
+    (ecr, untagged)
+}
+
 /// Through the CLI, as a user runs it: `run --targets` over two accounts
 /// behind roles in two regions. The central registry's image that only the
 /// other account's ECS service runs, from another region, is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_keeps_a_central_image_that_only_another_account_runs() {
     let (moto, proxy, _connector) = start().await;
-    let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, CENTRAL.0, CENTRAL.1).await);
-    create_repository(&ecr, "svc-001").await;
-    push(&ecr, "svc-001", "cli-tagged", Some("v1")).await;
-    let mut untagged = Vec::new();
-    for n in 0..3 {
-        untagged.push(push(&ecr, "svc-001", &format!("cli-{n}"), None).await);
-    }
-    let image = format!(
-        "{}.dkr.ecr.{}.amazonaws.com/svc-001@{}",
-        CENTRAL.0, CENTRAL.1, untagged[0]
-    );
-    run_service(&moto, RUNNER, &image).await;
+    let (ecr, untagged) = seed_central(&moto).await;
 
     let dir = std::env::temp_dir().join(format!("ecr-gc-org-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -950,18 +958,7 @@ async fn the_cli_keeps_a_central_image_that_only_another_account_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_loop_fans_out_and_keeps_a_central_image() {
     let (moto, proxy, connector) = start().await;
-    let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, CENTRAL.0, CENTRAL.1).await);
-    create_repository(&ecr, "svc-001").await;
-    push(&ecr, "svc-001", "loop-tagged", Some("v1")).await;
-    let mut untagged = Vec::new();
-    for n in 0..3 {
-        untagged.push(push(&ecr, "svc-001", &format!("loop-{n}"), None).await);
-    }
-    let image = format!(
-        "{}.dkr.ecr.{}.amazonaws.com/svc-001@{}",
-        CENTRAL.0, CENTRAL.1, untagged[0]
-    );
-    run_service(&moto, RUNNER, &image).await;
+    let (ecr, untagged) = seed_central(&moto).await;
     let sqs = connector.home().sqs.clone();
     let queue_url = sqs
         .create_queue()

@@ -365,7 +365,7 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     let (children, first): (Vec<String>, Vec<String>) = candidates.into_iter().partition(|d| {
         by_digest
             .get(d.as_str())
-            .is_some_and(|p| p.index_digest.is_some())
+            .is_some_and(|p| !p.index_digests.is_empty())
     });
     let mut outcome = ecr.delete(&name, &first).await;
     let gone: HashSet<&str> = outcome.deleted.iter().map(String::as_str).collect();
@@ -373,16 +373,20 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     let mut held_children = Vec::new();
     for child in children {
         let planned = by_digest[child.as_str()];
-        let index = planned.index_digest.as_deref().unwrap_or_default();
-        if gone.contains(index) {
-            second.push(child);
-        } else {
-            held_children.push(SkippedImage {
+        // Every index that lists it must be gone, not only one: ECR refuses
+        // to delete a child that a remaining index lists.
+        match planned
+            .index_digests
+            .iter()
+            .find(|index| !gone.contains(index.as_str()))
+        {
+            None => second.push(child),
+            Some(index) => held_children.push(SkippedImage {
                 image_digest: planned.image_digest.clone(),
                 image_tags: planned.image_tags.clone(),
                 current_image_tags: Some(planned.image_tags.clone()),
                 reason: format!("its index {index} was not deleted"),
-            });
+            }),
         }
     }
     if !second.is_empty() {
@@ -473,7 +477,7 @@ mod tests {
             rule_priority: Some(1),
             reason: String::new(),
             protection: None,
-            index_digest: None,
+            index_digests: Vec::new(),
         };
         let report = RepositoryReport {
             planned: vec![image; planned],

@@ -110,9 +110,13 @@ pub enum Reason<'a> {
     },
     /// A multi-arch child or a referrer: it goes with the image `of`, and
     /// is deleted when that is (`priority` is the rule that decided `of`).
+    /// A child listed by several indexes goes with all of them (`with`,
+    /// every index digest, `of` among them): it is deleted only when every
+    /// one is, and `of` is then the first, else the first one kept.
     Follows {
         relation: Relation,
         of: String,
+        with: Vec<String>,
         delete: bool,
         priority: Option<u32>,
     },
@@ -278,6 +282,10 @@ pub fn plan_with<'a>(
         let reason = Reason::Follows {
             relation: Relation::ChildOf,
             of: images[of].image_digest.clone(),
+            with: indexes
+                .iter()
+                .map(|i| images[*i].image_digest.clone())
+                .collect(),
             delete: kept.is_none(),
             priority: parent(&of).and_then(|d| d.rule_priority),
         };
@@ -302,6 +310,7 @@ pub fn plan_with<'a>(
             let reason = Reason::Follows {
                 relation: Relation::ReferrerOf,
                 of: images[subject].image_digest.clone(),
+                with: vec![images[subject].image_digest.clone()],
                 delete: followed.action == Action::Delete,
                 priority: followed.rule_priority,
             };
@@ -317,6 +326,7 @@ pub fn plan_with<'a>(
         let reason = Reason::Follows {
             relation: Relation::ReferrerOf,
             of: images[subject].image_digest.clone(),
+            with: vec![images[subject].image_digest.clone()],
             delete: false,
             priority: None,
         };
@@ -418,6 +428,16 @@ impl fmt::Display for Reason<'_> {
         let fate = |delete: bool| if delete { "deleted" } else { "kept" };
         match self {
             Reason::NoRuleSelects => f.write_str("no rule selects this image"),
+            Reason::Follows {
+                relation: Relation::ChildOf,
+                with,
+                delete: true,
+                ..
+            } if with.len() > 1 => write!(
+                f,
+                "a child of indexes {}, which are all deleted",
+                with.join(", ")
+            ),
             Reason::Follows {
                 relation: Relation::ChildOf,
                 of,

@@ -94,10 +94,11 @@ pub struct PlannedImage {
     /// What keeps an image the rules expire, when something does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protection: Option<String>,
-    /// For a multi-arch child: the index it goes with. Children are
-    /// deleted after their index, in a later call.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index_digest: Option<String>,
+    /// For a multi-arch child: every index that lists it. A child is
+    /// deleted after its indexes, in a later call, and only once every one
+    /// of them is confirmed gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub index_digests: Vec<String>,
 }
 
 /// A planned image that compare-and-delete left alone.
@@ -123,13 +124,13 @@ impl PlannedImage {
             rule_priority: decision.rule_priority,
             reason: decision.reason.to_string(),
             protection: decision.protection.as_ref().map(ToString::to_string),
-            index_digest: match &decision.reason {
+            index_digests: match &decision.reason {
                 Reason::Follows {
                     relation: Relation::ChildOf,
-                    of,
+                    with,
                     ..
-                } => Some(of.clone()),
-                _ => None,
+                } => with.clone(),
+                _ => Vec::new(),
             },
         }
     }

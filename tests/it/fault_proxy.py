@@ -20,6 +20,10 @@ not: it pages DescribeRepositories, DescribeImages (without imageIds) and
 ListImages at maxResults (default 100) with nextToken, and BatchDeleteImage
 lists every image it deleted (moto leaves out untagged ones).
 
+The key "refuseDelete" ({"DIGEST": "CODE"}) makes BatchDeleteImage refuse those
+images, as ECR refuses one image of a call: they are not forwarded to moto,
+and the answer lists each under `failures` with that failureCode.
+
 The key "age" ({"GetParameter": SECONDS, "GetObject": SECONDS}) makes an SSM
 parameter's LastModifiedDate, or an S3 object's Last-Modified, that many
 seconds older than moto says: an external in-use list whose publisher died.
@@ -45,6 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port, upstream, plan = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), json.loads(sys.argv[3])
 paging = bool(plan.pop("ecr", False))
 ages = plan.pop("age", {})
+refuse_delete = plan.pop("refuseDelete", {})
 bucket_owners = plan.pop("bucketOwners", {})
 lock = threading.Lock()
 counts = {}
@@ -158,6 +163,23 @@ class Proxy(BaseHTTPRequestHandler):
                 offset = int(str(request.pop("nextToken", "p:0")).split(":", 1)[1])
                 page = (PAGED[operation], size, offset)
                 body = json.dumps(request).encode()
+        refused = []
+        if operation == "BatchDeleteImage" and refuse_delete:
+            request = json.loads(body or b"{}")
+            kept = []
+            for image_id in request.get("imageIds", []):
+                if image_id.get("imageDigest") in refuse_delete:
+                    refused.append(image_id)
+                else:
+                    kept.append(image_id)
+            request["imageIds"] = kept
+            body = json.dumps(request).encode()
+            if refused and not kept:
+                answer = {"imageIds": [], "failures": [{
+                    "imageId": i, "failureCode": refuse_delete[i["imageDigest"]],
+                    "failureReason": "refused by the test proxy (%s)" % refuse_delete[i["imageDigest"]]}
+                    for i in refused]}
+                return self.answer(200, "application/x-amz-json-1.1", json.dumps(answer).encode())
         conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=300)
         # The body may have changed, and the signature with it: moto does
         # not check signatures.
@@ -174,6 +196,14 @@ class Proxy(BaseHTTPRequestHandler):
             answer.pop("nextToken", None)
             if offset + size < len(items):
                 answer["nextToken"] = "p:%d" % (offset + size)
+            data = json.dumps(answer).encode()
+        if refused and response.status == 200:
+            answer = json.loads(data)
+            for image_id in refused:
+                code = refuse_delete[image_id["imageDigest"]]
+                answer.setdefault("failures", []).append({
+                    "imageId": image_id, "failureCode": code,
+                    "failureReason": "refused by the test proxy (%s)" % code})
             data = json.dumps(answer).encode()
         if paging and operation == "BatchDeleteImage" and response.status == 200:
             requested = json.loads(body).get("imageIds", [])

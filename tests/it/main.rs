@@ -9,11 +9,13 @@
 //! * `properties`: random registries, policies and inventories through the
 //!   engine; no delete batch may break a protection.
 //! * `binary`: the CLI and the Lambda runtime loop, as a user runs them.
+//! * `failure_paths`: the failure side of each documented invariant.
 //! * `template`: the SAM template, through cfn-lint and sam validate.
 //! * `trust`: the trust boundaries, tried with hostile and stale input
 //!   through the real binary: events, queue messages, in-use lists.
 
 mod binary;
+mod failure_paths;
 mod faults;
 mod in_use;
 mod mocks;

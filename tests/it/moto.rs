@@ -12,7 +12,7 @@ use ecr_gc::policy::Policy;
 use ecr_gc::report::{Collected, Report};
 use serde_json::Value;
 
-use crate::support::{Moto, create_repository, digests, push, report_of};
+use crate::support::{Moto, create_repository, digests, push, push_index, report_of};
 
 fn keep_newest(n: u32) -> Policy {
     Policy::parse(&format!(
@@ -527,47 +527,6 @@ async fn the_run_limit_holds_the_repository_that_would_pass_it() {
         assert!(held.contains("the 1 left of maxDeletesPerRun"), "{held}");
         assert_eq!(left, if dry_run { [6, 6] } else { [3, 6] });
     }
-}
-
-/// Pushes a multi-arch index over `children` (digests), with the digest
-/// ECR would compute (moto invents one otherwise).
-async fn push_index(
-    client: &aws_sdk_ecr::Client,
-    repository: &str,
-    children: &[String],
-    tag: &str,
-) -> String {
-    use sha2::Digest;
-    let manifests: Vec<Value> = children
-        .iter()
-        .zip(["amd64", "arm64", "s390x"])
-        .map(|(digest, arch)| {
-            serde_json::json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": digest,
-                "size": 1000,
-                "platform": {"architecture": arch, "os": "linux"}
-            })
-        })
-        .collect();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": manifests
-    })
-    .to_string();
-    let digest = format!("sha256:{:x}", sha2::Sha256::digest(manifest.as_bytes()));
-    client
-        .put_image()
-        .repository_name(repository)
-        .image_manifest(&manifest)
-        .image_manifest_media_type("application/vnd.oci.image.index.v1+json")
-        .image_digest(&digest)
-        .image_tag(tag)
-        .send()
-        .await
-        .unwrap();
-    digest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

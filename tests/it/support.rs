@@ -378,3 +378,44 @@ impl Drop for RuntimeLoop {
         }
     }
 }
+
+/// Pushes a multi-arch index over `children` (digests), with the digest
+/// ECR would compute (moto invents one otherwise).
+pub async fn push_index(
+    client: &aws_sdk_ecr::Client,
+    repository: &str,
+    children: &[String],
+    tag: &str,
+) -> String {
+    use sha2::Digest;
+    let manifests: Vec<serde_json::Value> = children
+        .iter()
+        .zip(["amd64", "arm64", "s390x"])
+        .map(|(digest, arch)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": 1000,
+                "platform": {"architecture": arch, "os": "linux"}
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests
+    })
+    .to_string();
+    let digest = format!("sha256:{:x}", sha2::Sha256::digest(manifest.as_bytes()));
+    client
+        .put_image()
+        .repository_name(repository)
+        .image_manifest(&manifest)
+        .image_manifest_media_type("application/vnd.oci.image.index.v1+json")
+        .image_digest(&digest)
+        .image_tag(tag)
+        .send()
+        .await
+        .unwrap();
+    digest
+}

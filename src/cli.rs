@@ -368,6 +368,9 @@ fn print_report(out: &mut impl Write, report: &Collection) {
         if let Some(held) = &r.held {
             let _ = writeln!(out, "held: {}: nothing deleted: {held}", r.repository_name);
         }
+        if let Some(unfinished) = &r.unfinished {
+            let _ = writeln!(out, "unfinished: {}: {unfinished}", r.repository_name);
+        }
         for skipped in &r.skipped {
             let _ = writeln!(
                 out,

@@ -312,6 +312,7 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
             log.emit(report::image_skipped(&name, &left));
             out.skipped.push(left);
         }
+        out.unfinished = Some(unfinished(out.planned.len()));
         return;
     }
     let current = match ecr.current_tags(&name, &digests).await {
@@ -398,6 +399,9 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
         log.emit(report::image_skipped(&name, &skipped));
         out.skipped.push(skipped);
     }
+    if !outcome.not_attempted.is_empty() {
+        out.unfinished = Some(unfinished(outcome.not_attempted.len()));
+    }
     for digest in &outcome.not_attempted {
         if let Some(planned) = by_digest.get(digest.as_str()) {
             let left = SkippedImage {
@@ -437,6 +441,13 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     out.bytes_reclaimed = deleted.iter().filter_map(|p| p.image_size_in_bytes).sum();
     out.deleted = deleted;
     out.failed = outcome.failures;
+}
+
+/// Why a repository did not finish: planned deletions left for the next run.
+fn unfinished(left: usize) -> String {
+    format!(
+        "{left} planned deletions were not attempted: the invocation's deadline was near; the next run finishes them"
+    )
 }
 
 fn not_attempted(planned: &PlannedImage) -> SkippedImage {

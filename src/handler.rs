@@ -1002,7 +1002,7 @@ fn unfinished_repositories(target: &report::TargetReport) -> Unfinished<'_> {
     let mut names: HashSet<&str> = report
         .repositories
         .iter()
-        .filter(|r| r.error.is_some() || !r.failed.is_empty())
+        .filter(|r| r.error.is_some() || !r.failed.is_empty() || r.unfinished.is_some())
         .map(|r| r.repository_name.as_str())
         .collect();
     names.extend(report.not_started.iter().map(String::as_str));

@@ -68,6 +68,11 @@ pub struct RepositoryReport {
     pub deleted: Vec<PlannedImage>,
     /// Images that were not deleted, in ECR's `ImageFailure` shape.
     pub failed: Vec<ImageFailure>,
+    /// Set when planned deletions were not attempted (the invocation's
+    /// deadline was near): the repository did not finish, and the next run
+    /// finishes it. The images are under `skipped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
     pub bytes_planned: i64,
     pub bytes_reclaimed: i64,
     pub duration_ms: u64,
@@ -143,6 +148,8 @@ pub struct Summary {
     pub repositories: u64,
     pub repositories_failed: u64,
     pub repositories_held: u64,
+    /// Repositories with planned deletions not attempted.
+    pub repositories_unfinished: u64,
     pub images_scanned: u64,
     pub images_kept: u64,
     pub images_protected: u64,
@@ -161,6 +168,7 @@ impl Summary {
             s.repositories += 1;
             s.repositories_failed += u64::from(r.error.is_some());
             s.repositories_held += u64::from(r.held.is_some());
+            s.repositories_unfinished += u64::from(r.unfinished.is_some());
             s.images_scanned += r.images_scanned;
             s.images_kept += r.images_kept;
             s.images_protected += r.protected.len() as u64;
@@ -316,6 +324,7 @@ impl Report {
     pub fn has_failures(&self) -> bool {
         self.summary.repositories_failed > 0
             || self.summary.images_failed > 0
+            || self.summary.repositories_unfinished > 0
             || !self.not_started.is_empty()
             || self.in_use_sources.iter().any(|s| s.error.is_some())
     }
@@ -470,10 +479,11 @@ pub fn image_protected(repository_name: &str, image: &PlannedImage) -> Value {
 
 /// The summary line for one repository.
 pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
-    let (level, message) = match (&r.error, &r.held) {
-        (Some(_), _) => ("ERROR", "repository not collected"),
-        (None, Some(_)) => ("WARN", "repository held: nothing deleted"),
-        (None, None) => ("INFO", "repository collected"),
+    let (level, message) = match (&r.error, &r.held, &r.unfinished) {
+        (Some(_), _, _) => ("ERROR", "repository not collected"),
+        (None, Some(_), _) => ("WARN", "repository held: nothing deleted"),
+        (None, None, Some(_)) => ("WARN", "repository not finished"),
+        (None, None, None) => ("INFO", "repository collected"),
     };
     let mut fields = json!({
         "repositoryName": r.repository_name,
@@ -491,6 +501,12 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
     });
     if let (Some(held), Value::Object(map)) = (&r.held, &mut fields) {
         map.insert("heldBecause".into(), Value::String(held.clone()));
+    }
+    if let (Some(unfinished), Value::Object(map)) = (&r.unfinished, &mut fields) {
+        map.insert(
+            "unfinishedBecause".into(),
+            Value::String(unfinished.clone()),
+        );
     }
     if let (Some(error), Value::Object(map)) = (&r.error, &mut fields) {
         map.insert("errorCode".into(), Value::String(error.error_code.clone()));

@@ -110,3 +110,98 @@ async fn a_child_shared_by_two_indexes_stays_while_either_stays() {
     want.sort();
     assert_eq!(left, want);
 }
+
+/// Keep three tagged images; nothing else (no grace period, no in-use
+/// source) stands between the listing and the deletes.
+const DEADLINE_POLICY: &str = r#"{"rules": [{"rulePriority": 1,
+    "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 3},
+    "action": {"type": "expire"}}],
+  "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}}}}"#;
+
+/// demo/web with six tagged images (DEADLINE_POLICY expires three) behind
+/// the proxy, whose first `listings` listings stall for six seconds; and
+/// the function under a runtime loop whose invocations leave it three
+/// seconds before its deadline margin.
+/// Each run lists the repository past its stop time, so the planned
+/// deletions are not attempted.
+async fn past_the_deadline(listings: usize) -> (Moto, Proxy, crate::support::RuntimeLoop) {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "demo/web").await;
+    for i in 0..6 {
+        push(
+            &client,
+            "demo/web",
+            &format!("web-{i}"),
+            Some(&format!("v{i}")),
+        )
+        .await;
+    }
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        json!({ "DescribeImages@maxResults": vec!["slow:6000"; listings] }),
+    );
+    let env = vec![
+        ("AWS_ENDPOINT_URL", proxy.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("ECR_GC_POLICY", DEADLINE_POLICY.to_owned()),
+        ("ECR_GC_DRY_RUN", "false".to_owned()),
+        // cargo lambda watch gives every invocation 600000 ms (it sends the
+        // deadline as a duration): this margin leaves the run three seconds,
+        // ample to start the listing, which the proxy then stalls past them.
+        ("ECR_GC_DEADLINE_MARGIN_MS", "597000".to_owned()),
+    ];
+    let function = crate::support::RuntimeLoop::start(&env);
+    (moto, proxy, function)
+}
+
+/// A deadline that falls after the listing but before the deletes is not
+/// a clean finish: a queue message for the repository is handed back, and
+/// a direct invocation's response says the repository is unfinished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_between_listing_and_deleting_leaves_the_repository_unfinished() {
+    let (moto, proxy, function) = past_the_deadline(2).await;
+    let body = json!({"repository": "demo/web", "dryRun": false, "trigger": "schedule"});
+    let batch = json!({"Records": [{
+        "messageId": "web", "receiptHandle": "h", "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "md5OfBody": "x", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ecr-gc-fanout", "awsRegion": "us-east-1"
+    }]});
+    let response = function.invoke(&batch).unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "web"}]}),
+        "the message goes back to the queue"
+    );
+    assert_eq!(digests(&moto.ecr(), "demo/web").await.len(), 6);
+
+    let response = function
+        .invoke(&json!({"repositories": ["demo/web"]}))
+        .unwrap();
+    assert_eq!(
+        response["summary"]["repositoriesUnfinished"], 1,
+        "{response}"
+    );
+    assert_eq!(response["summary"]["imagesPlanned"], 3);
+    assert_eq!(response["summary"]["imagesDeleted"], 0);
+    let repo = &response["targets"][0]["repositories"][0];
+    assert!(
+        repo["unfinished"]
+            .as_str()
+            .unwrap()
+            .contains("3 planned deletions were not attempted"),
+        "{repo}"
+    );
+    assert_eq!(digests(&moto.ecr(), "demo/web").await.len(), 6);
+    assert!(
+        function
+            .lines()
+            .iter()
+            .any(|l| l["message"] == "repository not finished" && l["repositoryName"] == "demo/web")
+    );
+    assert!(proxy.served() >= 1, "the listing was stalled");
+}

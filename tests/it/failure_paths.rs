@@ -205,3 +205,199 @@ async fn a_deadline_between_listing_and_deleting_leaves_the_repository_unfinishe
     );
     assert!(proxy.served() >= 1, "the listing was stalled");
 }
+
+/// The environment for the function to reach `endpoint` (moto, or the
+/// proxy in front of it) as account 123456789012 in us-east-1, plus `more`.
+fn function_env(endpoint: &str, more: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    env.extend(more.iter().cloned());
+    env
+}
+
+/// Systemic trouble fails the invocation, so that EventBridge retries it
+/// and the failure destination catches it: a fan-out whose messages cannot
+/// be sent (`FanOutIncomplete`), and a run in which every target fails
+/// (`EveryTargetFailed`), inline and fanned out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemic_failures_fail_the_invocation() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "demo/web").await;
+    push(&client, "demo/web", "web-0", None).await;
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        json!({
+            "SendMessageBatch": ["denied*"],
+            "AssumeRole@role/refused": ["denied*"],
+        }),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .endpoint_url(&moto.endpoint)
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build(),
+    );
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("fanout")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let schedule: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
+
+    let function = crate::support::RuntimeLoop::start(&function_env(
+        &proxy.endpoint,
+        &[
+            ("ECR_GC_POLICY_FILE", "examples/demo-policy.json".to_owned()),
+            ("ECR_GC_FANOUT_QUEUE_URL", queue_url.clone()),
+        ],
+    ));
+    let error = function.invoke(&schedule).unwrap_err();
+    assert!(
+        error.contains("FanOutIncomplete") && error.contains("1 of 1 messages could not be sent"),
+        "{error}"
+    );
+    assert!(
+        error.contains("AccessDenied"),
+        "the first unsent names SQS's code: {error}"
+    );
+    drop(function);
+
+    let refused = json!({"accounts": [
+        {"accountId": "111111111111", "roleArn": "arn:aws:iam::111111111111:role/refused"},
+        {"accountId": "222222222222", "roleArn": "arn:aws:iam::222222222222:role/refused"}
+    ]})
+    .to_string();
+    for queue in [None, Some(queue_url)] {
+        let mut more = vec![
+            ("ECR_GC_POLICY_FILE", "examples/demo-policy.json".to_owned()),
+            ("ECR_GC_TARGETS", refused.clone()),
+        ];
+        more.extend(queue.map(|q| ("ECR_GC_FANOUT_QUEUE_URL", q)));
+        let function = crate::support::RuntimeLoop::start(&function_env(&proxy.endpoint, &more));
+        let error = function.invoke(&schedule).unwrap_err();
+        assert!(
+            error.contains("EveryTargetFailed")
+                && error.contains("every target failed (2)")
+                && error.contains("could not assume arn:aws:iam::111111111111:role/refused"),
+            "{error}"
+        );
+        assert!(
+            function
+                .lines()
+                .iter()
+                .any(|l| l["message"] == "invocation failed"
+                    && l["errorType"] == "EveryTargetFailed")
+        );
+    }
+}
+
+fn sqs_batch(messages: &[(&str, &str)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, repository)| {
+            let body = json!({"repository": repository, "dryRun": false, "trigger": "schedule"});
+            json!({
+                "messageId": id, "receiptHandle": "h", "body": body.to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "md5OfBody": "x", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ecr-gc-fanout",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The consumer hands a message back when its repository did not finish
+/// cleanly: when an in-use source failed (every message of the target), and
+/// when a delete failed (only that repository's); the others are done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_hands_back_what_a_failed_source_or_delete_left() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    let mut oldest = Vec::new();
+    for repository in ["repo-a", "repo-b"] {
+        create_repository(&client, repository).await;
+        let mut digests = Vec::new();
+        for i in 0..3 {
+            digests.push(push(&client, repository, &format!("{repository}-{i}"), None).await);
+        }
+        oldest.push(digests);
+    }
+    // Keep one untagged image; every delete in repo-a is refused (pushes
+    // share a second, so which one the rule keeps is up to the digests).
+    let policy = |in_use: Value| {
+        json!({"rules": [{"rulePriority": 1,
+            "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}}],
+          "settings": {"gracePeriodMinutes": 0, "inUse": in_use}})
+        .to_string()
+    };
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        json!({"ecr": true, "refuseDelete": oldest[0]
+            .iter()
+            .map(|d| (d.clone(), json!("ImageDeleteRefusedByTest")))
+            .collect::<serde_json::Map<String, Value>>()}),
+    );
+    let batch = sqs_batch(&[("a", "repo-a"), ("b", "repo-b")]);
+
+    // A source that cannot be read (the SSM parameter does not exist):
+    // nothing is deleted, and both messages go back.
+    let missing = policy(
+        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false},
+        "external": {"ssmParameter": "/ecr-gc/missing"}}),
+    );
+    let function = crate::support::RuntimeLoop::start(&function_env(
+        &proxy.endpoint,
+        &[
+            ("ECR_GC_POLICY", missing),
+            ("ECR_GC_DRY_RUN", "false".to_owned()),
+        ],
+    ));
+    let response = function.invoke(&batch).unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "a"}, {"itemIdentifier": "b"}]})
+    );
+    assert_eq!(digests(&client, "repo-a").await.len(), 3);
+    assert_eq!(digests(&client, "repo-b").await.len(), 3);
+    assert!(
+        function
+            .lines()
+            .iter()
+            .any(|l| l["message"] == "in-use inventory incomplete")
+    );
+    drop(function);
+
+    // Sources read: b finishes; a's refused delete sends only a back.
+    let none = policy(json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}}));
+    let function = crate::support::RuntimeLoop::start(&function_env(
+        &proxy.endpoint,
+        &[
+            ("ECR_GC_POLICY", none),
+            ("ECR_GC_DRY_RUN", "false".to_owned()),
+        ],
+    ));
+    let response = function.invoke(&batch).unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "a"}]})
+    );
+    assert_eq!(digests(&client, "repo-a").await.len(), 3, "refused");
+    assert_eq!(digests(&client, "repo-b").await.len(), 1);
+}

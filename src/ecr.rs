@@ -371,6 +371,29 @@ impl Ecr {
                     message: failure.failure_reason().unwrap_or_default().to_owned(),
                 });
             }
+            // Every index asked for is answered: read, or gone since the
+            // listing (ImageNotFound, so its children are orphans). One the
+            // answer leaves out cannot be read, and its children must not be
+            // taken for orphans.
+            let answered: HashSet<&str> = out
+                .images()
+                .iter()
+                .filter_map(|i| i.image_id().and_then(|id| id.image_digest()))
+                .chain(
+                    out.failures()
+                        .iter()
+                        .filter_map(|f| f.image_id().and_then(|id| id.image_digest())),
+                )
+                .collect();
+            if let Some(missing) = chunk.iter().find(|d| !answered.contains(d.as_str())) {
+                return Err(EcrError::Api {
+                    operation: OP,
+                    code: "IndexNotAnswered".into(),
+                    message: format!(
+                        "the answer leaves out index {missing}, so its children cannot be told"
+                    ),
+                });
+            }
             for image in out.images() {
                 let Some(digest) = image.image_id().and_then(|id| id.image_digest()) else {
                     continue;

@@ -104,6 +104,10 @@ async fn a_child_shared_by_two_indexes_stays_while_either_stays() {
         let reason = held.iter().find(|(d, _)| *d == child.as_str()).unwrap().1;
         assert_eq!(reason, format!("its index {m2} was not deleted"));
     }
+    // By digest only, never by tag: a tag would untag rather than delete,
+    // and moto would delete the whole image where ECR would not.
+    assert_eq!(proxy.counts().get("BatchDeleteImage:imageTag"), None);
+    assert!(proxy.counts()["BatchDeleteImage"] >= 2);
     let mut left = digests(&client, "multi").await;
     left.sort();
     let mut want = vec![m2, arm, shared, newest];
@@ -400,4 +404,257 @@ async fn the_consumer_hands_back_what_a_failed_source_or_delete_left() {
     );
     assert_eq!(digests(&client, "repo-a").await.len(), 3, "refused");
     assert_eq!(digests(&client, "repo-b").await.len(), 1);
+}
+
+mod index_reads {
+    //! "If an index cannot be read, nothing in that repository is deleted":
+    //! BatchGetImage failing, a malformed manifest, an answer that leaves an
+    //! index out; and BatchGetImage chunked at 100. Through the engine with
+    //! `aws-smithy-mocks`, since moto produces none of these faults.
+
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_ecr::Client;
+    use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
+    use aws_sdk_ecr::operation::batch_get_image::{BatchGetImageError, BatchGetImageOutput};
+    use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ecr::types::{Image, ImageDetail, ImageIdentifier};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::DateTime;
+    use chrono::Utc;
+    use ecr_gc::ecr::Ecr;
+    use ecr_gc::engine::{self, Run, Scope};
+    use ecr_gc::inventory::Inventory;
+    use ecr_gc::policy::Policy;
+    use ecr_gc::report::Collected;
+
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+    fn digest(kind: &str, i: usize) -> String {
+        let hex = format!("{i:x}");
+        format!(
+            "sha256:{kind}{}",
+            "0".repeat(64 - kind.len() - hex.len()) + &hex
+        )
+    }
+
+    /// `indexes` tagged indexes, each over one untagged child; the newest
+    /// index is kept by the policy, the rest expire with their children.
+    fn listing(indexes: usize) -> Vec<ImageDetail> {
+        let mut details = Vec::new();
+        for i in 0..indexes {
+            details.push(
+                ImageDetail::builder()
+                    .image_digest(digest("a", i))
+                    .image_tags(format!("v{i}"))
+                    .image_pushed_at(DateTime::from_secs(1_700_000_000 + i as i64))
+                    .image_manifest_media_type(INDEX)
+                    .build(),
+            );
+            details.push(
+                ImageDetail::builder()
+                    .image_digest(digest("c", i))
+                    .image_pushed_at(DateTime::from_secs(1_700_000_000 + i as i64))
+                    .build(),
+            );
+        }
+        details
+    }
+
+    fn manifest(i: usize) -> String {
+        serde_json::json!({"schemaVersion": 2, "mediaType": INDEX,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest("c", i), "size": 1}]})
+        .to_string()
+    }
+
+    const POLICY: &str = r#"{"rules": [{"rulePriority": 1,
+        "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 1},
+        "action": {"type": "expire"}}], "settings": {"gracePeriodMinutes": 0}}"#;
+
+    /// Runs the engine (not a dry run) over repository `r` with these
+    /// BatchGetImage answers: the repository's report, and how many delete
+    /// calls were made.
+    async fn run(
+        indexes: usize,
+        batch_get: aws_smithy_mocks::Rule,
+    ) -> (ecr_gc::report::RepositoryReport, usize) {
+        let details = listing(indexes);
+        let describe = mock!(Client::describe_images).then_compute_output(move |req| {
+            let ids: Vec<String> = req
+                .image_ids()
+                .iter()
+                .filter_map(|i| i.image_digest().map(str::to_owned))
+                .collect();
+            let details = details
+                .iter()
+                .filter(|d| {
+                    ids.is_empty() || ids.iter().any(|i| Some(i.as_str()) == d.image_digest())
+                })
+                .cloned()
+                .collect();
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(details))
+                .build()
+        });
+        let deletes = Arc::new(Mutex::new(0));
+        let counted = deletes.clone();
+        let delete = mock!(Client::batch_delete_image).then_compute_output(move |req| {
+            *counted.lock().unwrap() += 1;
+            assert!(
+                req.image_ids().iter().all(|i| i.image_tag().is_none()),
+                "images are deleted by digest only: {req:?}"
+            );
+            BatchDeleteImageOutput::builder()
+                .set_image_ids(Some(req.image_ids().to_vec()))
+                .build()
+        });
+        let client = mock_client!(
+            aws_sdk_ecr,
+            RuleMode::MatchAny,
+            [&describe, &batch_get, &delete]
+        );
+        let ecr = Ecr::new(client, None);
+        let run = Run {
+            trigger: "test".into(),
+            scope: Scope::Named(vec!["repo".into()]),
+            dry_run: false,
+            now: Utc::now(),
+            stop_at: None,
+        };
+        let policy = Policy::parse(POLICY).unwrap();
+        let report = engine::run(
+            &ecr,
+            &Inventory::none(),
+            &policy,
+            &run,
+            &Collected::default(),
+        )
+        .await
+        .unwrap();
+        let deletes = *deletes.lock().unwrap();
+        (report.repositories.into_iter().next().unwrap(), deletes)
+    }
+
+    fn image(i: usize, manifest: String) -> Image {
+        Image::builder()
+            .image_id(
+                ImageIdentifier::builder()
+                    .image_digest(digest("a", i))
+                    .build(),
+            )
+            .image_manifest(manifest)
+            .build()
+    }
+
+    #[track_caller]
+    fn check_nothing_deleted(
+        report: &ecr_gc::report::RepositoryReport,
+        deletes: usize,
+        code: &str,
+    ) {
+        assert_eq!(deletes, 0, "no BatchDeleteImage call");
+        let error = report
+            .error
+            .as_ref()
+            .expect("the repository is not collected");
+        assert_eq!(error.error_code, code, "{error:?}");
+        assert!(
+            error.error_message.contains("nothing is deleted"),
+            "{error:?}"
+        );
+        assert!(report.deleted.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_get_image_deletes_nothing() {
+        let rule = mock!(Client::batch_get_image).then_error(|| {
+            BatchGetImageError::generic(
+                aws_sdk_ecr::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not allowed")
+                    .build(),
+            )
+        });
+        let (report, deletes) = run(3, rule).await;
+        check_nothing_deleted(&report, deletes, "AccessDeniedException");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_manifest_deletes_nothing() {
+        let rule = mock!(Client::batch_get_image).then_compute_output(|req| {
+            let images = req
+                .image_ids()
+                .iter()
+                .enumerate()
+                .map(|(i, _)| {
+                    image(
+                        i,
+                        if i == 1 {
+                            "{not an index".into()
+                        } else {
+                            manifest(i)
+                        },
+                    )
+                })
+                .collect();
+            BatchGetImageOutput::builder()
+                .set_images(Some(images))
+                .build()
+        });
+        let (report, deletes) = run(3, rule).await;
+        check_nothing_deleted(&report, deletes, "MalformedManifest");
+    }
+
+    #[tokio::test]
+    async fn an_index_left_out_of_the_answer_deletes_nothing() {
+        let rule = mock!(Client::batch_get_image).then_compute_output(|req| {
+            // Index 0 is neither returned nor reported as a failure.
+            let images = (1..req.image_ids().len())
+                .map(|i| image(i, manifest(i)))
+                .collect();
+            BatchGetImageOutput::builder()
+                .set_images(Some(images))
+                .build()
+        });
+        let (report, deletes) = run(3, rule).await;
+        check_nothing_deleted(&report, deletes, "IndexNotAnswered");
+    }
+
+    /// 150 indexes: read in two calls, of 100 and 50; then the 149 old
+    /// indexes are deleted before their children, in later calls.
+    #[tokio::test]
+    async fn indexes_are_read_a_hundred_at_a_time() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let rule = mock!(Client::batch_get_image).then_compute_output(move |req| {
+            seen.lock().unwrap().push(req.image_ids().len());
+            let images = req
+                .image_ids()
+                .iter()
+                .map(|id| {
+                    let d = id.image_digest().unwrap();
+                    let i = usize::from_str_radix(
+                        d.trim_start_matches("sha256:a").trim_start_matches('0'),
+                        16,
+                    )
+                    .unwrap_or(0);
+                    image(i, manifest(i))
+                })
+                .collect();
+            BatchGetImageOutput::builder()
+                .set_images(Some(images))
+                .build()
+        });
+        let (report, deletes) = run(150, rule).await;
+        assert_eq!(*sizes.lock().unwrap(), [100, 50]);
+        assert!(report.error.is_none(), "{:?}", report.error);
+        assert_eq!(
+            report.deleted.len(),
+            2 * 149,
+            "the old indexes and their children"
+        );
+        // 149 indexes in two calls, then their children in two more.
+        assert_eq!(deletes, 4);
+    }
 }

@@ -32,7 +32,9 @@ AccessDenied, as S3 does, to a request whose x-amz-expected-bucket-owner
 names any other account (moto ignores the header).
 
 GET /__counts answers the requests seen, by operation, as JSON; an ECR
-request without registryId is also counted under "<operation>:noRegistryId".
+request without registryId is also counted under "<operation>:noRegistryId",
+and a BatchDeleteImage naming any image by tag under
+"BatchDeleteImage:imageTag".
 Each served fault is printed on stdout, one JSON line.
 """
 import email.utils
@@ -155,6 +157,8 @@ class Proxy(BaseHTTPRequestHandler):
         target = self.headers.get("X-Amz-Target") or ""
         if target.startswith("AmazonEC2ContainerRegistry") and "registryId" not in json.loads(body or b"{}"):
             count(operation + ":noRegistryId")
+        if operation == "BatchDeleteImage" and any("imageTag" in i for i in json.loads(body or b"{}").get("imageIds", [])):
+            count(operation + ":imageTag")
         page = None
         if paging and operation in PAGED:
             request = json.loads(body or b"{}")

@@ -448,6 +448,11 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     let (wire, without_registry) = wire_counts(&proxy);
     assert_eq!(wire, floor());
     assert_eq!(without_registry, 0);
+    assert_eq!(
+        proxy.counts().get("BatchDeleteImage:imageTag"),
+        None,
+        "images are deleted by digest only"
+    );
     // One inventory per target, not per repository; one AssumeRole per
     // account, not per target.
     let counts = proxy.counts();

@@ -658,3 +658,59 @@ mod index_reads {
         assert_eq!(deletes, 4);
     }
 }
+
+/// An ECS or Lambda source that cannot be read fails closed: over several
+/// repositories, nothing is deleted in any, each is held naming the source,
+/// and the CLI exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_ecs_or_lambda_source_holds_every_repository() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    for repository in ["repo-a", "repo-b"] {
+        create_repository(&client, repository).await;
+        for i in 0..3 {
+            push(&client, repository, &format!("{repository}-{i}"), None).await;
+        }
+    }
+    let policy = json!({"rules": [{"rulePriority": 1,
+        "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
+        "action": {"type": "expire"}}], "settings": {"gracePeriodMinutes": 0}});
+    let dir = std::env::temp_dir().join(format!("ecr-gc-sources-{}", crate::support::free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.json");
+    std::fs::write(&path, policy.to_string()).unwrap();
+    for (operation, source) in [("ListClusters", "ecs"), ("ListFunctions", "lambda")] {
+        let proxy = Proxy::start(&moto.endpoint, json!({ operation: ["denied*"] }));
+        let out = Command::new(BIN)
+            .args(["run", "--apply", "--output", "json", "--policy"])
+            .arg(&path)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .envs(function_env(&proxy.endpoint, &[]))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{source}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let target = &report["targets"][0];
+        let failed: Vec<&str> = target["inUseSources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["error"].is_string())
+            .map(|s| s["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(failed, [source]);
+        let repositories = target["repositories"].as_array().unwrap();
+        assert_eq!(repositories.len(), 2);
+        for repo in repositories {
+            let held = repo["held"].as_str().unwrap_or_default();
+            assert!(
+                held.contains(&format!("{source}: {operation}: AccessDenied")),
+                "{source}: {held:?}"
+            );
+            assert_eq!(repo["deleted"], json!([]));
+        }
+        assert_eq!(report["summary"]["repositoriesHeld"], 2);
+        assert_eq!(digests(&client, "repo-a").await.len(), 3);
+        assert_eq!(digests(&client, "repo-b").await.len(), 3);
+    }
+}

@@ -82,6 +82,9 @@ def operation_of(method, path, headers, body):
         return target.rsplit(".", 1)[-1]
     form = urllib.parse.parse_qs(body)
     action = (form.get("Action") or [""])[0]
+    if not action and path.startswith("/2015-03-31/functions"):
+        # Lambda's REST API: /2015-03-31/functions/ lists, .../NAME gets.
+        return "ListFunctions" if path.split("?")[0].rstrip("/").endswith("/functions") else "GetFunction"
     if not action and method == "GET" and path.count("/") >= 2:
         return "GetObject"  # path-style S3: /bucket/key
     return action
@@ -130,7 +133,7 @@ class Proxy(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault == "denied":
-            if self.headers.get("X-Amz-Target"):
+            if self.headers.get("X-Amz-Target") or operation in ("ListFunctions", "GetFunction"):
                 payload = json.dumps({"__type": "AccessDeniedException", "message": "denied by the test"}).encode()
                 return self.answer(400, "application/x-amz-json-1.1", payload, [("x-amzn-ErrorType", "AccessDeniedException")])
             payload = (

@@ -339,3 +339,96 @@ fn the_cronjobs_publisher_writes_a_list_ecr_gc_accepts() {
         "[]\n"
     );
 }
+
+/// The defaults, with more than one of each: of a family's seven
+/// task-definition revisions the newest five are in use (rollbacks), the
+/// oldest two are not; every published version of an image function is in
+/// use, whichever alias points where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_sources_protect_five_revisions_and_every_lambda_version() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "revs").await;
+    let mut by_tag = BTreeMap::new();
+    for tag in ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "m1", "m2", "m3"] {
+        by_tag.insert(push(&client, "revs", tag, Some(tag)).await, tag);
+    }
+    // The newest, a second later, which the rule keeps on its own.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    by_tag.insert(
+        push(&client, "revs", "newest", Some("newest")).await,
+        "newest",
+    );
+    let script = format!("{}/tests/it/seed_versions.py", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .args([&script, &moto.endpoint])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let versions: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        versions,
+        ["$LATEST", "1", "2", "3"],
+        "the seeding is as described"
+    );
+
+    // The defaults: ECS with 5 revisions, Lambda on.
+    let config = Config::from_env(|name| match name {
+        "ECR_GC_POLICY" => Some(policy(json!({}))),
+        "ECR_GC_DRY_RUN" => Some("false".into()),
+        _ => None,
+    });
+    let event = json!({"repositories": ["revs"]});
+    let report = report_of(
+        handler::handle(
+            &moto.connector().await,
+            &config,
+            &event,
+            Utc::now(),
+            &Collected::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    let repo = &report.repositories[0];
+    let tags = |images: &[ecr_gc::report::PlannedImage]| -> BTreeSet<&str> {
+        images
+            .iter()
+            .map(|p| by_tag[p.image_digest.as_str()])
+            .collect()
+    };
+    assert_eq!(tags(&repo.deleted), ["r0", "r1"].into());
+    assert_eq!(
+        tags(&repo.protected),
+        ["r2", "r3", "r4", "r5", "r6", "m1", "m2", "m3"].into()
+    );
+    let protection = |tag: &str| {
+        repo.protected
+            .iter()
+            .find(|p| by_tag[p.image_digest.as_str()] == tag)
+            .and_then(|p| p.protection.clone())
+            .unwrap()
+    };
+    assert_eq!(protection("r6"), "in use by ecs:task-definition/revs:7");
+    assert_eq!(protection("r2"), "in use by ecs:task-definition/revs:3");
+    assert_eq!(protection("m1"), "in use by lambda:multi:1");
+    assert!(
+        protection("m3").contains("lambda:multi:3"),
+        "{}",
+        protection("m3")
+    );
+    let mut left: Vec<&str> = digests(&client, "revs")
+        .await
+        .iter()
+        .map(|d| by_tag[d.as_str()])
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["m1", "m2", "m3", "newest", "r2", "r3", "r4", "r5", "r6"]
+    );
+}

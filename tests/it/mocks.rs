@@ -563,3 +563,93 @@ async fn fan_out_sends_again_what_sqs_failed_and_reports_what_it_could_not_send(
         ]
     );
 }
+
+/// A service in the middle of a deployment runs the task definitions of
+/// its PRIMARY and ACTIVE deployments: both are in use, and an INACTIVE
+/// one (done, drained) is not. moto keeps no deployment history.
+#[tokio::test]
+async fn ecs_services_use_their_primary_and_active_deployments_only() {
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+    use aws_sdk_ecs::operation::list_clusters::ListClustersOutput;
+    use aws_sdk_ecs::operation::list_services::ListServicesOutput;
+    use aws_sdk_ecs::operation::list_task_definition_families::ListTaskDefinitionFamiliesOutput;
+    use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+    use aws_sdk_ecs::types::{ContainerDefinition, Deployment, Service, TaskDefinition};
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    const CLUSTER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/prod";
+    let td = |rev: u32| format!("arn:aws:ecs:us-east-1:123456789012:task-definition/web:{rev}");
+    let clusters = mock!(aws_sdk_ecs::Client::list_clusters)
+        .then_output(|| ListClustersOutput::builder().cluster_arns(CLUSTER).build());
+    let tasks =
+        mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| ListTasksOutput::builder().build());
+    let services = mock!(aws_sdk_ecs::Client::list_services).then_output(|| {
+        ListServicesOutput::builder()
+            .service_arns("arn:aws:ecs:us-east-1:123456789012:service/prod/web")
+            .build()
+    });
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_compute_output(move |_| {
+        let deployment = |status: &str, rev: u32| {
+            Deployment::builder()
+                .status(status)
+                .task_definition(td(rev))
+                .build()
+        };
+        DescribeServicesOutput::builder()
+            .services(
+                Service::builder()
+                    .service_name("web")
+                    .task_definition(td(3))
+                    .deployments(deployment("PRIMARY", 3))
+                    .deployments(deployment("ACTIVE", 2))
+                    .deployments(deployment("INACTIVE", 1))
+                    .build(),
+            )
+            .build()
+    });
+    let definition =
+        mock!(aws_sdk_ecs::Client::describe_task_definition).then_compute_output(|req| {
+            let arn = req.task_definition().unwrap().to_owned();
+            let rev = arn.rsplit(':').next().unwrap().to_owned();
+            DescribeTaskDefinitionOutput::builder()
+                .task_definition(
+                    TaskDefinition::builder()
+                        .task_definition_arn(&arn)
+                        .container_definitions(
+                            ContainerDefinition::builder()
+                                .image(format!("{HOST}/web:v{rev}"))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let families = mock!(aws_sdk_ecs::Client::list_task_definition_families)
+        .then_output(|| ListTaskDefinitionFamiliesOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_ecs,
+        RuleMode::MatchAny,
+        [
+            &clusters,
+            &tasks,
+            &services,
+            &describe,
+            &definition,
+            &families
+        ]
+    );
+    let uses = ecr_gc::inventory::ecs::collect(&client, 5).await.unwrap();
+    let mut got: Vec<(String, String)> = uses
+        .into_iter()
+        .map(|u| (u.workload, u.reference.tag.unwrap()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("ecs:prod/web".to_owned(), "v2".to_owned()),
+            ("ecs:prod/web".to_owned(), "v3".to_owned()),
+        ]
+    );
+}

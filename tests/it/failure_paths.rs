@@ -714,3 +714,109 @@ async fn a_failing_ecs_or_lambda_source_holds_every_repository() {
         assert_eq!(digests(&client, "repo-b").await.len(), 3);
     }
 }
+
+/// maxDeletesPerRun is spent in name order: a repository that would pass
+/// it is held, and later, smaller ones still fit. The outcome does not
+/// depend on how many repositories are worked on at once: dry runs at
+/// concurrency 1, 4 and 16 hold and plan the same, and so does the run
+/// that deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_budget_lets_later_smaller_repositories_fit_at_any_concurrency() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    // (repository, untagged images); the rule keeps one, so each plans one
+    // fewer: 3, 5, 1, 2, 1, 4 against a budget of 7.
+    let layout = [
+        ("r-a", 4),
+        ("r-b", 6),
+        ("r-c", 2),
+        ("r-d", 3),
+        ("r-e", 2),
+        ("r-f", 5),
+    ];
+    for (repository, images) in layout {
+        create_repository(&client, repository).await;
+        for i in 0..images {
+            push(&client, repository, &format!("{repository}-{i}"), None).await;
+        }
+    }
+    // In name order: r-a 3 (4 left), r-b 5 held, r-c 1 (3 left), r-d 2
+    // (1 left), r-e 1 (0 left), r-f 4 held.
+    let held_want = ["r-b", "r-f"];
+    let deleted_want = [("r-a", 3), ("r-c", 1), ("r-d", 2), ("r-e", 1)];
+    let dir = std::env::temp_dir().join(format!("ecr-gc-budget-{}", crate::support::free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |concurrency: u32, apply: bool| {
+        let policy = json!({"rules": [{"rulePriority": 1,
+            "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}}],
+            "settings": {"gracePeriodMinutes": 0, "maxDeletesPerRun": 7, "concurrency": concurrency,
+                "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}}}});
+        let path = dir.join(format!("policy-{concurrency}.json"));
+        std::fs::write(&path, policy.to_string()).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .args(["run", "--output", "json", "--policy"])
+            .arg(&path)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .envs(function_env(&moto.endpoint, &[]));
+        if apply {
+            command.arg("--apply");
+        }
+        let out = command.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let repositories = report["targets"][0]["repositories"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let held: Vec<String> = repositories
+            .iter()
+            .filter(|r| r["held"].is_string())
+            .map(|r| r["repositoryName"].as_str().unwrap().to_owned())
+            .collect();
+        let planned: Vec<(String, Vec<String>)> = repositories
+            .iter()
+            .map(|r| {
+                let mut digests: Vec<String> = r["planned"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["imageDigest"].as_str().unwrap().to_owned())
+                    .collect();
+                digests.sort();
+                (r["repositoryName"].as_str().unwrap().to_owned(), digests)
+            })
+            .collect();
+        (held, planned, report)
+    };
+    let (held, planned, _) = run(1, false);
+    assert_eq!(held, held_want);
+    for concurrency in [4, 16] {
+        let (h, p, _) = run(concurrency, false);
+        assert_eq!(
+            (h, p),
+            (held.clone(), planned.clone()),
+            "concurrency {concurrency}"
+        );
+    }
+    let (h, _, report) = run(16, true);
+    assert_eq!(h, held_want);
+    assert_eq!(report["summary"]["imagesDeleted"], 7);
+    for (repository, images) in layout {
+        let deleted = deleted_want
+            .iter()
+            .find(|(r, _)| *r == repository)
+            .map_or(0, |(_, n)| *n);
+        assert_eq!(
+            digests(&client, repository).await.len(),
+            images - deleted,
+            "{repository}"
+        );
+    }
+}

@@ -7,7 +7,6 @@ use ecr_gc::ecr::Ecr;
 use ecr_gc::engine::{self, Run, Scope};
 use ecr_gc::handler::{self, Config, Response};
 use ecr_gc::inventory::Inventory;
-use ecr_gc::plan::plan;
 use ecr_gc::policy::Policy;
 use ecr_gc::report::{Collected, Report};
 use serde_json::Value;
@@ -61,9 +60,14 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
     let now = Utc::now();
     let before = Ecr::new(client.clone(), None).images("big").await.unwrap();
     assert_eq!(before.len(), 1_250);
-    let expected = set(plan(&before, &policy, now)
-        .to_delete()
-        .map(|d| d.image.image_digest.clone()));
+    // ECR's rule, written out: newest first by push time, a tie going to
+    // the smaller digest; everything past the first 100 expires.
+    let mut newest_first: Vec<(chrono::DateTime<Utc>, String)> = before
+        .iter()
+        .map(|i| (i.image_pushed_at, i.image_digest.clone()))
+        .collect();
+    newest_first.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let expected = set(newest_first.into_iter().skip(100).map(|(_, d)| d));
     assert_eq!(expected.len(), 1_150);
 
     let ecr = Ecr::new(client.clone(), None);

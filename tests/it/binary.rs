@@ -82,12 +82,45 @@ fn plan_works_offline_on_both_cli_versions_listings() {
             "examples/policy.json",
             "--images",
             "examples/images.json",
+            "--now",
+            "2026-11-27T12:00:00Z",
         ],
         &[],
     );
     assert!(table.status.success());
     let stdout = text(&table.stdout);
     assert!(stdout.starts_with("ACTION  DIGEST"), "{stdout}");
+    // One row per image, its action, tags and rule as the JSON plan says,
+    // and the count at the end.
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 10, "{stdout}");
+    let deletes: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r[0] == "delete")
+        .map(|r| (r[2], r[4]))
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            ("<untagged>", "2"),
+            ("v1.1.0", "1"),
+            ("feature-login", "3"),
+            ("v1.0.0", "1")
+        ]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r[1].starts_with("sha256:") && r[1].len() == 19)
+    );
+    assert!(
+        stdout.contains("\n4 of 10 images would be deleted"),
+        "{stdout}"
+    );
 }
 
 /// The whole output of `aws ecr get-lifecycle-policy` with ecr-gc's
@@ -361,63 +394,80 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     events.sort();
-    let mut seen = Vec::new();
-    for event in &events {
-        let name = event.file_name().unwrap().to_str().unwrap().to_owned();
+    // Before each event, one release newer than all the others goes into
+    // both repositories, so that every event has something to delete (or,
+    // as a dry run, to plan): the demo policy keeps the 3 newest releases.
+    // Per event: (deleted in web, in worker, planned as a dry run in web,
+    // in worker), written out from the sizes before it.
+    let expected: [(&str, [usize; 4]); 7] = [
+        ("ecr-delete.json", [0, 0, 0, 0]),   // 7, 7: ignored
+        ("ecr-push.json", [5, 0, 0, 0]),     // 8, 8: web only
+        ("manual.json", [0, 0, 1, 6]),       // 4, 9: "dryRun": true
+        ("schedule.json", [2, 7, 0, 0]),     // 5, 10
+        ("scheduler.json", [1, 1, 0, 0]),    // 4, 4
+        ("sqs-ecr-push.json", [1, 0, 0, 0]), // 4, 4: two pushes to web, one collection
+        ("sqs.json", [0, 0, 1, 2]),          // 4, 5: the messages say "dryRun": true
+    ];
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.file_name().unwrap().to_str().unwrap())
+            .collect::<Vec<_>>(),
+        expected.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        "every sample event has an expectation"
+    );
+    for (k, (event, (name, counts))) in events.iter().zip(expected).enumerate() {
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        for repository in ["demo/web", "demo/worker"] {
+            let tag = format!("v{}", 6 + k);
+            push(
+                &client,
+                repository,
+                &format!("{repository}-{tag}"),
+                Some(&tag),
+            )
+            .await;
+        }
+        let before = function.lines().len();
         let response = function
             .invoke_file(event)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        seen.push(name.clone());
-        match name.as_str() {
+        let lines = function.lines();
+        let count = |message: &str, repository: &str| {
+            lines[before..]
+                .iter()
+                .filter(|l| l["message"] == message && l["repositoryName"] == repository)
+                .count()
+        };
+        assert_eq!(
+            [
+                count("image deleted", "demo/web"),
+                count("image deleted", "demo/worker"),
+                count("image would be deleted (dry run)", "demo/web"),
+                count("image would be deleted (dry run)", "demo/worker"),
+            ],
+            counts,
+            "{name}"
+        );
+        match name {
             "ecr-delete.json" => assert!(response["ignored"].as_str().unwrap().contains("DELETE")),
             "manual.json" => {
                 assert_eq!(response["trigger"], "manual");
                 assert_eq!(response["dryRun"], true, "the event's dryRun wins");
             }
-            "ecr-push.json" => {
-                assert_eq!(response["trigger"], "ecr-push");
-                assert_eq!(
-                    response["targets"][0]["repositories"]
-                        .as_array()
-                        .unwrap()
-                        .len(),
-                    1
-                );
-                assert_eq!(response["summary"]["imagesDeleted"], 3);
-            }
-            "schedule.json" | "scheduler.json" => {
-                assert_eq!(response["dryRun"], false);
-                assert_eq!(
-                    response["targets"][0]["repositories"]
-                        .as_array()
-                        .unwrap()
-                        .len(),
-                    2
-                );
-            }
-            // Both messages' repositories exist and finish cleanly: SQS
+            "ecr-push.json" => assert_eq!(response["trigger"], "ecr-push"),
+            "schedule.json" | "scheduler.json" => assert_eq!(response["dryRun"], false),
+            // Every message's repository exists and finishes cleanly: SQS
             // deletes the whole batch.
-            "sqs.json" | "sqs-ecr-push.json" => {
-                assert_eq!(response, serde_json::json!({"batchItemFailures": []}))
-            }
-            other => panic!("no expectation for events/{other}"),
+            _ => assert_eq!(
+                response,
+                serde_json::json!({"batchItemFailures": []}),
+                "{name}"
+            ),
         }
     }
-    assert_eq!(
-        seen,
-        [
-            "ecr-delete.json",
-            "ecr-push.json",
-            "manual.json",
-            "schedule.json",
-            "scheduler.json",
-            "sqs-ecr-push.json",
-            "sqs.json"
-        ]
-    );
-    // The push collected demo/web; the schedule that came after collected demo/worker.
-    assert_eq!(digests(&client, "demo/web").await.len(), 3);
-    assert_eq!(digests(&client, "demo/worker").await.len(), 3);
+    assert_eq!(digests(&client, "demo/web").await.len(), 4);
+    assert_eq!(digests(&client, "demo/worker").await.len(), 5);
 
     // Anything else fails the invocation with a message naming what came in.
     let junk = serde_json::json!({"source":"aws.s3","detail-type":"Object Created","detail":{}});
@@ -436,5 +486,5 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
             }
         }
     }
-    assert_eq!(deleted, 6);
+    assert_eq!(deleted, 5 + 2 + 7 + 1 + 1 + 1);
 }

@@ -525,8 +525,7 @@ proptest! {
     }
 }
 
-/// Every truncation of the sample policy and events is refused, not
-/// half-read.
+/// Every truncation of the sample policy is refused, not half-read.
 #[test]
 fn truncated_documents_are_refused() {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -540,13 +539,90 @@ fn truncated_documents_are_refused() {
             );
         }
     }
-    for name in ["schedule", "scheduler", "ecr-push", "ecr-delete", "manual"] {
+}
+
+/// Every field of a JSON value, as the path to it: a cut-down event is one
+/// with one of these removed, or one of its strings cut short.
+fn paths(value: &serde_json::Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+    if let serde_json::Value::Object(map) = value {
+        for (key, child) in map {
+            let mut path = at.clone();
+            path.push(key.clone());
+            out.push(path.clone());
+            paths(child, path, out);
+        }
+    }
+}
+
+fn without(value: &serde_json::Value, path: &[String]) -> serde_json::Value {
+    let mut value = value.clone();
+    let (last, parents) = path.split_last().unwrap();
+    let mut at = &mut value;
+    for key in parents {
+        at = at.get_mut(key).unwrap();
+    }
+    at.as_object_mut().unwrap().remove(last);
+    value
+}
+
+/// Cut-down sample events reach the event parser (a cut JSON text never
+/// does: no prefix of an object is JSON): with any one field removed, or
+/// any string cut short, the parser never panics, and a push stays a push
+/// only when nothing it needs was taken: its source, detail-type, detail,
+/// action, result and repository name are each required.
+#[test]
+fn cut_down_events_are_refused_or_read_as_what_is_left() {
+    use ecr_gc::handler::{Trigger, parse_event};
+    let root = env!("CARGO_MANIFEST_DIR");
+    for name in [
+        "schedule",
+        "scheduler",
+        "ecr-push",
+        "ecr-delete",
+        "manual",
+        "sqs",
+        "sqs-ecr-push",
+    ] {
         let text = std::fs::read_to_string(format!("{root}/events/{name}.json")).unwrap();
-        let text = text.trim_end();
-        for cut in 1..text.len() {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text[..cut]) {
-                // A prefix that happens to be JSON must still not panic.
-                let _ = ecr_gc::handler::parse_event(&value);
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut all = Vec::new();
+        paths(&event, Vec::new(), &mut all);
+        assert!(!all.is_empty(), "{name}");
+        for path in &all {
+            let cut = without(&event, path);
+            let parsed = parse_event(&cut);
+            if name == "ecr-push" {
+                let required = [
+                    "source",
+                    "detail-type",
+                    "detail",
+                    "action-type",
+                    "result",
+                    "repository-name",
+                ];
+                let needed = required.contains(&path.last().unwrap().as_str());
+                let still_push = matches!(parsed, Ok(Trigger::Push { .. }));
+                assert_eq!(still_push, !needed, "{name} without {path:?}: {parsed:?}");
+            }
+            if let Err(error) = parsed {
+                assert!(error.to_string().contains("unrecognised event"), "{error}");
+            }
+            // Each string of the event cut to every shorter length.
+            if let Some(serde_json::Value::String(text)) =
+                path.iter().try_fold(&event, |v, k| v.get(k))
+            {
+                for cut in 0..text.len() {
+                    if !text.is_char_boundary(cut) {
+                        continue;
+                    }
+                    let mut shorter = event.clone();
+                    let mut at = &mut shorter;
+                    for key in path {
+                        at = at.get_mut(key).unwrap();
+                    }
+                    *at = serde_json::Value::String(text[..cut].to_owned());
+                    let _ = parse_event(&shorter);
+                }
             }
         }
     }

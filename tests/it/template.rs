@@ -81,13 +81,16 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             ["- Sid: ReadEcsWorkloads", "- Sid: ListLambdaFunctions"].contains(&sid),
             "{sid} is on *"
         );
-        let condition = lines[..i]
-            .iter()
-            .rev()
-            .find(|l| l.contains("- !If"))
-            .map(|_| ());
-        assert!(
-            condition.is_some(),
+        // The statement itself is the second item of an `!If` on its own
+        // source's switch: `- !If`, `- <Condition>`, `- Sid: ...`.
+        let at = lines[..i].iter().rposition(|l| l.contains("Sid:")).unwrap();
+        let condition = match sid {
+            "- Sid: ReadEcsWorkloads" => "- EcsInUse",
+            _ => "- LambdaInUse",
+        };
+        assert_eq!(
+            (lines[at - 2].trim(), lines[at - 1].trim()),
+            ("- !If", condition),
             "{sid} must depend on its source's switch"
         );
     }

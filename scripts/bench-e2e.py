@@ -8,7 +8,11 @@ For each registry shape it seeds a fresh moto_server, runs
   * wall time, CPU time (user + system) and peak RSS of the ecr-gc process
     (GNU time's; moto and the proxy are not counted);
   * ECR API calls by operation, as ecr-gc counted them and as the proxy saw
-    them, next to the floor computed from the shape.
+    them, next to the floor computed from the shape;
+  * whether the registry, listed repository by repository afterwards,
+    holds exactly what the report kept.
+It exits non-zero when the registry, the deletions or the calls do not
+match: a benchmark that checks its own claims.
 
 Usage: scripts/bench-e2e.py [--binary PATH] [SHAPE ...]
 Shapes: huge (10,000 images in one repository), many (500 repositories of
@@ -195,6 +199,20 @@ def run_shape(name, binary, moto_port):
         counts = json.load(urllib.request.urlopen(f"http://127.0.0.1:{proxy_port}/__counts"))
     finally:
         proxy.kill()
+    # The registry afterwards, listed repository by repository: it must hold
+    # exactly what the report says it kept, nothing the report deleted, and
+    # every planned image must be gone.
+    ecr = ecr_client(moto)
+    mismatches = []
+    for repo in report["targets"][0]["repositories"]:
+        repository = repo["repositoryName"]
+        remaining = set()
+        for page in ecr.get_paginator("list_images").paginate(repositoryName=repository):
+            remaining.update(i["imageDigest"] for i in page["imageIds"])
+        planned = {p["imageDigest"] for p in repo["planned"]}
+        deleted = {p["imageDigest"] for p in repo["deleted"]}
+        if deleted != planned or remaining & deleted or len(remaining) != repo["imagesScanned"] - len(deleted):
+            mismatches.append(repository)
     ours = report["apiCalls"]
     want = floor()
     wire = {op: counts.get(op, 0) for op in want}
@@ -207,6 +225,7 @@ def run_shape(name, binary, moto_port):
         "expected_deleted": deletions,
         "calls": {op: ours.get(op, 0) for op in want}, "wire": wire, "floor": want,
         "at_floor": all(ours.get(op, 0) == want[op] == wire[op] for op in want),
+        "registry_matches_report": not mismatches, "mismatched_repositories": mismatches[:10],
     }
 
 
@@ -220,10 +239,17 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(moto_port)
+        failed = []
         for name in args.shapes:
-            print(json.dumps(run_shape(name, args.binary, moto_port)), flush=True)
+            result = run_shape(name, args.binary, moto_port)
+            print(json.dumps(result), flush=True)
+            if not (result["registry_matches_report"] and result["at_floor"]
+                    and result["deleted"] == result["expected_deleted"] and result["exit"] == 0):
+                failed.append(name)
     finally:
         moto.kill()
+    if failed:
+        raise SystemExit(f"the registry or the API calls do not match the report: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 EVENT ?= events/manual.json
 PORT ?= 9000
 
-.PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools bench audit
+.PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools bench audit mutants
 
 # Installs, with pip, the tools the tests and the demo need, if missing, at
 # the versions constraints.txt pins.
@@ -34,6 +34,17 @@ doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
 check: lint test doc
+
+# Mutation testing of the core (TESTING.md has the figures and the survivors
+# explained). Not in CI: it rebuilds the crate for every mutant, hours on 2
+# cores. The planner, units, policy and pattern are killed by the unit
+# tests; the engine by its unit tests and the integration tests that need no
+# emulator (mocks, properties, index reads).
+MUTANTS := CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0 cargo mutants
+mutants:
+	@command -v cargo-mutants >/dev/null || cargo install cargo-mutants --version 27.1.0 --locked
+	$(MUTANTS) -f src/plan.rs -f src/units.rs -f src/policy.rs -f src/pattern.rs -o mutants.out/core -- --lib
+	$(MUTANTS) -f src/engine.rs -o mutants.out/engine -- --lib --test it -- engine:: mocks:: properties:: failure_paths::index_reads
 
 # Known vulnerabilities in the dependency tree (RustSec advisories). It
 # fetches the advisory database, so it needs the network and is not part of

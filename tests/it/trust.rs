@@ -252,11 +252,13 @@ async fn a_burst_of_queued_pushes_is_one_collection_per_repository() {
     assert_eq!(response, json!({"batchItemFailures": []}));
     assert_eq!(left(&ecr).await, [3, 3, 6]);
     let lines = function.lines();
-    let collected: Vec<&str> = lines
+    // Repositories are collected concurrently: their lines come in any order.
+    let mut collected: Vec<&str> = lines
         .iter()
         .filter(|l| l["message"] == "repository collected")
         .map(|l| l["repositoryName"].as_str().unwrap())
         .collect();
+    collected.sort();
     assert_eq!(
         collected,
         ["demo/web", "demo/worker"],

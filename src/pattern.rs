@@ -88,6 +88,9 @@ mod tests {
             ("v*.*.*", "v1.2", false),
             ("aa*aa", "aaa", false),
             ("aa*aa", "aaaa", true),
+            // The ends may not overlap: "a*a" needs two characters.
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
             ("a?b", "axb", false),
             ("a?b", "a?b", true),
             ("a.b", "axb", false),

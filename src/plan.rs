@@ -548,6 +548,18 @@ mod tests {
             .map(|d| d.image.image_digest.trim_start_matches("sha256:"))
             .collect();
         assert_eq!(deleted, expected);
+        // The kept are exactly the others, in the plan's order.
+        let kept: Vec<&str> = plan
+            .to_keep()
+            .map(|d| d.image.image_digest.trim_start_matches("sha256:"))
+            .collect();
+        let others: Vec<&str> = plan
+            .decisions
+            .iter()
+            .map(|d| d.image.image_digest.trim_start_matches("sha256:"))
+            .filter(|d| !expected.contains(d))
+            .collect();
+        assert_eq!(kept, others);
     }
 
     fn rule(priority: u32, selection: &str) -> String {

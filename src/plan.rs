@@ -985,6 +985,31 @@ mod tests {
             shared.reason.to_string(),
             "a child of index sha256:i2, which is kept"
         );
+
+        // With both indexes expired (by age: a count cannot be 0), the
+        // shared child goes with both, and says so.
+        let both = self::policy(&[rule(
+            1,
+            r#"{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"sinceImagePushed","countUnit":"days","countNumber":1}"#,
+        )]);
+        let both = Policy::parse(&both).unwrap();
+        let images = [
+            index("i1", &["v1"], 3 * DAY),
+            index("i2", &["v2"], 2 * DAY),
+            image("shared", &[], 3 * DAY),
+        ];
+        let facts = children(&[("i1", &["shared"]), ("i2", &["shared"])]);
+        let plan = plan_with(&images, &both, parse_rfc3339(NOW).unwrap(), &facts);
+        let shared = plan
+            .decisions
+            .iter()
+            .find(|d| d.image.image_digest == "sha256:shared")
+            .unwrap();
+        assert_eq!(shared.action, Action::Delete);
+        assert_eq!(
+            shared.reason.to_string(),
+            "a child of indexes sha256:i1, sha256:i2, which are all deleted"
+        );
     }
 
     #[test]

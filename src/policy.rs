@@ -685,6 +685,28 @@ mod tests {
         );
     }
 
+    /// ECR's limit is 30,720 characters: a document of exactly that many
+    /// loads, one more does not.
+    #[test]
+    fn the_length_limit_is_inclusive() {
+        let document = |chars: usize| {
+            let head = r#"{"rules":[{"rulePriority":1,"description":""#;
+            let tail = r#"","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+            format!(
+                "{head}{}{tail}",
+                "x".repeat(chars - head.len() - tail.len())
+            )
+        };
+        assert_eq!(document(MAX_POLICY_CHARS).chars().count(), MAX_POLICY_CHARS);
+        assert!(Policy::parse(&document(MAX_POLICY_CHARS)).is_ok());
+        assert_eq!(
+            Policy::parse(&document(MAX_POLICY_CHARS + 1)),
+            Err(PolicyError::TooLong {
+                chars: MAX_POLICY_CHARS + 1
+            })
+        );
+    }
+
     #[test]
     fn a_wrapped_policy_keeps_its_settings_and_refuses_strangers() {
         const TEXT: &str = r#""{\"rules\":[{\"rulePriority\":1,\"selection\":{\"tagStatus\":\"any\",\"countType\":\"imageCountMoreThan\",\"countNumber\":3},\"action\":{\"type\":\"expire\"}}]}""#;

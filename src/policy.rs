@@ -783,6 +783,10 @@ mod tests {
                 &["action.type", "delete"],
             ),
             (
+                r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire","targetStorageClass":"archive"}}]}"#.into(),
+                &["rules[0] (rulePriority 1): action.targetStorageClass", "only allowed with action type `transition`"],
+            ),
+            (
                 r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{}}]}"#.into(),
                 &["action.type", "required"],
             ),

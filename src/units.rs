@@ -99,6 +99,8 @@ mod tests {
             image("sha256:gone-att", &[], false, Some("sha256:nothere")),
             image(&format!("sha256:{hex}"), &["plain"], false, None),
             image("sha256:sig", &[&cosign], false, None),
+            // A manifest naming itself as its subject refers to nothing else.
+            image("sha256:self", &[], false, Some("sha256:self")),
         ];
         let children: Children = [
             (
@@ -131,6 +133,9 @@ mod tests {
                 },
                 Role::Standalone,
                 Role::Referrer { subject: 7 },
+                Role::OrphanReferrer {
+                    subject: "sha256:self".into()
+                },
             ]
         );
     }

@@ -201,9 +201,10 @@ pub fn plan_with<'a>(
     const UNDECIDED: u32 = u32::MAX;
     let mut decided: Vec<(u32, u64)> = vec![(UNDECIDED, 0); images.len()];
     let mut selected_by_rule: Vec<u64> = vec![0; policy.rules.len()];
-    for (rule_index, rule) in policy.rules.iter().enumerate() {
-        // A policy has at most a few hundred rules (30,720 characters).
-        let rule_id = u32::try_from(rule_index).unwrap_or(UNDECIDED - 1);
+    // A policy has at most a few hundred rules (30,720 characters), so a
+    // u32 counts them; zipping with it needs no conversion that could fail.
+    for ((rule_id, rule), selected) in (0u32..).zip(&policy.rules).zip(selected_by_rule.iter_mut())
+    {
         let mut rank: u64 = 0;
         for &index in &order {
             let image = &images[index];
@@ -217,7 +218,7 @@ pub fn plan_with<'a>(
                 decided[index] = (rule_id, rank);
             }
         }
-        selected_by_rule[rule_index] = rank;
+        *selected = rank;
     }
 
     let decide = |index: usize, reason: Reason<'a>| -> Decision<'a> {

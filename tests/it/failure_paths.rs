@@ -820,3 +820,245 @@ async fn the_run_budget_lets_later_smaller_repositories_fit_at_any_concurrency()
         );
     }
 }
+
+mod engine_rules {
+    //! The engine's own decisions, through a fake ECR (`aws-smithy-mocks`)
+    //! so that they are tried in milliseconds (and by `make mutants`):
+    //! holds for an incomplete inventory, the run budget in name order,
+    //! dry-run lines only where nothing holds, the counts, the stop time,
+    //! and durations measured.
+
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use aws_sdk_ecr::Client;
+    use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
+    use aws_sdk_ecr::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ecr::types::ImageDetail;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::DateTime;
+    use chrono::Utc;
+    use ecr_gc::ecr::Ecr;
+    use ecr_gc::engine::{self, Run, Scope};
+    use ecr_gc::inventory::{Inventory, SourceReport};
+    use ecr_gc::policy::Policy;
+    use ecr_gc::report::{Collected, Report};
+
+    /// Repositories by name, each with this many untagged images; every
+    /// DescribeImages answer takes `delay`.
+    fn client(layout: &[(&str, usize)], delay: Duration) -> Client {
+        let listings: BTreeMap<String, Vec<ImageDetail>> = layout
+            .iter()
+            .map(|(name, count)| {
+                let details = (0..*count)
+                    .map(|i| {
+                        ImageDetail::builder()
+                            .image_digest(format!("sha256:{name:0>8}{i:056x}").replace('-', "0"))
+                            .image_pushed_at(DateTime::from_secs(1_700_000_000 + i as i64))
+                            .image_size_in_bytes(10)
+                            .build()
+                    })
+                    .collect();
+                ((*name).to_owned(), details)
+            })
+            .collect();
+        let describe = mock!(Client::describe_images).then_compute_output(move |req| {
+            std::thread::sleep(delay);
+            let all = listings[req.repository_name().unwrap()].clone();
+            let ids: Vec<&str> = req
+                .image_ids()
+                .iter()
+                .filter_map(|i| i.image_digest())
+                .collect();
+            let details = all
+                .into_iter()
+                .filter(|d| ids.is_empty() || ids.contains(&d.image_digest().unwrap()))
+                .collect();
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(details))
+                .build()
+        });
+        let delete = mock!(Client::batch_delete_image).then_compute_output(|req| {
+            BatchDeleteImageOutput::builder()
+                .set_image_ids(Some(req.image_ids().to_vec()))
+                .build()
+        });
+        mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &delete])
+    }
+
+    /// Keep one untagged image; `settings` beside it.
+    fn policy(settings: &str) -> Policy {
+        Policy::parse(&format!(
+            r#"{{"rules": [{{"rulePriority": 1, "selection": {{"tagStatus": "untagged",
+                "countType": "imageCountMoreThan", "countNumber": 1}}, "action": {{"type": "expire"}}}}],
+              "settings": {{"gracePeriodMinutes": 0, "allowDeletingEveryImage": true{settings}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    async fn run_with(
+        layout: &[(&str, usize)],
+        policy: &Policy,
+        inventory: &Inventory,
+        dry_run: bool,
+        stop_at: Option<Instant>,
+    ) -> (Report, Collected) {
+        let ecr = Ecr::new(client(layout, Duration::ZERO), None);
+        let run = Run {
+            trigger: "test".into(),
+            scope: Scope::Named(layout.iter().map(|(n, _)| (*n).to_owned()).collect()),
+            dry_run,
+            now: Utc::now(),
+            stop_at,
+        };
+        let log = Collected::default();
+        let report = engine::run(&ecr, inventory, policy, &run, &log)
+            .await
+            .unwrap();
+        (report, log)
+    }
+
+    fn held(report: &Report) -> Vec<(&str, bool)> {
+        report
+            .repositories
+            .iter()
+            .map(|r| (r.repository_name.as_str(), r.held.is_some()))
+            .collect()
+    }
+
+    /// An incomplete inventory holds every repository with something
+    /// planned, and only those: one with nothing to delete is not "held".
+    #[tokio::test]
+    async fn an_incomplete_inventory_holds_what_has_deletions_planned() {
+        let inventory = Inventory {
+            registry: None,
+            uses: Vec::new(),
+            sources: vec![SourceReport {
+                source: "ecs".into(),
+                references: 0,
+                error: Some("ListClusters: AccessDenied: no".into()),
+                note: None,
+            }],
+        };
+        let (report, _) = run_with(
+            &[("plans", 3), ("quiet", 1)],
+            &policy(""),
+            &inventory,
+            false,
+            None,
+        )
+        .await;
+        assert_eq!(held(&report), [("plans", true), ("quiet", false)]);
+        let reason = report.repositories[0].held.as_deref().unwrap();
+        assert!(
+            reason.contains("ecs: ListClusters: AccessDenied: no"),
+            "{reason}"
+        );
+        assert_eq!(report.summary.images_deleted, 0);
+    }
+
+    /// The budget is spent in name order by the repositories that go
+    /// ahead: 2, then 3 (held: 1 left), then 1 (fits: 0 left), then 1
+    /// (held).
+    #[tokio::test]
+    async fn the_budget_is_spent_in_name_order() {
+        let layout = [("r-a", 3), ("r-b", 4), ("r-c", 2), ("r-d", 2)];
+        let (report, _) = run_with(
+            &layout,
+            &policy(r#", "maxDeletesPerRun": 3"#),
+            &Inventory::none(),
+            false,
+            None,
+        )
+        .await;
+        assert_eq!(
+            held(&report),
+            [("r-a", false), ("r-b", true), ("r-c", false), ("r-d", true)]
+        );
+        assert_eq!(report.summary.images_deleted, 3);
+        let reason = report.repositories[3].held.as_deref().unwrap();
+        assert!(
+            reason.contains("more than the 0 left of maxDeletesPerRun"),
+            "{reason}"
+        );
+    }
+
+    /// A dry run says what it would delete, only where nothing holds; the
+    /// counts add up: kept is scanned less planned.
+    #[tokio::test]
+    async fn a_dry_run_says_what_it_would_delete_where_nothing_holds() {
+        let layout = [("big", 4), ("small", 2)];
+        let (report, log) = run_with(
+            &layout,
+            &policy(r#", "maxDeletesPerRepository": 2"#),
+            &Inventory::none(),
+            true,
+            None,
+        )
+        .await;
+        assert_eq!(held(&report), [("big", true), ("small", false)]);
+        let would: Vec<String> = log
+            .lines()
+            .iter()
+            .filter(|l| l["message"] == "image would be deleted (dry run)")
+            .map(|l| l["repositoryName"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(would, ["small"]);
+        let big = &report.repositories[0];
+        assert_eq!(
+            (big.images_scanned, big.planned.len(), big.images_kept),
+            (4, 3, 1)
+        );
+        let small = &report.repositories[1];
+        assert_eq!(
+            (small.images_scanned, small.planned.len(), small.images_kept),
+            (2, 1, 1)
+        );
+    }
+
+    /// Past the stop time no repository is started, whatever the ECR
+    /// adapter's own stop time says.
+    #[tokio::test]
+    async fn past_the_stop_time_nothing_is_started() {
+        let (report, log) = run_with(
+            &[("r-a", 3), ("r-b", 3)],
+            &policy(""),
+            &Inventory::none(),
+            false,
+            Some(Instant::now()),
+        )
+        .await;
+        assert!(report.repositories.is_empty());
+        assert_eq!(report.not_started, ["r-a", "r-b"]);
+        assert!(
+            log.lines()
+                .iter()
+                .any(|l| l["message"] == "deadline near: no further repository is started")
+        );
+    }
+
+    /// Durations are measured: a listing that takes 50 ms makes the run,
+    /// and the repository, take at least that.
+    #[tokio::test]
+    async fn durations_are_measured() {
+        let ecr = Ecr::new(client(&[("slow", 2)], Duration::from_millis(50)), None);
+        let run = Run {
+            trigger: "test".into(),
+            scope: Scope::Named(vec!["slow".into()]),
+            dry_run: true,
+            now: Utc::now(),
+            stop_at: None,
+        };
+        let report = engine::run(
+            &ecr,
+            &Inventory::none(),
+            &policy(""),
+            &run,
+            &Collected::default(),
+        )
+        .await
+        .unwrap();
+        assert!(report.duration_ms >= 50, "{}", report.duration_ms);
+        assert!(report.repositories[0].duration_ms >= 50);
+    }
+}

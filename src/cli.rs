@@ -12,14 +12,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use crate::aws::targets::Targets;
 use crate::aws::{Connector, SdkRetry};
-use crate::collect;
-use crate::engine::{Run, Scope};
 use crate::model::{Image, check_registry_id, check_repository_name, parse_rfc3339};
 use crate::plan::{Action, plan};
 use crate::policy::Policy;
-use crate::report::{Collection, JsonLines, PlannedImage};
-use crate::targets::Targets;
+use crate::run::collect;
+use crate::run::engine::{Run, Scope};
+use crate::run::report::{Collection, JsonLines, PlannedImage};
 
 #[derive(Debug, Parser)]
 #[command(

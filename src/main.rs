@@ -6,8 +6,8 @@ use std::time::{Instant, SystemTime};
 
 use chrono::Utc;
 use ecr_gc::aws::Connector;
-use ecr_gc::handler::{self, Config};
-use ecr_gc::report::JsonLines;
+use ecr_gc::lambda::{self, Config};
+use ecr_gc::run::report::JsonLines;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -52,8 +52,8 @@ async fn lambda() -> Result<(), lambda_runtime::Error> {
     let (connector, config, log) = (&connector, &config, &log);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline =
-            handler::deadline_instant(event.context.deadline, SystemTime::now(), Instant::now());
-        handler::handle_until(connector, config, &event.payload, Utc::now(), deadline, log).await
+            lambda::deadline_instant(event.context.deadline, SystemTime::now(), Instant::now());
+        lambda::handle_until(connector, config, &event.payload, Utc::now(), deadline, log).await
     }))
     .await
 }

@@ -32,7 +32,7 @@ use thiserror::Error;
 
 use crate::aws::{Clients, error_parts};
 use crate::model::Image;
-use crate::settings::InUseSources;
+use crate::policy::settings::InUseSources;
 pub use reference::{ImageRef, Registry};
 
 /// One reference in use, and the workload that uses it, such as

@@ -422,11 +422,11 @@ mod index_reads {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::DateTime;
     use chrono::Utc;
-    use ecr_gc::ecr::Ecr;
-    use ecr_gc::engine::{self, Run, Scope};
+    use ecr_gc::aws::ecr::Ecr;
     use ecr_gc::inventory::Inventory;
     use ecr_gc::policy::Policy;
-    use ecr_gc::report::Collected;
+    use ecr_gc::run::engine::{self, Run, Scope};
+    use ecr_gc::run::report::Collected;
 
     const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
@@ -478,7 +478,7 @@ mod index_reads {
     async fn run(
         indexes: usize,
         batch_get: aws_smithy_mocks::Rule,
-    ) -> (ecr_gc::report::RepositoryReport, usize) {
+    ) -> (ecr_gc::run::report::RepositoryReport, usize) {
         let details = listing(indexes);
         let describe = mock!(Client::describe_images).then_compute_output(move |req| {
             let ids: Vec<String> = req
@@ -549,7 +549,7 @@ mod index_reads {
 
     #[track_caller]
     fn check_nothing_deleted(
-        report: &ecr_gc::report::RepositoryReport,
+        report: &ecr_gc::run::report::RepositoryReport,
         deletes: usize,
         code: &str,
     ) {
@@ -838,11 +838,11 @@ mod engine_rules {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::DateTime;
     use chrono::Utc;
-    use ecr_gc::ecr::Ecr;
-    use ecr_gc::engine::{self, Run, Scope};
+    use ecr_gc::aws::ecr::Ecr;
     use ecr_gc::inventory::{Inventory, SourceReport};
     use ecr_gc::policy::Policy;
-    use ecr_gc::report::{Collected, Report};
+    use ecr_gc::run::engine::{self, Run, Scope};
+    use ecr_gc::run::report::{Collected, Report};
 
     /// Repositories by name, each with this many untagged images; every
     /// DescribeImages answer takes `delay`.

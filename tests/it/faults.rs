@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ecr_gc::aws::SdkRetry;
-use ecr_gc::ecr::Ecr;
-use ecr_gc::engine::{self, Run, Scope};
+use ecr_gc::aws::ecr::Ecr;
 use ecr_gc::inventory::{InUse, Inventory, Registry, reference};
 use ecr_gc::policy::Policy;
-use ecr_gc::report::{Collected, Report};
+use ecr_gc::run::engine::{self, Run, Scope};
+use ecr_gc::run::report::{Collected, Report};
 use serde_json::json;
 
 use crate::support::{Moto, Proxy, clients_at, create_repository, digests, push};

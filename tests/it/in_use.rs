@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use chrono::Utc;
-use ecr_gc::handler::{self, Config};
-use ecr_gc::report::{Collected, Report};
+use ecr_gc::lambda::{self, Config};
+use ecr_gc::run::report::{Collected, Report};
 use serde_json::{Value, json};
 
 use crate::support::{Moto, create_repository, digests, push, report_of};
@@ -57,7 +57,7 @@ async fn run(moto: &Moto, policy: String) -> (Report, Vec<Value>) {
     });
     let log = Collected::default();
     let event = json!({"repositories": ["shop"]});
-    let response = handler::handle(&moto.connector().await, &config, &event, Utc::now(), &log)
+    let response = lambda::handle(&moto.connector().await, &config, &event, Utc::now(), &log)
         .await
         .unwrap();
     (report_of(response), log.lines())
@@ -372,7 +372,7 @@ async fn the_default_sources_protect_five_revisions_and_every_lambda_version() {
     });
     let event = json!({"repositories": ["revs"]});
     let report = report_of(
-        handler::handle(
+        lambda::handle(
             &moto.connector().await,
             &config,
             &event,
@@ -383,7 +383,7 @@ async fn the_default_sources_protect_five_revisions_and_every_lambda_version() {
         .unwrap(),
     );
     let repo = &report.repositories[0];
-    let tags = |images: &[ecr_gc::report::PlannedImage]| -> BTreeSet<&str> {
+    let tags = |images: &[ecr_gc::run::report::PlannedImage]| -> BTreeSet<&str> {
         images
             .iter()
             .map(|p| by_tag[p.image_digest.as_str()])

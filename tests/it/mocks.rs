@@ -13,11 +13,11 @@ use aws_sdk_ecr::types::{
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use chrono::Utc;
-use ecr_gc::ecr::{Ecr, EcrError};
-use ecr_gc::engine::{self, Run, Scope};
+use ecr_gc::aws::ecr::{Ecr, EcrError};
 use ecr_gc::inventory::Inventory;
 use ecr_gc::policy::Policy;
-use ecr_gc::report::Collected;
+use ecr_gc::run::engine::{self, Run, Scope};
+use ecr_gc::run::report::Collected;
 
 fn digest(i: usize) -> String {
     format!("sha256:{i:064x}")
@@ -33,7 +33,7 @@ fn detail(i: usize) -> ImageDetail {
 }
 
 /// Transient-failure retries without the wait.
-const FAST_RETRY: ecr_gc::ecr::ImageRetry = ecr_gc::ecr::ImageRetry {
+const FAST_RETRY: ecr_gc::aws::ecr::ImageRetry = ecr_gc::aws::ecr::ImageRetry {
     attempts: 3,
     base_delay: std::time::Duration::from_millis(1),
 };
@@ -468,7 +468,7 @@ async fn fan_out_sends_again_what_sqs_failed_and_reports_what_it_could_not_send(
         SendMessageBatchError, SendMessageBatchOutput,
     };
     use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
-    use ecr_gc::fanout::{Message, send};
+    use ecr_gc::lambda::fanout::{Message, send};
 
     let ok = |id: &str| {
         SendMessageBatchResultEntry::builder()

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use ecr_gc::ecr::Ecr;
-use ecr_gc::engine::{self, Run, Scope};
-use ecr_gc::handler::{self, Config, Response};
+use ecr_gc::aws::ecr::Ecr;
 use ecr_gc::inventory::Inventory;
+use ecr_gc::lambda::{self, Config, Response};
 use ecr_gc::policy::Policy;
-use ecr_gc::report::{Collected, Report};
+use ecr_gc::run::engine::{self, Run, Scope};
+use ecr_gc::run::report::{Collected, Report};
 use serde_json::Value;
 
 use crate::support::{Moto, create_repository, digests, push, push_index, report_of};
@@ -205,7 +205,7 @@ async fn failures_keep_ecrs_code_and_reason() {
     );
 }
 
-fn config(policy: &str, dry_run: bool) -> Result<Config, handler::ConfigError> {
+fn config(policy: &str, dry_run: bool) -> Result<Config, lambda::ConfigError> {
     let policy = policy.to_owned();
     Config::from_env(move |name| match name {
         "ECR_GC_POLICY" => Some(policy.clone()),
@@ -243,8 +243,8 @@ async fn invoke(
     client: &ecr_gc::aws::Connector,
     dry_run: bool,
     event: &Value,
-) -> Result<Response, handler::HandlerError> {
-    handler::handle(
+) -> Result<Response, lambda::HandlerError> {
+    lambda::handle(
         client,
         &config(POLICY, dry_run),
         event,
@@ -261,7 +261,7 @@ async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
     let client = clients.home().ecr.clone();
     demo_registry(&client).await;
     let log = Collected::default();
-    let response = handler::handle(
+    let response = lambda::handle(
         &clients,
         &config(POLICY, true),
         &event("schedule.json"),
@@ -330,7 +330,7 @@ async fn a_missing_repository_is_reported_and_the_run_goes_on() {
     let event = serde_json::json!({"repositories": ["demo/gone", "demo/web"], "dryRun": false});
     let log = Collected::default();
     let report = report_of(
-        handler::handle(&clients, &config(POLICY, false), &event, Utc::now(), &log)
+        lambda::handle(&clients, &config(POLICY, false), &event, Utc::now(), &log)
             .await
             .unwrap(),
     );
@@ -362,7 +362,7 @@ async fn delete_events_and_bad_configuration_delete_nothing() {
     assert!(matches!(ignored, Response::Ignored { .. }));
 
     let bad = config(r#"{"rules":[{"rulePriority":1}]}"#, false);
-    let error = handler::handle(
+    let error = lambda::handle(
         &clients,
         &bad,
         &event("schedule.json"),

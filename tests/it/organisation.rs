@@ -17,8 +17,8 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use ecr_gc::aws::Connector;
-use ecr_gc::handler::{self, Config, Response};
-use ecr_gc::report::Collected;
+use ecr_gc::lambda::{self, Config, Response};
+use ecr_gc::run::report::Collected;
 
 use crate::support::{Moto, Proxy, connector_at, create_repository, digests, push};
 
@@ -66,7 +66,7 @@ fn targets() -> String {
     json!({ "regions": REGIONS, "accounts": accounts, "sessionName": "ecr-gc-test" }).to_string()
 }
 
-fn config(queue_url: Option<&str>) -> Result<Config, handler::ConfigError> {
+fn config(queue_url: Option<&str>) -> Result<Config, lambda::ConfigError> {
     let targets = targets();
     let queue_url = queue_url.map(str::to_owned);
     Config::from_env(move |name| match name {
@@ -263,7 +263,7 @@ fn floor() -> BTreeMap<&'static str, u64> {
     ])
 }
 
-fn ecr_counts(calls: &ecr_gc::report::ApiCallCounts) -> BTreeMap<&'static str, u64> {
+fn ecr_counts(calls: &ecr_gc::aws::ecr::ApiCallCounts) -> BTreeMap<&'static str, u64> {
     BTreeMap::from([
         ("DescribeRepositories", calls.describe_repositories),
         ("DescribeImages", calls.describe_images),
@@ -318,12 +318,12 @@ fn sqs_record(message_id: &str, body: &str) -> Value {
 /// response, and the log lines.
 async fn consume(
     connector: &Connector,
-    config: &Result<Config, handler::ConfigError>,
+    config: &Result<Config, lambda::ConfigError>,
     records: Vec<Value>,
-) -> (handler::BatchResponse, Collected) {
+) -> (lambda::BatchResponse, Collected) {
     let log = Collected::default();
     let event = json!({ "Records": records });
-    let response = handler::handle(connector, config, &event, Utc::now(), &log)
+    let response = lambda::handle(connector, config, &event, Utc::now(), &log)
         .await
         .unwrap();
     let Response::Batch(batch) = response else {
@@ -348,7 +348,7 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     let untagged = seed(&moto).await;
     let log = Collected::default();
     let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
-    let response = handler::handle(&connector, &config(None), &event, Utc::now(), &log)
+    let response = lambda::handle(&connector, &config(None), &event, Utc::now(), &log)
         .await
         .unwrap();
     let Response::Collection(collection) = response else {
@@ -486,7 +486,7 @@ async fn an_organisation_fanned_out_through_sqs_ends_the_same_at_the_floor() {
     let config = config(Some(&queue_url));
     let log = Collected::default();
     let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
-    let response = handler::handle(&connector, &config, &event, Utc::now(), &log)
+    let response = lambda::handle(&connector, &config, &event, Utc::now(), &log)
         .await
         .unwrap();
     let Response::FanOut(fan_out) = response else {
@@ -563,7 +563,7 @@ async fn an_organisation_fanned_out_through_sqs_ends_the_same_at_the_floor() {
         assert!(batch.batch_item_failures.is_empty(), "{batch:?}");
         for line in batch_log.lines() {
             if line["message"] == "run finished" {
-                let counts: ecr_gc::report::ApiCallCounts =
+                let counts: ecr_gc::aws::ecr::ApiCallCounts =
                     serde_json::from_value(line["apiCalls"].clone()).unwrap();
                 calls += &counts;
             }
@@ -651,7 +651,7 @@ async fn an_account_without_a_role_is_collected_with_a_warning_unless_it_is_our_
     });
     let log = Collected::default();
     let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
-    let response = handler::handle(&connector, &config, &event, Utc::now(), &log)
+    let response = lambda::handle(&connector, &config, &event, Utc::now(), &log)
         .await
         .unwrap();
     let Response::Collection(collection) = response else {
@@ -673,7 +673,7 @@ async fn an_account_without_a_role_is_collected_with_a_warning_unless_it_is_our_
     );
     // With an external list, it is collected and the report says through
     // what its workloads are seen.
-    let line = |collection: &ecr_gc::report::Collection| {
+    let line = |collection: &ecr_gc::run::report::Collection| {
         collection.targets[1]
             .report
             .as_ref()
@@ -707,7 +707,7 @@ async fn an_account_without_a_role_is_collected_with_a_warning_unless_it_is_our_
         "ECR_GC_TARGETS" => Some(targets.clone()),
         _ => None,
     });
-    let response = handler::handle(
+    let response = lambda::handle(
         &connector,
         &config,
         &event,
@@ -782,7 +782,7 @@ async fn an_unreadable_inventory_holds_every_registry_unless_partial_inventories
         })
     };
     let event: Value = serde_json::from_str(include_str!("../../events/schedule.json")).unwrap();
-    let response = handler::handle(
+    let response = lambda::handle(
         &connector,
         &config_with(None),
         &event,
@@ -818,7 +818,7 @@ async fn an_unreadable_inventory_holds_every_registry_unless_partial_inventories
 
     // Fanned out: every message carries the unreadable inventories, so the
     // consumer holds its repository and hands the message back.
-    let response = handler::handle(
+    let response = lambda::handle(
         &connector,
         &config_with(Some(queue_url.clone())),
         &event,

@@ -16,11 +16,11 @@ use aws_sdk_ecr::types::{Image as EcrImage, ImageDetail, ImageIdentifier};
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use chrono::{TimeZone, Utc};
-use ecr_gc::ecr::Ecr;
-use ecr_gc::engine::{self, Run, Scope};
+use ecr_gc::aws::ecr::Ecr;
 use ecr_gc::inventory::{InUse, Inventory, Registry, reference};
 use ecr_gc::policy::Policy;
-use ecr_gc::report::Collected;
+use ecr_gc::run::engine::{self, Run, Scope};
+use ecr_gc::run::report::Collected;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -519,7 +519,7 @@ proptest! {
     /// No event makes the event parser panic, and every refusal quotes it.
     #[test]
     fn the_event_parser_never_panics(value in json_value()) {
-        if let Err(error) = ecr_gc::handler::parse_event(&value) {
+        if let Err(error) = ecr_gc::lambda::parse_event(&value) {
             prop_assert!(error.to_string().contains("unrecognised event"));
         }
     }
@@ -572,7 +572,7 @@ fn without(value: &serde_json::Value, path: &[String]) -> serde_json::Value {
 /// action, result and repository name are each required.
 #[test]
 fn cut_down_events_are_refused_or_read_as_what_is_left() {
-    use ecr_gc::handler::{Trigger, parse_event};
+    use ecr_gc::lambda::{Trigger, parse_event};
     let root = env!("CARGO_MANIFEST_DIR");
     for name in [
         "schedule",

@@ -109,9 +109,9 @@ pub async fn connector_at(endpoint: &str, retry: ecr_gc::aws::SdkRetry) -> ecr_g
 }
 
 /// The one target's report of a handler response.
-pub fn report_of(response: ecr_gc::handler::Response) -> ecr_gc::report::Report {
+pub fn report_of(response: ecr_gc::lambda::Response) -> ecr_gc::run::report::Report {
     match response {
-        ecr_gc::handler::Response::Collection(c) => {
+        ecr_gc::lambda::Response::Collection(c) => {
             assert_eq!(c.targets.len(), 1, "one target expected");
             let target = c.targets.into_iter().next().unwrap();
             target

@@ -142,7 +142,7 @@ fn the_consumer_refuses_messages_exactly_as_old_as_the_queue_drops_them() {
         .unwrap();
     assert_eq!(
         retention,
-        ecr_gc::fanout::MAX_MESSAGE_AGE.num_seconds(),
+        ecr_gc::lambda::fanout::MAX_MESSAGE_AGE.num_seconds(),
         "{queue}"
     );
     let policy = resource(&template, "FanOutQueuePolicy");
@@ -250,9 +250,9 @@ fn every_quiet_failure_has_an_alarm() {
             "{text}"
         );
         let source = [
-            include_str!("../../src/engine.rs"),
-            include_str!("../../src/report.rs"),
-            include_str!("../../src/collect.rs"),
+            include_str!("../../src/run/engine.rs"),
+            include_str!("../../src/run/report.rs"),
+            include_str!("../../src/run/collect.rs"),
         ]
         .concat();
         assert!(

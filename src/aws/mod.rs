@@ -2,9 +2,13 @@
 //! configuration; error codes as AWS spells them; and list pagination that
 //! refuses to loop on a repeated token.
 //!
-//! The adapters themselves are `ecr.rs`, `inventory/` and `fanout.rs`;
-//! nothing else talks to AWS. [`Connector`] reaches other accounts and
+//! The adapters themselves are [`ecr`], [`sqs`] and `inventory/`; nothing
+//! else talks to AWS. [`Connector`] (STS, here) reaches other accounts and
 //! regions: it assumes each target account's role once per run.
+
+pub mod ecr;
+pub mod sqs;
+pub mod targets;
 
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 

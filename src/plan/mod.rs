@@ -21,6 +21,8 @@
 //!
 //! The planner performs no I/O and reads no clock: `now` is a parameter.
 
+pub mod units;
+
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
@@ -30,7 +32,7 @@ use serde::Serialize;
 
 use crate::model::Image;
 use crate::policy::{Count, Policy, Rule};
-use crate::units::{Children, Role, roles};
+use units::{Children, Role, roles};
 
 const MILLIS_PER_DAY: i128 = 86_400_000;
 

@@ -13,11 +13,14 @@
 //!
 //! This module does no I/O.
 
+pub mod pattern;
+pub mod settings;
+
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::pattern::Pattern;
-use crate::settings::{self, Settings};
+use pattern::Pattern;
+use settings::Settings;
 
 /// ECR's limit on a lifecycle policy's length, in characters. ecr-gc holds
 /// the whole document, settings included, to it.
@@ -235,6 +238,7 @@ impl Policy {
     }
 }
 
+/// A refusal of the document, naming where (`rules[0].selection`) and why.
 fn invalid(at: impl Into<String>, message: impl Into<String>) -> PolicyError {
     PolicyError::Invalid {
         at: at.into(),

@@ -30,6 +30,8 @@
 //! Deletion happens only when `ECR_GC_DRY_RUN=false` or the event says
 //! `"dryRun": false`; an event's `"dryRun": true` always wins.
 
+pub mod fanout;
+
 use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
@@ -40,15 +42,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use crate::aws::ecr::ApiCallCounts;
+use crate::aws::targets::{Target, Targets};
 use crate::aws::{Connector, SdkRetry};
-use crate::collect::{self, Others};
-use crate::engine::{EngineError, Run, Scope};
-use crate::fanout::{self, Body, Message, NotSent, Record};
 use crate::inventory::Foreign;
 use crate::model::{check_registry_id, check_repository_name};
 use crate::policy::{Policy, PolicyError};
-use crate::report::{self, ApiCallCounts, Collection, LogSink};
-use crate::targets::{Target, Targets};
+use crate::run::collect::{self, Others};
+use crate::run::engine::{EngineError, Run, Scope};
+use crate::run::report::{self, Collection, LogSink};
+use fanout::{Body, Message, NotSent, Record};
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
@@ -1036,15 +1039,15 @@ mod tests {
     #[test]
     fn sample_events() {
         check(
-            include_str!("../events/schedule.json"),
+            include_str!("../../events/schedule.json"),
             Ok(Trigger::Schedule),
         );
         check(
-            include_str!("../events/scheduler.json"),
+            include_str!("../../events/scheduler.json"),
             Ok(Trigger::Scheduler(Overrides::default())),
         );
         check(
-            include_str!("../events/ecr-push.json"),
+            include_str!("../../events/ecr-push.json"),
             Ok(Trigger::Push {
                 repository: "demo/web".into(),
                 account: "123456789012".into(),
@@ -1052,13 +1055,13 @@ mod tests {
             }),
         );
         check(
-            include_str!("../events/ecr-delete.json"),
+            include_str!("../../events/ecr-delete.json"),
             Ok(Trigger::Ignored {
                 what: "ECR Image Action DELETE SUCCESS on demo/web".into(),
             }),
         );
         check(
-            include_str!("../events/manual.json"),
+            include_str!("../../events/manual.json"),
             Ok(Trigger::Manual(manual(
                 Some(&["demo/web", "demo/worker"]),
                 Some(true),
@@ -1289,7 +1292,7 @@ mod tests {
 
     #[test]
     fn configuration() {
-        let policy = include_str!("../examples/policy.json");
+        let policy = include_str!("../../examples/policy.json");
         assert!(config(&[("ECR_GC_POLICY", policy)]).unwrap().dry_run);
         assert!(
             config(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "TRUE")])

@@ -17,14 +17,14 @@ use futures::stream::{self, StreamExt};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::ecr::{Ecr, EcrError};
+use crate::aws::ecr::{Ecr, EcrError};
 use crate::inventory::Inventory;
 use crate::plan::{Facts, plan_with};
 use crate::policy::Policy;
-use crate::report::{
+use crate::policy::settings::Safety;
+use crate::run::report::{
     self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, SkippedImage, Summary,
 };
-use crate::settings::Safety;
 
 /// Which repositories a run collects.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,8 +26,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::pattern::Pattern;
-use crate::policy::PolicyError;
+use super::pattern::Pattern;
+use super::{PolicyError, invalid};
 
 /// How long after a push an image is never deleted, by default. A multi-arch
 /// push uploads the children before the index, and a deployment may pull a
@@ -247,13 +247,6 @@ struct RawExternal {
 struct RawRepositoryFilter {
     include: Option<Vec<String>>,
     exclude: Option<Vec<String>>,
-}
-
-fn invalid(at: impl Into<String>, message: impl Into<String>) -> PolicyError {
-    PolicyError::Invalid {
-        at: at.into(),
-        message: message.into(),
-    }
 }
 
 /// Parses the document's `settings` value; `None` gives the defaults.

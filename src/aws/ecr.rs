@@ -23,7 +23,6 @@ use thiserror::Error;
 
 use crate::aws::{error_parts, paginate};
 use crate::model::{INDEX_MEDIA_TYPES, Image, ImageFailure, ImageId, from_epoch};
-use crate::report::ApiCallCounts;
 
 /// ECR's largest page for the list operations.
 pub const PAGE_SIZE: i32 = 1000;
@@ -644,4 +643,35 @@ fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> 
         image_manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
         subject_manifest_digest: detail.subject_manifest_digest().map(str::to_owned),
     })
+}
+
+/// ECR API calls by operation: the cost of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiCallCounts {
+    pub describe_repositories: u64,
+    pub describe_images: u64,
+    pub list_images: u64,
+    pub batch_get_image: u64,
+    pub batch_delete_image: u64,
+}
+
+impl ApiCallCounts {
+    pub fn total(&self) -> u64 {
+        self.describe_repositories
+            + self.describe_images
+            + self.list_images
+            + self.batch_get_image
+            + self.batch_delete_image
+    }
+}
+
+impl std::ops::AddAssign<&ApiCallCounts> for ApiCallCounts {
+    fn add_assign(&mut self, o: &ApiCallCounts) {
+        self.describe_repositories += o.describe_repositories;
+        self.describe_images += o.describe_images;
+        self.list_images += o.list_images;
+        self.batch_get_image += o.batch_get_image;
+        self.batch_delete_image += o.batch_delete_image;
+    }
 }

@@ -10,13 +10,14 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::aws::ecr::ApiCallCounts;
+use crate::aws::targets::Target;
 use crate::inventory::SourceReport;
 use crate::model::{Image, ImageFailure};
 use crate::plan::{Decision, Reason, Relation};
-use crate::targets::Target;
 
 /// The report of one run.
 #[derive(Debug, Clone, Serialize)]
@@ -180,37 +181,6 @@ impl Summary {
             s.bytes_reclaimed += r.bytes_reclaimed;
         }
         s
-    }
-}
-
-/// ECR API calls by operation: the cost of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ApiCallCounts {
-    pub describe_repositories: u64,
-    pub describe_images: u64,
-    pub list_images: u64,
-    pub batch_get_image: u64,
-    pub batch_delete_image: u64,
-}
-
-impl ApiCallCounts {
-    pub fn total(&self) -> u64 {
-        self.describe_repositories
-            + self.describe_images
-            + self.list_images
-            + self.batch_get_image
-            + self.batch_delete_image
-    }
-}
-
-impl std::ops::AddAssign<&ApiCallCounts> for ApiCallCounts {
-    fn add_assign(&mut self, o: &ApiCallCounts) {
-        self.describe_repositories += o.describe_repositories;
-        self.describe_images += o.describe_images;
-        self.list_images += o.list_images;
-        self.batch_get_image += o.batch_get_image;
-        self.batch_delete_image += o.batch_delete_image;
     }
 }
 

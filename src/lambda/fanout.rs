@@ -1,5 +1,5 @@
-//! Fan-out through SQS: the SQS adapter, and the message ecr-gc sends
-//! itself.
+//! Fan-out through SQS: the message ecr-gc sends itself, and the records
+//! of the SQS batches it consumes. `aws::sqs` does the sending.
 //!
 //! With `ECR_GC_FANOUT_QUEUE_URL` set (the template's `FanOut` option), a
 //! scheduled invocation only lists the targets' repositories and sends one
@@ -18,17 +18,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::aws::error_parts;
-use crate::collect::Listing;
+use crate::aws::sqs;
+use crate::aws::targets::{Target, check_region};
 use crate::inventory::Foreign;
 use crate::model::check_repository_name;
-use crate::targets::{Target, check_region};
-
-/// SQS's limit on entries per SendMessageBatch call.
-pub const SEND_BATCH: usize = 10;
-/// How many times entries SQS reports as failed (not the sender's fault)
-/// are sent again.
-pub const SEND_ATTEMPTS: usize = 3;
+use crate::run::collect::Listing;
 
 /// How far ahead of the consumer's clock a message's `now` may be: clocks
 /// of two Lambda invocations agree to well within this.
@@ -198,90 +192,26 @@ pub struct NotSent {
     pub message: String,
 }
 
-/// Sends the messages, [`SEND_BATCH`] per call. Entries SQS fails without
-/// blaming the sender are sent again, up to [`SEND_ATTEMPTS`] times; what is
-/// still not sent is returned, never dropped.
+/// Sends the messages through the SQS adapter; what could not be sent is
+/// returned with its repository, never dropped.
 pub async fn send(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: &[Message]) -> Sent {
-    let mut sent = Sent::default();
-    for chunk in messages.chunks(SEND_BATCH) {
-        let mut pending: Vec<&Message> = chunk.iter().collect();
-        for attempt in 1..=SEND_ATTEMPTS {
-            let mut entries = Vec::with_capacity(pending.len());
-            for (i, message) in pending.iter().enumerate() {
-                let body = match serde_json::to_string(message) {
-                    Ok(body) => body,
-                    Err(e) => {
-                        sent.failed
-                            .push(not_sent(message, "Serialization", &e.to_string()));
-                        continue;
-                    }
-                };
-                match aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body)
-                    .build()
-                {
-                    Ok(entry) => entries.push(entry),
-                    Err(e) => sent.failed.push(not_sent(message, "Build", &e.to_string())),
-                }
-            }
-            if entries.is_empty() {
-                break;
-            }
-            sent.send_message_batch_calls += 1;
-            let out = sqs
-                .send_message_batch()
-                .queue_url(queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            let out = match out {
-                Ok(out) => out,
-                Err(error) => {
-                    // The SDK already retried the call; every entry of this
-                    // chunk is reported, none dropped.
-                    let (code, text) = error_parts(&error);
-                    sent.failed
-                        .extend(pending.iter().map(|m| not_sent(m, &code, &text)));
-                    break;
-                }
-            };
-            sent.messages_sent += out.successful().len() as u64;
-            let mut retry = Vec::new();
-            for failure in out.failed() {
-                let Some(message) = failure
-                    .id()
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| pending.get(i))
-                else {
-                    continue;
-                };
-                if !failure.sender_fault() && attempt < SEND_ATTEMPTS {
-                    retry.push(*message);
-                } else {
-                    sent.failed.push(not_sent(
-                        message,
-                        failure.code(),
-                        failure.message().unwrap_or_default(),
-                    ));
-                }
-            }
-            if retry.is_empty() {
-                break;
-            }
-            pending = retry;
-        }
-    }
-    sent
-}
-
-fn not_sent(message: &Message, code: &str, text: &str) -> NotSent {
-    NotSent {
-        target: message.target(),
-        repository: message.repository.clone(),
-        code: code.to_owned(),
-        message: text.to_owned(),
+    let delivery = sqs::send(sqs, queue_url, messages).await;
+    Sent {
+        messages_sent: delivery.sent,
+        send_message_batch_calls: delivery.send_message_batch_calls,
+        failed: delivery
+            .failed
+            .into_iter()
+            .filter_map(|f| {
+                let message = messages.get(f.index)?;
+                Some(NotSent {
+                    target: message.target(),
+                    repository: message.repository.clone(),
+                    code: f.code,
+                    message: f.message,
+                })
+            })
+            .collect(),
     }
 }
 
@@ -341,7 +271,7 @@ mod tests {
     #[test]
     fn sqs_events() {
         check(
-            include_str!("../events/sqs.json"),
+            include_str!("../../events/sqs.json"),
             Some(Ok(vec![
                 ("059f36b4-87a3-44ab-83d2-661975830a7d", Ok("demo/web")),
                 ("2e1424d4-f796-459a-8184-9c92662be6da", Ok("demo/worker")),
@@ -355,7 +285,7 @@ mod tests {
                 r#"{"repository":"Web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
                 r#"{"region":"mars","repository":"web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
                 r#"{"roleArn":"arn:aws:iam::1:role/x","repository":"web","dryRun":true,"now":"2026-11-27T00:00:00Z","trigger":"schedule"}"#,
-                include_str!("../events/ecr-push.json"),
+                include_str!("../../events/ecr-push.json"),
             ]),
             Some(Ok(vec![
                 ("m0", Ok("web")),

@@ -28,14 +28,15 @@ use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
+use crate::aws::ecr::ApiCallCounts;
+use crate::aws::ecr::Ecr;
+use crate::aws::targets::{Target, Targets};
 use crate::aws::{Clients, Connector, Credentials};
-use crate::ecr::Ecr;
-use crate::engine::{self, Run, Scope};
 use crate::inventory::{self, Foreign, Inventory, Registry, SourceReport};
 use crate::policy::Policy;
-use crate::report::{self, ApiCallCounts, Collection, ForTarget, LogSink, TargetReport};
-use crate::settings::InUseSources;
-use crate::targets::{Target, Targets};
+use crate::policy::settings::InUseSources;
+use crate::run::engine::{self, Run, Scope};
+use crate::run::report::{self, Collection, ForTarget, LogSink, TargetReport};
 
 /// The credentials an inventory is read with, and the region: whose
 /// workloads it sees. The account is `None` for the caller's own

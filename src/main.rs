@@ -2,11 +2,8 @@
 //! given no subcommand it serves Lambda events; otherwise it is the CLI.
 
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime};
 
-use chrono::Utc;
-use ecr_gc::aws::Connector;
-use ecr_gc::lambda::{self, Config};
+use ecr_gc::lambda::Function;
 use ecr_gc::run::report::JsonLines;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
@@ -39,21 +36,10 @@ async fn lambda() -> Result<(), lambda_runtime::Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    // Read once per cold start; a bad configuration fails each invocation
-    // with the same clear error.
-    let config = Config::from_env(|name| std::env::var(name).ok());
-    if let Err(error) = &config {
-        tracing::error!(%error, "invalid configuration; every invocation will fail until it is fixed");
-    }
-    let retry = config.as_ref().map(|c| c.retry).unwrap_or_default();
-    let sdk = retry.load().await;
-    let connector = Connector::new(sdk);
-    let log = JsonLines::new(std::io::stdout());
-    let (connector, config, log) = (&connector, &config, &log);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline =
-            lambda::deadline_instant(event.context.deadline, SystemTime::now(), Instant::now());
-        lambda::handle_until(connector, config, &event.payload, Utc::now(), deadline, log).await
+    let function = Function::cold_start(JsonLines::new(std::io::stdout())).await;
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        function.invoke(event)
     }))
     .await
 }

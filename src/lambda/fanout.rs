@@ -14,15 +14,21 @@
 //! looks the account up in its own configuration, so whoever can write to
 //! the queue cannot make ecr-gc assume an arbitrary role.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::config::Config;
+use crate::aws::Connector;
+use crate::aws::ecr::ApiCallCounts;
 use crate::aws::sqs;
 use crate::aws::targets::{Target, check_region};
 use crate::inventory::Foreign;
 use crate::model::check_repository_name;
-use crate::run::collect::Listing;
+use crate::run::collect::{self, Listing};
+use crate::run::report::{self, LogSink};
 
 /// How far ahead of the consumer's clock a message's `now` may be: clocks
 /// of two Lambda invocations agree to well within this.
@@ -213,6 +219,107 @@ pub async fn send(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: &[Messag
             })
             .collect(),
     }
+}
+
+/// What a fan-out sent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanOut {
+    pub trigger: String,
+    pub dry_run: bool,
+    pub now: DateTime<Utc>,
+    pub queue_url: String,
+    pub targets: Vec<FanOutTarget>,
+    #[serde(flatten)]
+    pub sent: Sent,
+    /// ECR calls (DescribeRepositories) over every target.
+    pub api_calls: ApiCallCounts,
+    pub assume_role_calls: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanOutTarget {
+    #[serde(flatten)]
+    pub target: Target,
+    pub repositories: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl std::fmt::Display for NotSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} in {}: {}: {}",
+            self.repository, self.target, self.code, self.message
+        )
+    }
+}
+
+/// Lists every target's selected repositories and sends one message each
+/// to the queue, and reports what was sent, and what not, with a log line.
+/// The caller fails the invocation when anything was not sent (see
+/// `lambda::fan_out_failure`): a lost message would be a repository silently not
+/// collected.
+pub(super) async fn fan_out(
+    connector: &Connector,
+    config: &Config,
+    queue_url: &str,
+    trigger: &str,
+    dry_run: bool,
+    now: DateTime<Utc>,
+    log: &dyn LogSink,
+) -> FanOut {
+    let started = Instant::now();
+    let (listings, api_calls, assume_role_calls) = collect::list_targets(
+        connector,
+        &config.targets,
+        &config.policy,
+        config.targets.expand(),
+    )
+    .await;
+    for listing in &listings {
+        if let Err(error) = &listing.repositories {
+            log.emit(report::line(
+                "ERROR",
+                "target not listed",
+                json!({ "target": listing.target, "error": error }),
+            ));
+        }
+    }
+    let messages = messages(&listings, trigger, dry_run, now);
+    let sent = send(&connector.home().sqs, queue_url, &messages).await;
+    let report = FanOut {
+        trigger: trigger.to_owned(),
+        dry_run,
+        now,
+        queue_url: queue_url.to_owned(),
+        targets: listings
+            .iter()
+            .map(|l| FanOutTarget {
+                target: l.target.clone(),
+                repositories: l.repositories.as_ref().map_or(0, Vec::len),
+                error: l.repositories.as_ref().err().cloned(),
+            })
+            .collect(),
+        sent,
+        api_calls,
+        assume_role_calls,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let targets_failed = report.targets.iter().filter(|t| t.error.is_some()).count();
+    log.emit(report::line(
+        if targets_failed > 0 || !report.sent.failed.is_empty() {
+            "WARN"
+        } else {
+            "INFO"
+        },
+        "fan-out finished",
+        serde_json::to_value(&report).unwrap_or_default(),
+    ));
+    report
 }
 
 #[cfg(test)]

@@ -320,7 +320,7 @@ async fn consume(
     connector: &Connector,
     config: &Result<Config, lambda::ConfigError>,
     records: Vec<Value>,
-) -> (lambda::BatchResponse, Collected) {
+) -> (aws_lambda_events::sqs::SqsBatchResponse, Collected) {
     let log = Collected::default();
     let event = json!({ "Records": records });
     let response = lambda::handle(connector, config, &event, Utc::now(), &log)

@@ -404,14 +404,7 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     }
     for digest in &outcome.not_attempted {
         if let Some(planned) = by_digest.get(digest.as_str()) {
-            let left = SkippedImage {
-                image_digest: planned.image_digest.clone(),
-                image_tags: planned.image_tags.clone(),
-                current_image_tags: Some(planned.image_tags.clone()),
-                reason:
-                    "not attempted: the invocation's deadline was near; the next run finishes it"
-                        .into(),
-            };
+            let left = not_attempted(planned);
             log.emit(report::image_skipped(&name, &left));
             out.skipped.push(left);
         }

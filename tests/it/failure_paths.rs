@@ -847,13 +847,24 @@ mod engine_rules {
     /// Repositories by name, each with this many untagged images; every
     /// DescribeImages answer takes `delay`.
     fn client(layout: &[(&str, usize)], delay: Duration) -> Client {
+        client_retagging(layout, delay, None)
+    }
+
+    /// As [`client`], but a re-read of chosen digests (the engine's
+    /// compare-and-delete) finds the image `retag` names tagged since.
+    fn client_retagging(
+        layout: &[(&str, usize)],
+        delay: Duration,
+        retag: Option<(&str, usize, &str)>,
+    ) -> Client {
+        let retag = retag.map(|(name, i, tag)| (digest(name, i), tag.to_owned()));
         let listings: BTreeMap<String, Vec<ImageDetail>> = layout
             .iter()
             .map(|(name, count)| {
                 let details = (0..*count)
                     .map(|i| {
                         ImageDetail::builder()
-                            .image_digest(format!("sha256:{name:0>8}{i:056x}").replace('-', "0"))
+                            .image_digest(digest(name, i))
                             .image_pushed_at(DateTime::from_secs(1_700_000_000 + i as i64))
                             .image_size_in_bytes(10)
                             .build()
@@ -873,6 +884,17 @@ mod engine_rules {
             let details = all
                 .into_iter()
                 .filter(|d| ids.is_empty() || ids.contains(&d.image_digest().unwrap()))
+                .map(|d| match &retag {
+                    Some((digest, tag)) if !ids.is_empty() && d.image_digest() == Some(digest) => {
+                        ImageDetail::builder()
+                            .set_image_digest(d.image_digest().map(str::to_owned))
+                            .set_image_pushed_at(d.image_pushed_at().cloned())
+                            .set_image_size_in_bytes(d.image_size_in_bytes())
+                            .image_tags(tag)
+                            .build()
+                    }
+                    _ => d,
+                })
                 .collect();
             DescribeImagesOutput::builder()
                 .set_image_details(Some(details))
@@ -884,6 +906,11 @@ mod engine_rules {
                 .build()
         });
         mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &delete])
+    }
+
+    /// The digest of a repository's `i`th image (the oldest is 0).
+    fn digest(name: &str, i: usize) -> String {
+        format!("sha256:{name:0>8}{i:056x}").replace('-', "0")
     }
 
     /// Keep one untagged image; `settings` beside it.
@@ -1060,5 +1087,89 @@ mod engine_rules {
         .unwrap();
         assert!(report.duration_ms >= 50, "{}", report.duration_ms);
         assert!(report.repositories[0].duration_ms >= 50);
+    }
+    /// Compare-and-delete: an image tagged after the plan is skipped and
+    /// kept, the others go, and the run finished.
+    #[tokio::test]
+    async fn an_image_tagged_since_the_plan_is_kept() {
+        let ecr = Ecr::new(
+            client_retagging(&[("web", 3)], Duration::ZERO, Some(("web", 0, "v1"))),
+            None,
+        );
+        let run = Run {
+            trigger: "test".into(),
+            scope: Scope::Named(vec!["web".into()]),
+            dry_run: false,
+            now: Utc::now(),
+            stop_at: None,
+        };
+        let log = Collected::default();
+        let report = engine::run(&ecr, &Inventory::none(), &policy(""), &run, &log)
+            .await
+            .unwrap();
+        let web = &report.repositories[0];
+        let deleted: Vec<&str> = web
+            .deleted
+            .iter()
+            .map(|p| p.image_digest.as_str())
+            .collect();
+        assert_eq!(deleted, [digest("web", 1)]);
+        let skipped: Vec<(&str, &str)> = web
+            .skipped
+            .iter()
+            .map(|s| (s.image_digest.as_str(), s.reason.as_str()))
+            .collect();
+        let first = digest("web", 0);
+        assert_eq!(
+            skipped,
+            [(first.as_str(), "its tags changed since the plan")]
+        );
+        assert_eq!(
+            web.skipped[0].current_image_tags,
+            Some(vec!["v1".to_owned()])
+        );
+        assert_eq!(web.unfinished, None, "nothing was left undone");
+    }
+
+    /// The ECR adapter's stop time falling after the listing (before the
+    /// re-read) or after the re-read (before the delete): either way
+    /// nothing is deleted, and the repository says it did not finish and
+    /// how many deletions it left.
+    #[tokio::test]
+    async fn a_stop_time_after_listing_leaves_the_repository_unfinished() {
+        // Each DescribeImages answer takes 400 ms: the listing ends at about
+        // 400 ms, the re-read at about 800 ms. On a slow machine the first
+        // stop may fall before the re-read too; the outcome is the same.
+        for (stop_after, what) in [(200, "before the re-read"), (600, "before the delete")] {
+            let started = Instant::now();
+            let ecr = Ecr::new(client(&[("web", 3)], Duration::from_millis(400)), None)
+                .with_stop_at(Some(started + Duration::from_millis(stop_after)));
+            let run = Run {
+                trigger: "test".into(),
+                scope: Scope::Named(vec!["web".into()]),
+                dry_run: false,
+                now: Utc::now(),
+                stop_at: None,
+            };
+            let log = Collected::default();
+            let report = engine::run(&ecr, &Inventory::none(), &policy(""), &run, &log)
+                .await
+                .unwrap();
+            let web = &report.repositories[0];
+            assert!(web.deleted.is_empty(), "{what}");
+            assert_eq!(
+                web.unfinished.as_deref(),
+                Some(
+                    "2 planned deletions were not attempted: the invocation's deadline was near; the next run finishes them"
+                ),
+                "{what}"
+            );
+            let reasons: Vec<&str> = web.skipped.iter().map(|s| s.reason.as_str()).collect();
+            assert_eq!(
+                reasons,
+                ["not attempted: the invocation's deadline was near; the next run finishes it"; 2],
+                "{what}"
+            );
+        }
     }
 }

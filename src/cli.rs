@@ -239,6 +239,23 @@ fn plan_command(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The targets `--registry-id` or `--targets` name, checked; else the
+/// caller's own account and region.
+fn targets_of(registry_id: Option<&str>, targets: Option<&str>) -> Result<Targets, String> {
+    Ok(match (registry_id, targets) {
+        (Some(id), _) => {
+            check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
+            Targets::registry(id)
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--targets {path}: cannot read it: {e}"))?;
+            Targets::parse(&text).map_err(|e| format!("--targets {path}: {e}"))?
+        }
+        (None, None) => Targets::own(),
+    })
+}
+
 fn run_command(
     policy: &str,
     repositories: Vec<String>,
@@ -251,18 +268,7 @@ fn run_command(
     for name in &repositories {
         check_repository_name(name).map_err(|e| format!("--repository: {e}"))?;
     }
-    let targets = match (&registry_id, &targets) {
-        (Some(id), _) => {
-            check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
-            Targets::registry(id)
-        }
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--targets {path}: cannot read it: {e}"))?;
-            Targets::parse(&text).map_err(|e| format!("--targets {path}: {e}"))?
-        }
-        (None, None) => Targets::own(),
-    };
+    let targets = targets_of(registry_id.as_deref(), targets.as_deref())?;
     let policy = load_policy(policy)?;
     // Naming a repository never widens the policy's settings.
     for name in &repositories {
@@ -359,6 +365,13 @@ fn print_report(out: &mut impl Write, report: &Collection) {
         &rows,
         None,
     );
+    print_notes(out, report);
+    print_totals(out, report);
+}
+
+/// A line for each target that failed, and for each repository's hold,
+/// unfinished work, skipped image and failed image.
+fn print_notes(out: &mut impl Write, report: &Collection) {
     for t in &report.targets {
         if let Some(error) = &t.error {
             let _ = writeln!(out, "target failed: {}: {error}", t.target);
@@ -389,6 +402,10 @@ fn print_report(out: &mut impl Write, report: &Collection) {
             );
         }
     }
+}
+
+/// The totals, and whether anything was deleted.
+fn print_totals(out: &mut impl Write, report: &Collection) {
     let s = &report.summary;
     let mode = if report.dry_run {
         "dry run: nothing deleted; pass --apply to delete"

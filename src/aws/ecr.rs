@@ -138,6 +138,65 @@ pub struct DeleteOutcome {
     pub failures: Vec<ImageFailure>,
 }
 
+/// Every index asked for must be answered: read, or gone since the listing
+/// (ImageNotFound, so its children are orphans). Any other failure, or an
+/// index the answer leaves out, is an error: its children cannot be told,
+/// and must not be taken for orphans.
+fn check_index_answer(
+    chunk: &[String],
+    out: &aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput,
+) -> Result<(), EcrError> {
+    const OP: &str = "BatchGetImage";
+    if let Some(failure) = out
+        .failures()
+        .iter()
+        .find(|f| f.failure_code().map(|c| c.as_str()) != Some("ImageNotFound"))
+    {
+        return Err(EcrError::Api {
+            operation: OP,
+            code: failure
+                .failure_code()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            message: failure.failure_reason().unwrap_or_default().to_owned(),
+        });
+    }
+    // Every index asked for is answered: read, or gone since the
+    // listing (ImageNotFound, so its children are orphans). One the
+    // answer leaves out cannot be read, and its children must not be
+    // taken for orphans.
+    let answered: HashSet<&str> = out
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id().and_then(|id| id.image_digest()))
+        .chain(
+            out.failures()
+                .iter()
+                .filter_map(|f| f.image_id().and_then(|id| id.image_digest())),
+        )
+        .collect();
+    if let Some(missing) = chunk.iter().find(|d| !answered.contains(d.as_str())) {
+        return Err(EcrError::Api {
+            operation: OP,
+            code: "IndexNotAnswered".into(),
+            message: format!(
+                "the answer leaves out index {missing}, so its children cannot be told"
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl DeleteOutcome {
+    /// Adds a later call's outcome, every part of it.
+    pub fn extend(&mut self, later: DeleteOutcome) {
+        self.deleted.extend(later.deleted);
+        self.already_gone.extend(later.already_gone);
+        self.not_attempted.extend(later.not_attempted);
+        self.failures.extend(later.failures);
+    }
+}
+
 /// An ECR client for one registry, counting its calls.
 pub struct Ecr {
     client: Client,
@@ -356,43 +415,7 @@ impl Ecr {
                 .send()
                 .await
                 .map_err(|e| EcrError::from_sdk(OP, e))?;
-            if let Some(failure) = out
-                .failures()
-                .iter()
-                .find(|f| f.failure_code().map(|c| c.as_str()) != Some("ImageNotFound"))
-            {
-                return Err(EcrError::Api {
-                    operation: OP,
-                    code: failure
-                        .failure_code()
-                        .map(|c| c.as_str().to_owned())
-                        .unwrap_or_default(),
-                    message: failure.failure_reason().unwrap_or_default().to_owned(),
-                });
-            }
-            // Every index asked for is answered: read, or gone since the
-            // listing (ImageNotFound, so its children are orphans). One the
-            // answer leaves out cannot be read, and its children must not be
-            // taken for orphans.
-            let answered: HashSet<&str> = out
-                .images()
-                .iter()
-                .filter_map(|i| i.image_id().and_then(|id| id.image_digest()))
-                .chain(
-                    out.failures()
-                        .iter()
-                        .filter_map(|f| f.image_id().and_then(|id| id.image_digest())),
-                )
-                .collect();
-            if let Some(missing) = chunk.iter().find(|d| !answered.contains(d.as_str())) {
-                return Err(EcrError::Api {
-                    operation: OP,
-                    code: "IndexNotAnswered".into(),
-                    message: format!(
-                        "the answer leaves out index {missing}, so its children cannot be told"
-                    ),
-                });
-            }
+            check_index_answer(chunk, &out)?;
             for image in out.images() {
                 let Some(digest) = image.image_id().and_then(|id| id.image_digest()) else {
                     continue;
@@ -673,5 +696,41 @@ impl std::ops::AddAssign<&ApiCallCounts> for ApiCallCounts {
         self.list_images += o.list_images;
         self.batch_get_image += o.batch_get_image;
         self.batch_delete_image += o.batch_delete_image;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing a second delete call answers is lost: a child left by the
+    /// deadline between the two calls is reported as not attempted.
+    #[test]
+    fn a_later_outcome_adds_every_part() {
+        let one = |d: &str| vec![d.to_owned()];
+        let failure = |d: &str| ImageFailure {
+            image_id: crate::model::ImageId {
+                image_digest: Some(d.to_owned()),
+                image_tag: None,
+            },
+            failure_code: "ImageReferencedByManifestList".into(),
+            failure_reason: "still listed".into(),
+        };
+        let mut outcome = DeleteOutcome {
+            deleted: one("a"),
+            already_gone: one("b"),
+            not_attempted: one("c"),
+            failures: vec![failure("d")],
+        };
+        outcome.extend(DeleteOutcome {
+            deleted: one("e"),
+            already_gone: one("f"),
+            not_attempted: one("g"),
+            failures: vec![failure("h")],
+        });
+        assert_eq!(outcome.deleted, ["a", "e"]);
+        assert_eq!(outcome.already_gone, ["b", "f"]);
+        assert_eq!(outcome.not_attempted, ["c", "g"]);
+        assert_eq!(outcome.failures, [failure("d"), failure("h")]);
     }
 }

@@ -57,7 +57,6 @@ async fn list_clusters(client: &Client) -> Result<Vec<String>, SourceError> {
 /// else the container's image reference.
 async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<(), SourceError> {
     const LIST: &str = "ListTasks";
-    const DESCRIBE: &str = "DescribeTasks";
     let mut arns = Vec::new();
     for status in [DesiredStatus::Running, DesiredStatus::Pending] {
         let page = paginate(
@@ -87,39 +86,7 @@ async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<
     arns.sort();
     arns.dedup();
     for chunk in arns.chunks(100) {
-        let result = client
-            .describe_tasks()
-            .cluster(cluster)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await;
-        let tasks = match result {
-            Ok(out) => out
-                .tasks()
-                .iter()
-                .map(|task| RunningTask {
-                    task_arn: task.task_arn().map(str::to_owned),
-                    containers: task
-                        .containers()
-                        .iter()
-                        .map(|c| RunningContainer {
-                            image: c.image().map(str::to_owned),
-                            image_digest: c.image_digest().map(str::to_owned),
-                        })
-                        .collect(),
-                })
-                .collect(),
-            // A response the SDK's strict model rejects (an emulator that
-            // sends a container's `cpu` as a number, say) is still read for
-            // the fields ecr-gc needs; if even that fails, the source fails.
-            Err(aws_sdk_ecs::error::SdkError::ResponseError(response)) => lenient_tasks(
-                response.raw().body().bytes().unwrap_or_default(),
-            )
-            .ok_or_else(|| {
-                SourceError::invalid(DESCRIBE, "the DescribeTasks response could not be read")
-            })?,
-            Err(error) => return Err(SourceError::from_sdk(DESCRIBE, error)),
-        };
+        let tasks = describe_tasks(client, cluster, chunk).await?;
         for task in tasks {
             let workload = format!(
                 "ecs:{}/task/{}",
@@ -141,6 +108,48 @@ async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<
         }
     }
     Ok(())
+}
+
+/// Describes these tasks (at most 100), reading only the fields ecr-gc
+/// needs.
+async fn describe_tasks(
+    client: &Client,
+    cluster: &str,
+    chunk: &[String],
+) -> Result<Vec<RunningTask>, SourceError> {
+    const DESCRIBE: &str = "DescribeTasks";
+    let result = client
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(chunk.to_vec()))
+        .send()
+        .await;
+    Ok(match result {
+        Ok(out) => out
+            .tasks()
+            .iter()
+            .map(|task| RunningTask {
+                task_arn: task.task_arn().map(str::to_owned),
+                containers: task
+                    .containers()
+                    .iter()
+                    .map(|c| RunningContainer {
+                        image: c.image().map(str::to_owned),
+                        image_digest: c.image_digest().map(str::to_owned),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        // A response the SDK's strict model rejects (an emulator that
+        // sends a container's `cpu` as a number, say) is still read for
+        // the fields ecr-gc needs; if even that fails, the source fails.
+        Err(aws_sdk_ecs::error::SdkError::ResponseError(response)) => {
+            lenient_tasks(response.raw().body().bytes().unwrap_or_default()).ok_or_else(|| {
+                SourceError::invalid(DESCRIBE, "the DescribeTasks response could not be read")
+            })?
+        }
+        Err(error) => return Err(SourceError::from_sdk(DESCRIBE, error)),
+    })
 }
 
 /// The fields of a described task that ecr-gc reads.

@@ -33,11 +33,58 @@ pub(super) async fn batch(
     stop_at: Option<Instant>,
     log: &dyn LogSink,
 ) -> SqsBatchResponse {
-    let mut failures: BTreeSet<String> = BTreeSet::new();
-    // By dry run, then target: the repositories and the messages naming
-    // them, each with the time it is judged as of.
-    let mut groups: BTreeMap<bool, BTreeMap<Target, Vec<(String, Message)>>> = BTreeMap::new();
-    let mut judged_as_of: BTreeMap<bool, DateTime<Utc>> = BTreeMap::new();
+    let Admitted {
+        groups,
+        judged_as_of,
+        mut failures,
+    } = admit_all(connector, config, records, clock, log);
+    for (dry_run, targets) in groups {
+        let run = Run {
+            trigger: "sqs".into(),
+            scope: Scope::Selected,
+            dry_run,
+            now: judged_as_of.get(&dry_run).copied().unwrap_or(clock),
+            stop_at,
+        };
+        let again = collect_group(connector, config, &run, &targets, clock, log).await;
+        failures.extend(again);
+    }
+    log.emit(report::line(
+        if failures.is_empty() { "INFO" } else { "WARN" },
+        "queue batch finished",
+        json!({ "batchItemFailures": failures.len() }),
+    ));
+    let mut response = SqsBatchResponse::default();
+    response.set_failures(failures);
+    response
+}
+
+/// The messages of one dry-run setting, by target: each with its SQS
+/// message id.
+type Group = BTreeMap<Target, Vec<(String, Message)>>;
+
+/// A batch's records, sorted: the messages admitted, by dry run, then
+/// target, with the time each dry-run group is judged as of (its earliest
+/// message's); and the message ids refused.
+struct Admitted {
+    groups: BTreeMap<bool, Group>,
+    judged_as_of: BTreeMap<bool, DateTime<Utc>>,
+    failures: BTreeSet<String>,
+}
+
+/// Reads and admits each record; a refused one is logged and handed back.
+fn admit_all(
+    connector: &Connector,
+    config: &Config,
+    records: Vec<Record>,
+    clock: DateTime<Utc>,
+    log: &dyn LogSink,
+) -> Admitted {
+    let mut admitted = Admitted {
+        groups: BTreeMap::new(),
+        judged_as_of: BTreeMap::new(),
+        failures: BTreeSet::new(),
+    };
     for record in records {
         let message = match record.message {
             Ok(Body::Message(message)) => Ok(message),
@@ -48,16 +95,15 @@ pub(super) async fn batch(
             },
             Err(problem) => Err(problem),
         };
-        let admitted =
-            message.and_then(|message| admit(config, &message, clock).map(|at| (message, at)));
-        match admitted {
+        match message.and_then(|message| admit(config, &message, clock).map(|at| (message, at))) {
             Ok((message, at)) => {
                 // The consumer's own ECR_GC_DRY_RUN=true is a brake on
                 // messages already queued: setting it stops their deletions.
                 let dry_run = message.dry_run || config.dry_run;
-                let earliest = judged_as_of.entry(dry_run).or_insert(at);
+                let earliest = admitted.judged_as_of.entry(dry_run).or_insert(at);
                 *earliest = (*earliest).min(at);
-                groups
+                admitted
+                    .groups
                     .entry(dry_run)
                     .or_default()
                     .entry(message.target())
@@ -70,72 +116,65 @@ pub(super) async fn batch(
                     "queue message refused",
                     json!({ "messageId": record.message_id, "error": problem }),
                 ));
-                failures.insert(record.message_id);
+                admitted.failures.insert(record.message_id);
             }
         }
     }
-    for (dry_run, targets) in groups {
-        let now = judged_as_of.get(&dry_run).copied().unwrap_or(clock);
-        let work = targets
-            .iter()
-            .map(|(target, messages)| {
-                let mut names: Vec<String> =
-                    messages.iter().map(|(_, m)| m.repository.clone()).collect();
-                names.sort();
-                names.dedup();
-                (target.clone(), Scope::Named(names))
-            })
-            .collect();
-        let run = Run {
-            trigger: "sqs".into(),
-            scope: Scope::Selected,
-            dry_run,
-            now,
-            stop_at,
-        };
-        let others = others_given(config, &targets, clock);
-        let collection = collect::collect(
-            connector,
-            &config.targets,
-            &config.policy,
-            &run,
-            work,
-            others,
-            log,
-        )
-        .await;
-        for target in &collection.targets {
-            let unfinished = unfinished_repositories(target);
-            for (message_id, message) in targets.get(&target.target).into_iter().flatten() {
-                let again = match &unfinished {
-                    Unfinished::All => true,
-                    Unfinished::Some(names) => names.contains(message.repository.as_str()),
-                };
-                if again {
-                    failures.insert(message_id.clone());
-                }
+    admitted
+}
+
+/// Collects one group's repositories and returns the ids of the messages
+/// whose repository did not finish.
+async fn collect_group(
+    connector: &Connector,
+    config: &Config,
+    run: &Run,
+    targets: &Group,
+    clock: DateTime<Utc>,
+    log: &dyn LogSink,
+) -> BTreeSet<String> {
+    let work = targets
+        .iter()
+        .map(|(target, messages)| {
+            let mut names: Vec<String> =
+                messages.iter().map(|(_, m)| m.repository.clone()).collect();
+            names.sort();
+            names.dedup();
+            (target.clone(), Scope::Named(names))
+        })
+        .collect();
+    let others = others_given(config, targets, clock);
+    let collection = collect::collect(
+        connector,
+        &config.targets,
+        &config.policy,
+        run,
+        work,
+        others,
+        log,
+    )
+    .await;
+    let mut again = BTreeSet::new();
+    for target in &collection.targets {
+        let unfinished = unfinished_repositories(target);
+        for (message_id, message) in targets.get(&target.target).into_iter().flatten() {
+            let handed_back = match &unfinished {
+                Unfinished::All => true,
+                Unfinished::Some(names) => names.contains(message.repository.as_str()),
+            };
+            if handed_back {
+                again.insert(message_id.clone());
             }
         }
     }
-    log.emit(report::line(
-        if failures.is_empty() { "INFO" } else { "WARN" },
-        "queue batch finished",
-        json!({ "batchItemFailures": failures.len() }),
-    ));
-    let mut response = SqsBatchResponse::default();
-    response.set_failures(failures);
-    response
+    again
 }
 
 /// What the other views' workloads use of a batch's repositories: what its
 /// messages carry, when every one of them carries it and is younger than
 /// `maxAgeMinutes` (the scheduled run read every view); otherwise the
 /// consumer reads every view itself. A message can only add protection.
-fn others_given(
-    config: &Config,
-    targets: &BTreeMap<Target, Vec<(String, Message)>>,
-    clock: DateTime<Utc>,
-) -> Others {
+fn others_given(config: &Config, targets: &Group, clock: DateTime<Utc>) -> Others {
     let sources = &config.policy.settings.in_use;
     if !collect::organisation_wide(&config.targets, sources) {
         return Others::Read;

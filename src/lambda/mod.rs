@@ -231,6 +231,18 @@ async fn dispatch(
         now,
         stop_at,
     };
+    collect_inline(connector, config, &run, work, log).await
+}
+
+/// Collects the work in this invocation, logs the collection's totals, and
+/// fails the invocation if nothing could be collected.
+async fn collect_inline(
+    connector: &Connector,
+    config: &Config,
+    run: &Run,
+    work: Vec<(Target, Scope)>,
+    log: &dyn LogSink,
+) -> Result<Response, HandlerError> {
     log.emit(report::line(
         "INFO",
         "run started",
@@ -240,7 +252,7 @@ async fn dispatch(
         connector,
         &config.targets,
         &config.policy,
-        &run,
+        run,
         work,
         Others::Read,
         log,

@@ -195,38 +195,48 @@ pub fn plan_with<'a>(
     let roles = roles(images, &facts.children);
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
+    let decider = Decider {
+        images,
+        policy,
+        now,
+        in_use: &facts.in_use,
+    };
+    let mut decisions: Vec<Option<Decision<'a>>> = vec![None; images.len()];
+    decider.standalone(&roles, &order, &mut decisions);
+    decider.children(&roles, &mut decisions);
+    decider.referrers(&roles, &mut decisions);
+    decider.orphan_referrers(&roles, &mut decisions);
+    // Into newest-first order without a second vector of decisions: the
+    // collect reuses the allocation (same size, thanks to the niche in
+    // `Option<Decision>`), and the permutation is applied in place.
+    let mut decisions: Vec<Decision<'a>> = decisions
+        .into_iter()
+        .enumerate()
+        .map(|(index, decision)| {
+            decision.unwrap_or_else(|| decider.decide(index, Reason::NoRuleSelects))
+        })
+        .collect();
+    permute(&mut decisions, order);
+    Plan { decisions }
+}
 
-    // For each standalone image, the first rule that selects it (by index)
-    // and its rank there; and for each rule, how many images it selects.
-    // Two integers per image: at a million images this scratch is one of
-    // the planner's largest allocations, so the reasons are built later.
-    const UNDECIDED: u32 = u32::MAX;
-    let mut decided: Vec<(u32, u64)> = vec![(UNDECIDED, 0); images.len()];
-    let mut selected_by_rule: Vec<u64> = vec![0; policy.rules.len()];
-    // A policy has at most a few hundred rules (30,720 characters), so a
-    // u32 counts them; zipping with it needs no conversion that could fail.
-    for ((rule_id, rule), selected) in (0u32..).zip(&policy.rules).zip(selected_by_rule.iter_mut())
-    {
-        let mut rank: u64 = 0;
-        for &index in &order {
-            let image = &images[index];
-            if roles[index] != Role::Standalone || !rule.tags.selects(&image.image_tags) {
-                continue;
-            }
-            rank += 1;
-            // An image a higher-priority rule selected still counts here,
-            // but only its first rule decides it.
-            if decided[index].0 == UNDECIDED {
-                decided[index] = (rule_id, rank);
-            }
-        }
-        *selected = rank;
-    }
+/// What every phase of the planner decides with: the images, the policy,
+/// the time, and what is in use. Each phase fills in the decisions of the
+/// images of one role, by index into `images`.
+struct Decider<'a, 'f> {
+    images: &'a [Image],
+    policy: &'a Policy,
+    now: DateTime<Utc>,
+    in_use: &'f InUse,
+}
 
-    let decide = |index: usize, reason: Reason<'a>| -> Decision<'a> {
-        let image = &images[index];
+impl<'a> Decider<'a, '_> {
+    /// The decision for the image at `index` for this reason, with any
+    /// protection that keeps it when the reason expires it.
+    fn decide(&self, index: usize, reason: Reason<'a>) -> Decision<'a> {
+        let image = &self.images[index];
         let protection = if reason.expires() {
-            protect(image, policy, now, &facts.in_use)
+            protect(image, self.policy, self.now, self.in_use)
         } else {
             None
         };
@@ -241,122 +251,149 @@ pub fn plan_with<'a>(
             reason,
             protection,
         }
-    };
-    let mut decisions: Vec<Option<Decision<'a>>> = vec![None; images.len()];
+    }
 
-    // Standalone images: by the rules.
-    for (index, role) in roles.iter().enumerate() {
-        if *role != Role::Standalone {
-            continue;
+    /// Standalone images, by the rules: each rule counts every standalone
+    /// image it selects, newest first (`order`), and decides those no
+    /// higher-priority rule selected.
+    fn standalone(&self, roles: &[Role], order: &[usize], decisions: &mut [Option<Decision<'a>>]) {
+        let (policy, images) = (self.policy, self.images);
+        // For each standalone image, the first rule that selects it (by
+        // index) and its rank there; and for each rule, how many images it
+        // selects. Two integers per image: at a million images this scratch
+        // is one of the planner's largest allocations, so the reasons are
+        // built later, and it is freed when this phase returns.
+        const UNDECIDED: u32 = u32::MAX;
+        let mut decided: Vec<(u32, u64)> = vec![(UNDECIDED, 0); images.len()];
+        let mut selected_by_rule: Vec<u64> = vec![0; policy.rules.len()];
+        // A policy has at most a few hundred rules (30,720 characters), so
+        // a u32 counts them; zipping with it needs no conversion that could
+        // fail.
+        for ((rule_id, rule), selected) in
+            (0u32..).zip(&policy.rules).zip(selected_by_rule.iter_mut())
+        {
+            let mut rank: u64 = 0;
+            for &index in order {
+                let image = &images[index];
+                if roles[index] != Role::Standalone || !rule.tags.selects(&image.image_tags) {
+                    continue;
+                }
+                rank += 1;
+                // An image a higher-priority rule selected still counts
+                // here, but only its first rule decides it.
+                if decided[index].0 == UNDECIDED {
+                    decided[index] = (rule_id, rank);
+                }
+            }
+            *selected = rank;
         }
-        let (rule_id, rank) = decided[index];
-        let reason = match policy.rules.get(rule_id as usize) {
-            None => Reason::NoRuleSelects,
-            Some(rule) => match rule.count {
-                Count::ImagesMoreThan(keep) => Reason::Count {
-                    rule,
-                    rank,
-                    selected: selected_by_rule[rule_id as usize],
-                    keep,
+        for (index, role) in roles.iter().enumerate() {
+            if *role != Role::Standalone {
+                continue;
+            }
+            let (rule_id, rank) = decided[index];
+            let reason = match policy.rules.get(rule_id as usize) {
+                None => Reason::NoRuleSelects,
+                Some(rule) => match rule.count {
+                    Count::ImagesMoreThan(keep) => Reason::Count {
+                        rule,
+                        rank,
+                        selected: selected_by_rule[rule_id as usize],
+                        keep,
+                    },
+                    Count::PushedMoreThanDaysAgo(days) => Reason::Age {
+                        rule,
+                        age_millis: (self.now - images[index].image_pushed_at).num_milliseconds(),
+                        days,
+                    },
                 },
-                Count::PushedMoreThanDaysAgo(days) => Reason::Age {
-                    rule,
-                    age_millis: (now - images[index].image_pushed_at).num_milliseconds(),
-                    days,
-                },
-            },
-        };
-        decisions[index] = Some(decide(index, reason));
-    }
-    // Freed before the rest is built: at a million images every per-image
-    // vector is tens of megabytes.
-    drop(decided);
-
-    // Children: deleted only with every index that lists them.
-    for (index, role) in roles.iter().enumerate() {
-        let Role::Child { indexes } = role else {
-            continue;
-        };
-        let parent = |i: &usize| decisions[*i].as_ref();
-        let kept = indexes
-            .iter()
-            .find(|i| parent(i).is_none_or(|d| d.action == Action::Keep));
-        let of = *kept.unwrap_or(&indexes[0]);
-        let reason = Reason::Follows {
-            relation: Relation::ChildOf,
-            of: images[of].image_digest.clone(),
-            with: indexes
-                .iter()
-                .map(|i| images[*i].image_digest.clone())
-                .collect(),
-            delete: kept.is_none(),
-            priority: parent(&of).and_then(|d| d.rule_priority),
-        };
-        decisions[index] = Some(decide(index, reason));
-    }
-
-    // Referrers: with their subjects, which may be referrers themselves.
-    let mut pending: Vec<(usize, usize)> = roles
-        .iter()
-        .enumerate()
-        .filter_map(|(i, role)| match role {
-            Role::Referrer { subject } => Some((i, *subject)),
-            _ => None,
-        })
-        .collect();
-    loop {
-        let before = pending.len();
-        pending.retain(|&(index, subject)| {
-            let Some(followed) = decisions[subject].as_ref() else {
-                return true;
             };
+            decisions[index] = Some(self.decide(index, reason));
+        }
+    }
+
+    /// Children: deleted only with every index that lists them.
+    fn children(&self, roles: &[Role], decisions: &mut [Option<Decision<'a>>]) {
+        let images = self.images;
+        for (index, role) in roles.iter().enumerate() {
+            let Role::Child { indexes } = role else {
+                continue;
+            };
+            let parent = |i: &usize| decisions[*i].as_ref();
+            let kept = indexes
+                .iter()
+                .find(|i| parent(i).is_none_or(|d| d.action == Action::Keep));
+            let of = *kept.unwrap_or(&indexes[0]);
+            let reason = Reason::Follows {
+                relation: Relation::ChildOf,
+                of: images[of].image_digest.clone(),
+                with: indexes
+                    .iter()
+                    .map(|i| images[*i].image_digest.clone())
+                    .collect(),
+                delete: kept.is_none(),
+                priority: parent(&of).and_then(|d| d.rule_priority),
+            };
+            decisions[index] = Some(self.decide(index, reason));
+        }
+    }
+
+    /// Referrers: with their subjects, which may be referrers themselves;
+    /// a cycle of referrers never resolves, and is kept.
+    fn referrers(&self, roles: &[Role], decisions: &mut [Option<Decision<'a>>]) {
+        let images = self.images;
+        let mut pending: Vec<(usize, usize)> = roles
+            .iter()
+            .enumerate()
+            .filter_map(|(i, role)| match role {
+                Role::Referrer { subject } => Some((i, *subject)),
+                _ => None,
+            })
+            .collect();
+        loop {
+            let before = pending.len();
+            pending.retain(|&(index, subject)| {
+                let Some(followed) = decisions[subject].as_ref() else {
+                    return true;
+                };
+                let reason = Reason::Follows {
+                    relation: Relation::ReferrerOf,
+                    of: images[subject].image_digest.clone(),
+                    with: vec![images[subject].image_digest.clone()],
+                    delete: followed.action == Action::Delete,
+                    priority: followed.rule_priority,
+                };
+                decisions[index] = Some(self.decide(index, reason));
+                false
+            });
+            if pending.len() == before {
+                break;
+            }
+        }
+        for (index, subject) in pending {
             let reason = Reason::Follows {
                 relation: Relation::ReferrerOf,
                 of: images[subject].image_digest.clone(),
                 with: vec![images[subject].image_digest.clone()],
-                delete: followed.action == Action::Delete,
-                priority: followed.rule_priority,
+                delete: false,
+                priority: None,
             };
-            decisions[index] = Some(decide(index, reason));
-            false
-        });
-        if pending.len() == before {
-            break;
-        }
-    }
-    // A cycle of referrers never resolves: keep them.
-    for (index, subject) in pending {
-        let reason = Reason::Follows {
-            relation: Relation::ReferrerOf,
-            of: images[subject].image_digest.clone(),
-            with: vec![images[subject].image_digest.clone()],
-            delete: false,
-            priority: None,
-        };
-        decisions[index] = Some(decide(index, reason));
-    }
-
-    // Referrers whose subject is gone: as the settings say.
-    for (index, role) in roles.iter().enumerate() {
-        if let Role::OrphanReferrer { subject } = role {
-            let reason = Reason::OrphanReferrer {
-                subject: subject.clone(),
-                delete: policy.settings.safety.delete_orphan_referrers,
-            };
-            decisions[index] = Some(decide(index, reason));
+            decisions[index] = Some(self.decide(index, reason));
         }
     }
 
-    // Into newest-first order without a second vector of decisions: the
-    // collect reuses the allocation (same size, thanks to the niche in
-    // `Option<Decision>`), and the permutation is applied in place.
-    let mut decisions: Vec<Decision<'a>> = decisions
-        .into_iter()
-        .enumerate()
-        .map(|(index, decision)| decision.unwrap_or_else(|| decide(index, Reason::NoRuleSelects)))
-        .collect();
-    permute(&mut decisions, order);
-    Plan { decisions }
+    /// Referrers whose subject is gone: as the settings say.
+    fn orphan_referrers(&self, roles: &[Role], decisions: &mut [Option<Decision<'a>>]) {
+        for (index, role) in roles.iter().enumerate() {
+            if let Role::OrphanReferrer { subject } = role {
+                let reason = Reason::OrphanReferrer {
+                    subject: subject.clone(),
+                    delete: self.policy.settings.safety.delete_orphan_referrers,
+                };
+                decisions[index] = Some(self.decide(index, reason));
+            }
+        }
+    }
 }
 
 /// Rearranges `items` so that `items[k]` becomes the old `items[order[k]]`,

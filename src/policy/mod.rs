@@ -435,6 +435,9 @@ fn parse_action(at: &str, value: Value) -> Result<(), PolicyError> {
     }
 }
 
+/// A rule's `selection`: which images it selects (`tagStatus` and a list),
+/// and how it counts them (`countType`, `countUnit`, `countNumber`). Each
+/// part is checked by its own function, which names the field it refuses.
 fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), PolicyError> {
     let mut sel = Fields::new(format!("{at}: selection"), value, "`selection`")?;
     let tag_status = sel.string("tagStatus")?;
@@ -448,24 +451,43 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
         "tagStatus, tagPatternList, tagPrefixList, storageClass, countType, countUnit, countNumber",
     )?;
     let field = |name: &str| format!("{at}: selection.{name}");
+    parse_storage_class(&field, storage_class.as_deref())?;
+    let tags = parse_tags(&field, tag_status.as_deref(), prefixes, patterns)?;
+    let count = parse_count(
+        &field,
+        count_type.as_deref(),
+        count_unit.as_deref(),
+        count_number,
+    )?;
+    Ok((tags, count))
+}
 
-    match storage_class.as_deref() {
-        None | Some("standard") => {}
-        Some("archive") => {
-            return Err(unsupported(
-                field("storageClass"),
-                "storage class `archive`",
-            ));
-        }
-        Some(other) => {
-            return Err(invalid(
-                field("storageClass"),
-                format!("unknown storage class `{other}`; expected `standard` or `archive`"),
-            ));
-        }
+/// `storageClass`: only `standard` (the default) is implemented.
+fn parse_storage_class(
+    field: &dyn Fn(&str) -> String,
+    storage_class: Option<&str>,
+) -> Result<(), PolicyError> {
+    match storage_class {
+        None | Some("standard") => Ok(()),
+        Some("archive") => Err(unsupported(
+            field("storageClass"),
+            "storage class `archive`",
+        )),
+        Some(other) => Err(invalid(
+            field("storageClass"),
+            format!("unknown storage class `{other}`; expected `standard` or `archive`"),
+        )),
     }
+}
 
-    let tags = match tag_status.as_deref() {
+/// `tagStatus` with its `tagPrefixList` or `tagPatternList`.
+fn parse_tags(
+    field: &dyn Fn(&str) -> String,
+    tag_status: Option<&str>,
+    prefixes: Option<Vec<String>>,
+    patterns: Option<Vec<String>>,
+) -> Result<TagSelector, PolicyError> {
+    Ok(match tag_status {
         None => return Err(invalid(field("tagStatus"), "is required")),
         Some("tagged") => match (prefixes, patterns) {
             (Some(_), Some(_)) => {
@@ -524,9 +546,17 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
                 format!("unknown tagStatus `{other}`; expected `tagged`, `untagged` or `any`"),
             ));
         }
-    };
+    })
+}
 
-    let count = match count_type.as_deref() {
+/// `countType`, with `countUnit` and `countNumber` as it requires.
+fn parse_count(
+    field: &dyn Fn(&str) -> String,
+    count_type: Option<&str>,
+    count_unit: Option<&str>,
+    count_number: Option<u64>,
+) -> Result<Count, PolicyError> {
+    Ok(match count_type {
         None => return Err(invalid(field("countType"), "is required")),
         Some("imageCountMoreThan") => {
             if count_unit.is_some() {
@@ -535,10 +565,10 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
                     "is only allowed with countType `sinceImagePushed`",
                 ));
             }
-            Count::ImagesMoreThan(required_number(&field, count_number)?)
+            Count::ImagesMoreThan(required_number(field, count_number)?)
         }
         Some("sinceImagePushed") => {
-            match count_unit.as_deref() {
+            match count_unit {
                 Some("days") => {}
                 None => {
                     return Err(invalid(
@@ -553,7 +583,7 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
                     ));
                 }
             }
-            Count::PushedMoreThanDaysAgo(required_number(&field, count_number)?)
+            Count::PushedMoreThanDaysAgo(required_number(field, count_number)?)
         }
         Some(other @ ("sinceImagePulled" | "sinceImageTransitioned")) => {
             return Err(unsupported(
@@ -569,8 +599,7 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
                 ),
             ));
         }
-    };
-    Ok((tags, count))
+    })
 }
 
 fn required_number(field: &dyn Fn(&str) -> String, value: Option<u64>) -> Result<u64, PolicyError> {

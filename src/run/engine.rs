@@ -17,7 +17,7 @@ use futures::stream::{self, StreamExt};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::aws::ecr::{Ecr, EcrError};
+use crate::aws::ecr::{DeleteOutcome, Ecr, EcrError};
 use crate::inventory::Inventory;
 use crate::plan::{Facts, plan_with};
 use crate::policy::Policy;
@@ -60,6 +60,12 @@ pub enum EngineError {
 
 /// Runs one collection. `inventory` is what is in use in this account and
 /// region; if any of its sources failed, nothing is deleted.
+///
+/// Four phases, so that parallelism never makes the outcome depend on
+/// timing: [`select`] the repositories; [`survey`] them concurrently;
+/// decide the holds in name order ([`hold_in_order`]: the run's delete
+/// budget is spent first come, first served by name); then [`apply`]
+/// concurrently.
 pub async fn run(
     ecr: &Ecr,
     inventory: &Inventory,
@@ -68,20 +74,88 @@ pub async fn run(
     log: &dyn LogSink,
 ) -> Result<Report, EngineError> {
     let started = Instant::now();
-    let inventory_failure = inventory.failure().map(|failure| {
+    let inventory_failure = inventory_failure(inventory, log);
+    let names = select(ecr, policy, &run.scope, log).await?;
+    let concurrency = policy.settings.concurrency.max(1);
+    let surveys: Vec<Option<Surveyed>> = stream::iter(names.iter())
+        .map(|name| async move {
+            if ecr.time_is_up() || run.stop_at.is_some_and(|stop| Instant::now() >= stop) {
+                return None;
+            }
+            let started = Instant::now();
+            let out = survey(ecr, inventory, policy, name, run.now).await;
+            Some((out, started.elapsed()))
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let (surveyed, not_started) = hold_in_order(
+        names,
+        surveys,
+        inventory_failure.as_deref(),
+        policy,
+        run,
+        log,
+    );
+    let repositories: Vec<RepositoryReport> = stream::iter(surveyed)
+        .map(|(mut out, took)| async move {
+            let started = Instant::now();
+            if out.error.is_none() && out.held.is_none() && !run.dry_run {
+                apply(ecr, &mut out, log).await;
+            }
+            out.duration_ms =
+                u64::try_from((took + started.elapsed()).as_millis()).unwrap_or(u64::MAX);
+            log.emit(report::repository_summary(&out, run.dry_run));
+            out
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let report = Report {
+        trigger: run.trigger.clone(),
+        dry_run: run.dry_run,
+        now: run.now,
+        summary: Summary::of(&repositories),
+        repositories,
+        api_calls: ecr.api_calls(),
+        in_use_sources: inventory.sources.clone(),
+        not_started,
+        duration_ms: millis(started),
+    };
+    log.emit(report::run_summary(&report));
+    Ok(report)
+}
+
+/// A surveyed repository, and how long its survey took.
+type Surveyed = (RepositoryReport, Duration);
+
+/// Why nothing may be deleted in this registry, if an in-use source
+/// failed; logged once.
+fn inventory_failure(inventory: &Inventory, log: &dyn LogSink) -> Option<String> {
+    let failure = inventory.failure().map(|failure| {
         format!(
             "the in-use inventory is incomplete, so nothing is deleted in this registry: {failure}"
         )
-    });
-    if let Some(failure) = &inventory_failure {
-        log.emit(report::line(
-            "ERROR",
-            "in-use inventory incomplete",
-            serde_json::json!({ "error": failure, "inUseSources": inventory.sources }),
-        ));
-    }
+    })?;
+    log.emit(report::line(
+        "ERROR",
+        "in-use inventory incomplete",
+        serde_json::json!({ "error": failure, "inUseSources": inventory.sources }),
+    ));
+    Some(failure)
+}
+
+/// The repositories in scope that the policy's settings select, in the
+/// order they are collected: a named one the settings refuse is skipped
+/// with a log line; all of them are listed and sorted by name.
+async fn select(
+    ecr: &Ecr,
+    policy: &Policy,
+    scope: &Scope,
+    log: &dyn LogSink,
+) -> Result<Vec<String>, EngineError> {
     let filter = &policy.settings.repositories;
-    let names: Vec<String> = match &run.scope {
+    Ok(match scope {
         Scope::Named(names) => {
             let mut selected = Vec::with_capacity(names.len());
             for name in dedup(names) {
@@ -104,26 +178,22 @@ pub async fn run(
             all.sort();
             all.into_iter().filter(|n| filter.selects(n)).collect()
         }
-    };
+    })
+}
 
-    // Three phases, so that parallelism never makes the outcome depend on
-    // timing: survey the repositories concurrently; decide the holds in name
-    // order (the run's delete budget is spent first come, first served by
-    // name); then apply concurrently.
-    let concurrency = policy.settings.concurrency.max(1);
-    let surveys: Vec<Option<(RepositoryReport, Duration)>> = stream::iter(names.iter())
-        .map(|name| async move {
-            if ecr.time_is_up() || run.stop_at.is_some_and(|stop| Instant::now() >= stop) {
-                return None;
-            }
-            let started = Instant::now();
-            let out = survey(ecr, inventory, policy, name, run.now).await;
-            Some((out, started.elapsed()))
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
-
+/// Decides, in name order, which surveyed repositories are held (an
+/// incomplete inventory, or a limit), spending the run's delete budget on
+/// those that go ahead; logs what is protected, and in a dry run what
+/// would be deleted. Returns the surveyed repositories and the names of
+/// those never started (the deadline).
+fn hold_in_order(
+    names: Vec<String>,
+    surveys: Vec<Option<Surveyed>>,
+    inventory_failure: Option<&str>,
+    policy: &Policy,
+    run: &Run,
+    log: &dyn LogSink,
+) -> (Vec<Surveyed>, Vec<String>) {
     let mut not_started = Vec::new();
     let mut surveyed = Vec::with_capacity(names.len());
     let mut budget = policy.settings.safety.max_deletes_per_run;
@@ -136,8 +206,8 @@ pub async fn run(
             for image in &out.protected {
                 log.emit(report::image_protected(&name, image));
             }
-            out.held = match &inventory_failure {
-                Some(failure) if !out.planned.is_empty() => Some(failure.clone()),
+            out.held = match inventory_failure {
+                Some(failure) if !out.planned.is_empty() => Some(failure.to_owned()),
                 _ => hold(&out, &policy.settings.safety, budget),
             };
             if out.held.is_none()
@@ -160,35 +230,7 @@ pub async fn run(
             serde_json::json!({ "trigger": run.trigger, "notStarted": not_started }),
         ));
     }
-
-    let repositories: Vec<RepositoryReport> = stream::iter(surveyed)
-        .map(|(mut out, took)| async move {
-            let started = Instant::now();
-            if out.error.is_none() && out.held.is_none() && !run.dry_run {
-                apply(ecr, &mut out, log).await;
-            }
-            out.duration_ms =
-                u64::try_from((took + started.elapsed()).as_millis()).unwrap_or(u64::MAX);
-            log.emit(report::repository_summary(&out, run.dry_run));
-            out
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
-
-    let report = Report {
-        trigger: run.trigger.clone(),
-        dry_run: run.dry_run,
-        now: run.now,
-        summary: Summary::of(&repositories),
-        repositories,
-        api_calls: ecr.api_calls(),
-        in_use_sources: inventory.sources.clone(),
-        not_started,
-        duration_ms: millis(started),
-    };
-    log.emit(report::run_summary(&report));
-    Ok(report)
+    (surveyed, not_started)
 }
 
 fn dedup(names: &[String]) -> Vec<String> {
@@ -299,23 +341,38 @@ pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>)
 /// Deletes a surveyed repository's planned images, compare-and-delete: each
 /// is re-read just before, and one whose tags changed since the plan, or
 /// that is gone, is skipped and logged. A tag added after the plan therefore
-/// saves its image.
+/// saves its image. Then [`delete_in_two_phases`], and [`record`] what ECR
+/// answered.
 pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
-    let name = out.repository_name.clone();
-    let digests: Vec<String> = out.planned.iter().map(|p| p.image_digest.clone()).collect();
-    if digests.is_empty() {
+    if out.planned.is_empty() {
         return;
     }
     if ecr.time_is_up() {
         for planned in &out.planned {
             let left = not_attempted(planned);
-            log.emit(report::image_skipped(&name, &left));
+            log.emit(report::image_skipped(&out.repository_name, &left));
             out.skipped.push(left);
         }
         out.unfinished = Some(unfinished(out.planned.len()));
         return;
     }
-    let current = match ecr.current_tags(&name, &digests).await {
+    let Some(candidates) = compare(ecr, out, log).await else {
+        return;
+    };
+    if candidates.is_empty() {
+        return;
+    }
+    let (outcome, held_children) =
+        delete_in_two_phases(ecr, &out.repository_name, &out.planned, candidates).await;
+    record(out, outcome, held_children, log);
+}
+
+/// Re-reads the planned images and returns the digests still as planned;
+/// the others are skipped and logged. `None` when the re-read failed: the
+/// repository's error, and nothing is deleted.
+async fn compare(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) -> Option<Vec<String>> {
+    let digests: Vec<String> = out.planned.iter().map(|p| p.image_digest.clone()).collect();
+    let current = match ecr.current_tags(&out.repository_name, &digests).await {
         Ok(current) => current,
         Err(error) => {
             out.error = Some(RepositoryError {
@@ -324,7 +381,7 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
                     "re-reading the planned images before deleting failed, so nothing was deleted: {error}"
                 ),
             });
-            return;
+            return None;
         }
     };
     let mut candidates = Vec::with_capacity(digests.len());
@@ -346,34 +403,43 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
         };
         match skipped {
             Some(skipped) => {
-                log.emit(report::image_skipped(&name, &skipped));
+                log.emit(report::image_skipped(&out.repository_name, &skipped));
                 out.skipped.push(skipped);
             }
             None => candidates.push(planned.image_digest.clone()),
         }
     }
-    if candidates.is_empty() {
-        return;
-    }
-    let by_digest: HashMap<&str, &PlannedImage> = out
-        .planned
+    Some(candidates)
+}
+
+/// Deletes the candidates: indexes (and everything else) first; their
+/// children in a later call, and only those whose every index ECR confirmed
+/// gone, so ECR never answers ImageReferencedByManifestList. Returns what
+/// ECR answered for both calls, and the children held because an index of
+/// theirs remains.
+async fn delete_in_two_phases(
+    ecr: &Ecr,
+    name: &str,
+    planned: &[PlannedImage],
+    candidates: Vec<String>,
+) -> (DeleteOutcome, Vec<SkippedImage>) {
+    let by_digest: HashMap<&str, &PlannedImage> = planned
         .iter()
         .map(|p| (p.image_digest.as_str(), p))
         .collect();
-    // Indexes (and everything else) first; their children in a later call,
-    // and only those whose index is gone, so ECR never answers
-    // ImageReferencedByManifestList.
     let (children, first): (Vec<String>, Vec<String>) = candidates.into_iter().partition(|d| {
         by_digest
             .get(d.as_str())
             .is_some_and(|p| !p.index_digests.is_empty())
     });
-    let mut outcome = ecr.delete(&name, &first).await;
+    let mut outcome = ecr.delete(name, &first).await;
     let gone: HashSet<&str> = outcome.deleted.iter().map(String::as_str).collect();
     let mut second = Vec::with_capacity(children.len());
     let mut held_children = Vec::new();
     for child in children {
-        let planned = by_digest[child.as_str()];
+        let Some(planned) = by_digest.get(child.as_str()) else {
+            unreachable!("a candidate is one of the planned images");
+        };
         // Every index that lists it must be gone, not only one: ECR refuses
         // to delete a child that a remaining index lists.
         match planned
@@ -391,12 +457,28 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
         }
     }
     if !second.is_empty() {
-        let later = ecr.delete(&name, &second).await;
-        outcome.deleted.extend(later.deleted);
-        outcome.failures.extend(later.failures);
+        outcome.extend(ecr.delete(name, &second).await);
     }
+    (outcome, held_children)
+}
+
+/// Records and logs what the deletes left: held children, images not
+/// attempted (the repository is then unfinished), already gone, deleted
+/// and failed.
+fn record(
+    out: &mut RepositoryReport,
+    outcome: DeleteOutcome,
+    held_children: Vec<SkippedImage>,
+    log: &dyn LogSink,
+) {
+    let name = &out.repository_name;
+    let by_digest: HashMap<&str, &PlannedImage> = out
+        .planned
+        .iter()
+        .map(|p| (p.image_digest.as_str(), p))
+        .collect();
     for skipped in held_children {
-        log.emit(report::image_skipped(&name, &skipped));
+        log.emit(report::image_skipped(name, &skipped));
         out.skipped.push(skipped);
     }
     if !outcome.not_attempted.is_empty() {
@@ -405,7 +487,7 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     for digest in &outcome.not_attempted {
         if let Some(planned) = by_digest.get(digest.as_str()) {
             let left = not_attempted(planned);
-            log.emit(report::image_skipped(&name, &left));
+            log.emit(report::image_skipped(name, &left));
             out.skipped.push(left);
         }
     }
@@ -417,19 +499,19 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
                 current_image_tags: None,
                 reason: "already gone: ECR answered ImageNotFound".into(),
             };
-            log.emit(report::image_already_gone(&name, &gone));
+            log.emit(report::image_already_gone(name, &gone));
             out.skipped.push(gone);
         }
     }
     let mut deleted = Vec::with_capacity(outcome.deleted.len());
     for digest in &outcome.deleted {
         if let Some(image) = by_digest.get(digest.as_str()) {
-            log.emit(report::image_deleted(&name, image, false));
+            log.emit(report::image_deleted(name, image, false));
             deleted.push((*image).clone());
         }
     }
     for failure in &outcome.failures {
-        log.emit(report::image_failed(&name, failure));
+        log.emit(report::image_failed(name, failure));
     }
     out.bytes_reclaimed = deleted.iter().filter_map(|p| p.image_size_in_bytes).sum();
     out.deleted = deleted;

@@ -17,7 +17,7 @@ use crate::aws::{Connector, SdkRetry};
 use crate::model::{Image, check_registry_id, check_repository_name, parse_rfc3339};
 use crate::plan::{Action, plan};
 use crate::policy::Policy;
-use crate::run::collect;
+use crate::run::collection;
 use crate::run::engine::{Run, Scope};
 use crate::run::report::{Collection, JsonLines, PlannedImage};
 
@@ -302,13 +302,13 @@ fn run_command(
         .collect();
     let report = runtime.block_on(async {
         let connector = Connector::new(retry.load().await);
-        collect::collect(
+        collection::collect(
             &connector,
             &targets,
             &policy,
             &run,
             work,
-            collect::Others::Read,
+            collection::Others::Read,
             &log,
         )
         .await

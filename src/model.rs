@@ -30,6 +30,53 @@ pub struct Image {
     pub subject_manifest_digest: Option<String>,
 }
 
+/// The one builder of images for the unit tests.
+#[cfg(test)]
+impl Image {
+    /// An image with this digest and these tags, pushed at the start of
+    /// 2026, of unknown size, standalone.
+    pub(crate) fn test(digest: &str, tags: &[&str]) -> Image {
+        Image {
+            image_digest: digest.into(),
+            image_tags: tags.iter().map(|t| t.to_string()).collect(),
+            image_pushed_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            image_size_in_bytes: None,
+            image_manifest_media_type: None,
+            subject_manifest_digest: None,
+        }
+    }
+
+    pub(crate) fn pushed_at(self, at: DateTime<Utc>) -> Image {
+        Image {
+            image_pushed_at: at,
+            ..self
+        }
+    }
+
+    pub(crate) fn sized(self, bytes: i64) -> Image {
+        Image {
+            image_size_in_bytes: Some(bytes),
+            ..self
+        }
+    }
+
+    /// A multi-arch index.
+    pub(crate) fn index(self) -> Image {
+        Image {
+            image_manifest_media_type: Some(INDEX_MEDIA_TYPES[0].into()),
+            ..self
+        }
+    }
+
+    /// A referrer of the image with this digest.
+    pub(crate) fn referring_to(self, subject: &str) -> Image {
+        Image {
+            subject_manifest_digest: Some(subject.into()),
+            ..self
+        }
+    }
+}
+
 /// Checks a repository name against ECR's rules (2 to 256 characters;
 /// lowercase path components of letters and digits, separated inside by
 /// `.`, `_` or `-`, and joined by `/`), so that a bad name is refused

@@ -21,7 +21,7 @@ use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::ImageIdentifier;
 use thiserror::Error;
 
-use crate::aws::{error_parts, paginate};
+use crate::aws::{CallError, PageError, paginate};
 use crate::model::{INDEX_MEDIA_TYPES, Image, ImageFailure, ImageId, from_epoch};
 
 /// ECR's largest page for the list operations.
@@ -37,12 +37,8 @@ pub enum EcrError {
         operation: &'static str,
         message: String,
     },
-    #[error("{operation}: {code}: {message}")]
-    Api {
-        operation: &'static str,
-        code: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Api(CallError),
     #[error(
         "{operation}: ECR returned the pagination token it was given; stopping rather than looping"
     )]
@@ -59,7 +55,7 @@ impl EcrError {
     pub fn code(&self) -> &str {
         match self {
             EcrError::RepositoryNotFound { .. } => "RepositoryNotFoundException",
-            EcrError::Api { code, .. } => code,
+            EcrError::Api(error) => &error.code,
             EcrError::RepeatedToken { .. } => "RepeatedPaginationToken",
             EcrError::Malformed { .. } => "MalformedResponse",
         }
@@ -70,19 +66,28 @@ impl EcrError {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let (code, message) = error_parts(&error);
-        if code == "RepositoryNotFoundException" {
-            EcrError::RepositoryNotFound { operation, message }
-        } else {
-            EcrError::Api {
+        let error = CallError::from_sdk(operation, &error);
+        if error.code == "RepositoryNotFoundException" {
+            EcrError::RepositoryNotFound {
                 operation,
-                code,
-                message,
+                message: error.message,
             }
+        } else {
+            EcrError::Api(error)
         }
     }
+}
 
-    fn repeated_token(operation: &'static str) -> EcrError {
+impl PageError for EcrError {
+    fn call_failed<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        EcrError::from_sdk(operation, error)
+    }
+
+    fn repeated_token(operation: &'static str) -> Self {
         EcrError::RepeatedToken { operation }
     }
 }
@@ -152,14 +157,14 @@ fn check_index_answer(
         .iter()
         .find(|f| f.failure_code().map(|c| c.as_str()) != Some("ImageNotFound"))
     {
-        return Err(EcrError::Api {
-            operation: OP,
-            code: failure
+        return Err(EcrError::Api(CallError::new(
+            OP,
+            failure
                 .failure_code()
                 .map(|c| c.as_str().to_owned())
                 .unwrap_or_default(),
-            message: failure.failure_reason().unwrap_or_default().to_owned(),
-        });
+            failure.failure_reason().unwrap_or_default().to_owned(),
+        )));
     }
     // Every index asked for is answered: read, or gone since the
     // listing (ImageNotFound, so its children are orphans). One the
@@ -176,13 +181,11 @@ fn check_index_answer(
         )
         .collect();
     if let Some(missing) = chunk.iter().find(|d| !answered.contains(d.as_str())) {
-        return Err(EcrError::Api {
-            operation: OP,
-            code: "IndexNotAnswered".into(),
-            message: format!(
-                "the answer leaves out index {missing}, so its children cannot be told"
-            ),
-        });
+        return Err(EcrError::Api(CallError::new(
+            OP,
+            "IndexNotAnswered",
+            format!("the answer leaves out index {missing}, so its children cannot be told"),
+        )));
     }
     Ok(())
 }
@@ -268,26 +271,21 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.describe_repositories);
-                let request = self
-                    .client
+                self.client
                     .describe_repositories()
                     .set_registry_id(self.registry_id.clone())
                     .max_results(PAGE_SIZE)
-                    .set_next_token(token);
-                async move {
-                    let page = request
-                        .send()
-                        .await
-                        .map_err(|e| EcrError::from_sdk(OP, e))?;
-                    let names = page
-                        .repositories()
-                        .iter()
-                        .filter_map(|r| r.repository_name().map(str::to_owned))
-                        .collect();
-                    Ok((names, page.next_token().map(str::to_owned)))
-                }
+                    .set_next_token(token)
+                    .send()
             },
-            EcrError::repeated_token,
+            |page| {
+                let names = page
+                    .repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name().map(str::to_owned))
+                    .collect();
+                Ok((names, page.next_token().map(str::to_owned)))
+            },
         )
         .await
     }
@@ -299,27 +297,22 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.describe_images);
-                let request = self
-                    .client
+                self.client
                     .describe_images()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)
                     .max_results(PAGE_SIZE)
-                    .set_next_token(token);
-                async move {
-                    let page = request
-                        .send()
-                        .await
-                        .map_err(|e| EcrError::from_sdk(OP, e))?;
-                    let images = page
-                        .image_details()
-                        .iter()
-                        .map(convert)
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok((images, page.next_token().map(str::to_owned)))
-                }
+                    .set_next_token(token)
+                    .send()
             },
-            EcrError::repeated_token,
+            |page| {
+                let images = page
+                    .image_details()
+                    .iter()
+                    .map(convert)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((images, page.next_token().map(str::to_owned)))
+            },
         )
         .await
     }
@@ -339,15 +332,15 @@ impl Ecr {
                 Ok(found) => current.extend(found),
                 // ECR fails the whole call when one id is missing: ask for
                 // each of this chunk's images alone to learn which.
-                Err(EcrError::Api { code, .. }) if code == "ImageNotFoundException" => {
+                Err(EcrError::Api(CallError { code, .. })) if code == "ImageNotFoundException" => {
                     for digest in chunk {
                         match self
                             .describe_ids(repository, std::slice::from_ref(digest))
                             .await
                         {
                             Ok(found) => current.extend(found),
-                            Err(EcrError::Api { code, .. }) if code == "ImageNotFoundException" => {
-                            }
+                            Err(EcrError::Api(CallError { code, .. }))
+                                if code == "ImageNotFoundException" => {}
                             Err(other) => return Err(other),
                         }
                     }
@@ -421,12 +414,13 @@ impl Ecr {
                     continue;
                 };
                 let manifest = image.image_manifest().unwrap_or_default();
-                let parsed: IndexManifest =
-                    serde_json::from_str(manifest).map_err(|e| EcrError::Api {
-                        operation: OP,
-                        code: "MalformedManifest".into(),
-                        message: format!("index {digest} is not a readable image index: {e}"),
-                    })?;
+                let parsed: IndexManifest = serde_json::from_str(manifest).map_err(|e| {
+                    EcrError::Api(CallError::new(
+                        OP,
+                        "MalformedManifest",
+                        format!("index {digest} is not a readable image index: {e}"),
+                    ))
+                })?;
                 children.insert(
                     digest.to_owned(),
                     parsed.manifests.into_iter().map(|m| m.digest).collect(),
@@ -443,27 +437,22 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.list_images);
-                let request = self
-                    .client
+                self.client
                     .list_images()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)
                     .max_results(PAGE_SIZE)
-                    .set_next_token(token);
-                async move {
-                    let page = request
-                        .send()
-                        .await
-                        .map_err(|e| EcrError::from_sdk(OP, e))?;
-                    let digests = page
-                        .image_ids()
-                        .iter()
-                        .filter_map(|id| id.image_digest().map(str::to_owned))
-                        .collect();
-                    Ok((digests, page.next_token().map(str::to_owned)))
-                }
+                    .set_next_token(token)
+                    .send()
             },
-            EcrError::repeated_token,
+            |page| {
+                let digests = page
+                    .image_ids()
+                    .iter()
+                    .filter_map(|id| id.image_digest().map(str::to_owned))
+                    .collect();
+                Ok((digests, page.next_token().map(str::to_owned)))
+            },
         )
         .await?;
         Ok(digests.into_iter().collect())

@@ -27,6 +27,21 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The account these clients' credentials belong to (STS
+    /// GetCallerIdentity).
+    pub async fn caller_account(&self) -> Result<String, CallError> {
+        const OP: &str = "GetCallerIdentity";
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| CallError::from_sdk(OP, &e))?;
+        out.account()
+            .map(str::to_owned)
+            .ok_or_else(|| CallError::new(OP, "InvalidResponse", "no account in the response"))
+    }
+
     pub fn new(config: &aws_config::SdkConfig) -> Clients {
         Clients {
             ecr: aws_sdk_ecr::Client::new(config),
@@ -47,35 +62,51 @@ impl Clients {
     }
 }
 
-/// Why a target account could not be reached.
+/// A failed AWS call, the one error shape every adapter shares: the
+/// operation, the error code as AWS spells it (or ecr-gc's own code for an
+/// answer it cannot use, such as `MalformedManifest`), and the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{operation}: {code}: {message}")]
-pub struct ConnectError {
+pub struct CallError {
     pub operation: &'static str,
     pub code: String,
     pub message: String,
 }
 
-impl ConnectError {
-    fn from_sdk<E, R>(operation: &'static str, error: &SdkError<E, R>) -> ConnectError
+impl CallError {
+    pub fn new(
+        operation: &'static str,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> CallError {
+        CallError {
+            operation,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The code and message of an SDK error, after the SDK's own retries.
+    pub fn from_sdk<E, R>(operation: &'static str, error: &SdkError<E, R>) -> CallError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
         let (code, message) = error_parts(error);
-        ConnectError {
+        CallError {
             operation,
             code,
             message,
         }
     }
 
-    fn invalid(operation: &'static str, code: &str, message: impl Into<String>) -> ConnectError {
-        ConnectError {
+    /// A list call answered with the token it was given.
+    pub fn repeated_token(operation: &'static str) -> CallError {
+        CallError::new(
             operation,
-            code: code.to_owned(),
-            message: message.into(),
-        }
+            "RepeatedPaginationToken",
+            "the service returned the pagination token it was given",
+        )
     }
 }
 
@@ -109,18 +140,8 @@ impl Connector {
     }
 
     /// The account the function's own credentials belong to.
-    pub async fn own_account(&self) -> Result<String, ConnectError> {
-        const OP: &str = "GetCallerIdentity";
-        let out = self
-            .home
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| ConnectError::from_sdk(OP, &e))?;
-        out.account().map(str::to_owned).ok_or_else(|| {
-            ConnectError::invalid(OP, "InvalidResponse", "no account in the response")
-        })
+    pub async fn own_account(&self) -> Result<String, CallError> {
+        self.home.caller_account().await
     }
 
     /// Assumes `role_arn` once, through the function's own region's STS
@@ -131,7 +152,7 @@ impl Connector {
         role_arn: &str,
         session_name: &str,
         external_id: Option<&str>,
-    ) -> Result<Credentials, ConnectError> {
+    ) -> Result<Credentials, CallError> {
         const OP: &str = "AssumeRole";
         let out = self
             .home
@@ -143,9 +164,9 @@ impl Connector {
             .duration_seconds(3600)
             .send()
             .await
-            .map_err(|e| ConnectError::from_sdk(OP, &e))?;
+            .map_err(|e| CallError::from_sdk(OP, &e))?;
         let c = out.credentials().ok_or_else(|| {
-            ConnectError::invalid(OP, "InvalidResponse", "no credentials in the response")
+            CallError::new(OP, "InvalidResponse", "no credentials in the response")
         })?;
         let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
         let credentials = aws_sdk_ecr::config::Credentials::new(
@@ -205,35 +226,26 @@ impl SdkRetry {
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<SdkRetry, String> {
         let mut retry = SdkRetry::default();
         if let Some(value) = var("ECR_GC_MAX_ATTEMPTS") {
-            retry.max_attempts = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=20).contains(n))
-                .ok_or_else(|| {
-                    format!("ECR_GC_MAX_ATTEMPTS={value}: expected a whole number from 1 to 20")
-                })?;
+            let attempts = env_number("ECR_GC_MAX_ATTEMPTS", &value, 1..=20, "a whole number")?;
+            // At most 20, so it fits.
+            retry.max_attempts = u32::try_from(attempts).unwrap_or(20);
         }
         if let Some(value) = var("ECR_GC_INITIAL_BACKOFF_MS") {
-            let millis: u64 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=60_000).contains(n))
-                .ok_or_else(|| {
-                    format!(
-                        "ECR_GC_INITIAL_BACKOFF_MS={value}: expected milliseconds from 1 to 60000"
-                    )
-                })?;
+            let millis = env_number(
+                "ECR_GC_INITIAL_BACKOFF_MS",
+                &value,
+                1..=60_000,
+                "milliseconds",
+            )?;
             retry.initial_backoff = std::time::Duration::from_millis(millis);
         }
         if let Some(value) = var("ECR_GC_ATTEMPT_TIMEOUT_MS") {
-            let millis: u64 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (100..=300_000).contains(n))
-                .ok_or_else(|| format!("ECR_GC_ATTEMPT_TIMEOUT_MS={value}: expected milliseconds from 100 to 300000"))?;
+            let millis = env_number(
+                "ECR_GC_ATTEMPT_TIMEOUT_MS",
+                &value,
+                100..=300_000,
+                "milliseconds",
+            )?;
             retry.attempt_timeout = std::time::Duration::from_millis(millis);
         }
         Ok(retry)
@@ -285,29 +297,87 @@ where
     (code, message)
 }
 
-/// Follows a list operation's pages. `fetch` gets the token for the page
-/// (`None` for the first) and returns the page's items and next token. A
-/// page that hands back the token it was given ends in `repeated`'s error.
-pub async fn paginate<T, E, F, Fut>(
+/// The error a list call fails with: a call that failed (after the SDK's
+/// own retries), or a service that answered with the token it was given.
+pub trait PageError: Sized {
+    fn call_failed<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug;
+
+    fn repeated_token(operation: &'static str) -> Self;
+}
+
+impl PageError for CallError {
+    fn call_failed<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        CallError::from_sdk(operation, &error)
+    }
+
+    fn repeated_token(operation: &'static str) -> Self {
+        CallError::repeated_token(operation)
+    }
+}
+
+/// Every page of a list call: `send` makes the call for a token (`None`
+/// first), `read` takes a page's items and its next token. Stops at the
+/// last page, and refuses to loop when a service hands back the token it
+/// was given.
+pub async fn paginate<T, O, E, R, Er, F, Fut, G>(
     operation: &'static str,
-    mut fetch: F,
-    repeated: fn(&'static str) -> E,
-) -> Result<Vec<T>, E>
+    mut send: F,
+    mut read: G,
+) -> Result<Vec<T>, Er>
 where
     F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, Option<String>), E>>,
+    Fut: Future<Output = Result<O, SdkError<E, R>>>,
+    G: FnMut(O) -> Result<(Vec<T>, Option<String>), Er>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+    Er: PageError,
 {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let (page, next) = fetch(token.clone()).await?;
+        let page = send(token.clone())
+            .await
+            .map_err(|e| Er::call_failed(operation, e))?;
+        let (page, next) = read(page)?;
         items.extend(page);
         match next {
             None => return Ok(items),
-            Some(next) if Some(&next) == token.as_ref() => return Err(repeated(operation)),
+            Some(next) if Some(&next) == token.as_ref() => {
+                return Err(Er::repeated_token(operation));
+            }
             Some(next) => token = Some(next),
         }
     }
+}
+
+/// An environment variable's whole number within `range`, or an error
+/// that names the variable, its value and what it expects: `what` is the
+/// unit, such as `milliseconds`.
+pub fn env_number(
+    name: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<u64>,
+    what: &str,
+) -> Result<u64, String> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{name}={value}: expected {what} from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use aws_sdk_ecs::types::{
     DesiredStatus, SortOrder, TaskDefinitionFamilyStatus, TaskDefinitionStatus,
 };
 
-use super::{InUse, SourceError, use_of};
+use super::{InUse, invalid_list, use_of};
+use crate::aws::CallError;
 use crate::aws::paginate;
 
 /// The last segment of an ARN (`.../prod` -> `prod`).
@@ -20,7 +21,7 @@ fn short(arn: &str) -> &str {
 }
 
 /// Collects every ECS reference in the account and region.
-pub async fn collect(client: &Client, revisions: u32) -> Result<Vec<InUse>, SourceError> {
+pub async fn read(client: &Client, revisions: u32) -> Result<Vec<InUse>, CallError> {
     let mut uses = Vec::new();
     let mut definitions = Definitions::default();
     for cluster in list_clusters(client).await? {
@@ -31,54 +32,43 @@ pub async fn collect(client: &Client, revisions: u32) -> Result<Vec<InUse>, Sour
     Ok(uses)
 }
 
-async fn list_clusters(client: &Client) -> Result<Vec<String>, SourceError> {
+async fn list_clusters(client: &Client) -> Result<Vec<String>, CallError> {
     const OP: &str = "ListClusters";
     paginate(
         OP,
-        |token| {
-            let request = client.list_clusters().set_next_token(token);
-            async move {
-                let page = request
-                    .send()
-                    .await
-                    .map_err(|e| SourceError::from_sdk(OP, e))?;
-                Ok((
-                    page.cluster_arns().to_vec(),
-                    page.next_token().map(str::to_owned),
-                ))
-            }
+        |token| client.list_clusters().set_next_token(token).send(),
+        |page| {
+            Ok((
+                page.cluster_arns().to_vec(),
+                page.next_token().map(str::to_owned),
+            ))
         },
-        SourceError::repeated_token,
     )
     .await
 }
 
 /// RUNNING and PENDING tasks: the digest ECS resolved when it reports one,
 /// else the container's image reference.
-async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<(), SourceError> {
+async fn tasks(client: &Client, cluster: &str, uses: &mut Vec<InUse>) -> Result<(), CallError> {
     const LIST: &str = "ListTasks";
     let mut arns = Vec::new();
     for status in [DesiredStatus::Running, DesiredStatus::Pending] {
         let page = paginate(
             LIST,
             |token| {
-                let request = client
+                client
                     .list_tasks()
                     .cluster(cluster)
                     .desired_status(status.clone())
-                    .set_next_token(token);
-                async move {
-                    let page = request
-                        .send()
-                        .await
-                        .map_err(|e| SourceError::from_sdk(LIST, e))?;
-                    Ok((
-                        page.task_arns().to_vec(),
-                        page.next_token().map(str::to_owned),
-                    ))
-                }
+                    .set_next_token(token)
+                    .send()
             },
-            SourceError::repeated_token,
+            |page| {
+                Ok((
+                    page.task_arns().to_vec(),
+                    page.next_token().map(str::to_owned),
+                ))
+            },
         )
         .await?;
         arns.extend(page);
@@ -116,7 +106,7 @@ async fn describe_tasks(
     client: &Client,
     cluster: &str,
     chunk: &[String],
-) -> Result<Vec<RunningTask>, SourceError> {
+) -> Result<Vec<RunningTask>, CallError> {
     const DESCRIBE: &str = "DescribeTasks";
     let result = client
         .describe_tasks()
@@ -145,10 +135,10 @@ async fn describe_tasks(
         // the fields ecr-gc needs; if even that fails, the source fails.
         Err(aws_sdk_ecs::error::SdkError::ResponseError(response)) => {
             lenient_tasks(response.raw().body().bytes().unwrap_or_default()).ok_or_else(|| {
-                SourceError::invalid(DESCRIBE, "the DescribeTasks response could not be read")
+                invalid_list(DESCRIBE, "the DescribeTasks response could not be read")
             })?
         }
-        Err(error) => return Err(SourceError::from_sdk(DESCRIBE, error)),
+        Err(error) => return Err(CallError::from_sdk(DESCRIBE, &error)),
     })
 }
 
@@ -183,7 +173,7 @@ fn lenient_tasks(body: &[u8]) -> Option<Vec<RunningTask>> {
 struct Definitions(HashMap<String, Vec<String>>);
 
 impl Definitions {
-    async fn images(&mut self, client: &Client, arn: &str) -> Result<&[String], SourceError> {
+    async fn images(&mut self, client: &Client, arn: &str) -> Result<&[String], CallError> {
         const OP: &str = "DescribeTaskDefinition";
         if !self.0.contains_key(arn) {
             let out = client
@@ -191,7 +181,7 @@ impl Definitions {
                 .task_definition(arn)
                 .send()
                 .await
-                .map_err(|e| SourceError::from_sdk(OP, e))?;
+                .map_err(|e| CallError::from_sdk(OP, &e))?;
             let images = out
                 .task_definition()
                 .map(|d| {
@@ -213,28 +203,24 @@ async fn services(
     cluster: &str,
     definitions: &mut Definitions,
     uses: &mut Vec<InUse>,
-) -> Result<(), SourceError> {
+) -> Result<(), CallError> {
     const LIST: &str = "ListServices";
     const DESCRIBE: &str = "DescribeServices";
     let arns = paginate(
         LIST,
         |token| {
-            let request = client
+            client
                 .list_services()
                 .cluster(cluster)
-                .set_next_token(token);
-            async move {
-                let page = request
-                    .send()
-                    .await
-                    .map_err(|e| SourceError::from_sdk(LIST, e))?;
-                Ok((
-                    page.service_arns().to_vec(),
-                    page.next_token().map(str::to_owned),
-                ))
-            }
+                .set_next_token(token)
+                .send()
         },
-        SourceError::repeated_token,
+        |page| {
+            Ok((
+                page.service_arns().to_vec(),
+                page.next_token().map(str::to_owned),
+            ))
+        },
     )
     .await?;
     for chunk in arns.chunks(10) {
@@ -244,7 +230,7 @@ async fn services(
             .set_services(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| SourceError::from_sdk(DESCRIBE, e))?;
+            .map_err(|e| CallError::from_sdk(DESCRIBE, &e))?;
         for service in out.services() {
             let workload = format!(
                 "ecs:{}/{}",
@@ -279,7 +265,7 @@ async fn task_definition_revisions(
     revisions: u32,
     definitions: &mut Definitions,
     uses: &mut Vec<InUse>,
-) -> Result<(), SourceError> {
+) -> Result<(), CallError> {
     const FAMILIES: &str = "ListTaskDefinitionFamilies";
     const LIST: &str = "ListTaskDefinitions";
     if revisions == 0 {
@@ -288,22 +274,18 @@ async fn task_definition_revisions(
     let families = paginate(
         FAMILIES,
         |token| {
-            let request = client
+            client
                 .list_task_definition_families()
                 .status(TaskDefinitionFamilyStatus::Active)
-                .set_next_token(token);
-            async move {
-                let page = request
-                    .send()
-                    .await
-                    .map_err(|e| SourceError::from_sdk(FAMILIES, e))?;
-                Ok((
-                    page.families().to_vec(),
-                    page.next_token().map(str::to_owned),
-                ))
-            }
+                .set_next_token(token)
+                .send()
         },
-        SourceError::repeated_token,
+        |page| {
+            Ok((
+                page.families().to_vec(),
+                page.next_token().map(str::to_owned),
+            ))
+        },
     )
     .await?;
     for family in families {
@@ -312,24 +294,20 @@ async fn task_definition_revisions(
         let arns = paginate(
             LIST,
             |token| {
-                let request = client
+                client
                     .list_task_definitions()
                     .family_prefix(&family)
                     .status(TaskDefinitionStatus::Active)
                     .sort(SortOrder::Desc)
-                    .set_next_token(token);
-                async move {
-                    let page = request
-                        .send()
-                        .await
-                        .map_err(|e| SourceError::from_sdk(LIST, e))?;
-                    Ok((
-                        page.task_definition_arns().to_vec(),
-                        page.next_token().map(str::to_owned),
-                    ))
-                }
+                    .set_next_token(token)
+                    .send()
             },
-            SourceError::repeated_token,
+            |page| {
+                Ok((
+                    page.task_definition_arns().to_vec(),
+                    page.next_token().map(str::to_owned),
+                ))
+            },
         )
         .await?;
         let mut own: Vec<(u64, String)> = arns

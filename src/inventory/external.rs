@@ -21,7 +21,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 
-use super::{InUse, SourceError, reference};
+use super::{InUse, invalid_list, reference, stale_list};
+use crate::aws::CallError;
 
 /// The largest list ecr-gc reads: checked against S3's `Content-Length`
 /// before the body is read, and again while reading it.
@@ -48,13 +49,9 @@ enum List {
 /// entry must be an image reference: a list with anything else in it is
 /// not trusted at all, since a publisher that writes garbage may also have
 /// left out what runs. `[]` is valid: nothing is in use.
-pub fn parse(
-    text: &str,
-    operation: &'static str,
-    workload: &str,
-) -> Result<Vec<InUse>, SourceError> {
+pub fn parse(text: &str, operation: &'static str, workload: &str) -> Result<Vec<InUse>, CallError> {
     let list: List = serde_json::from_str(text).map_err(|e| {
-        SourceError::invalid(
+        invalid_list(
             operation,
             format!("{workload} is not a JSON array of image references, nor an object with one under `images`: {e}"),
         )
@@ -68,7 +65,7 @@ pub fn parse(
                 reference,
                 workload: workload.to_owned(),
             }),
-            None => Err(SourceError::invalid(
+            None => Err(invalid_list(
                 operation,
                 format!(
                     "{workload}: entry {i} ({}) is not an image reference, so the list is not trusted",
@@ -99,9 +96,9 @@ pub fn check_age(
     max_age: TimeDelta,
     operation: &'static str,
     workload: &str,
-) -> Result<(), SourceError> {
+) -> Result<(), CallError> {
     let Some(last_modified) = last_modified else {
-        return Err(SourceError::invalid(
+        return Err(invalid_list(
             operation,
             format!(
                 "{workload}: the response does not say when the list was written, so its age cannot be checked"
@@ -110,7 +107,7 @@ pub fn check_age(
     };
     let age = now - last_modified;
     if age > max_age {
-        return Err(SourceError::stale(
+        return Err(stale_list(
             operation,
             format!(
                 "{workload} was last written at {last_modified}, {} ago, longer ago than maxAgeMinutes ({}): is its publisher still running?",
@@ -140,7 +137,7 @@ pub async fn from_ssm(
     name: &str,
     rules: &ReadRules,
     now: DateTime<Utc>,
-) -> Result<Vec<InUse>, SourceError> {
+) -> Result<Vec<InUse>, CallError> {
     const OP: &str = "GetParameter";
     let workload = format!("external:ssm:{name}");
     let out = client
@@ -149,9 +146,9 @@ pub async fn from_ssm(
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| SourceError::from_sdk(OP, e))?;
+        .map_err(|e| CallError::from_sdk(OP, &e))?;
     let parameter = out.parameter().ok_or_else(|| {
-        SourceError::invalid(OP, format!("parameter {name} is missing from the response"))
+        invalid_list(OP, format!("parameter {name} is missing from the response"))
     })?;
     check_age(
         parameter.last_modified_date().and_then(chrono_time),
@@ -162,7 +159,7 @@ pub async fn from_ssm(
     )?;
     let text = parameter
         .value()
-        .ok_or_else(|| SourceError::invalid(OP, format!("parameter {name} has no value")))?;
+        .ok_or_else(|| invalid_list(OP, format!("parameter {name} has no value")))?;
     parse(text, OP, &workload)
 }
 
@@ -172,7 +169,7 @@ pub async fn from_s3(
     key: &str,
     rules: &ReadRules,
     now: DateTime<Utc>,
-) -> Result<Vec<InUse>, SourceError> {
+) -> Result<Vec<InUse>, CallError> {
     const OP: &str = "GetObject";
     let workload = format!("external:s3://{bucket}/{key}");
     let mut out = client
@@ -182,7 +179,7 @@ pub async fn from_s3(
         .set_expected_bucket_owner(rules.bucket_owner.clone())
         .send()
         .await
-        .map_err(|e| SourceError::from_sdk(OP, e))?;
+        .map_err(|e| CallError::from_sdk(OP, &e))?;
     check_age(
         out.last_modified().and_then(chrono_time),
         now,
@@ -191,7 +188,7 @@ pub async fn from_s3(
         &workload,
     )?;
     let too_large = |bytes: u64| {
-        SourceError::invalid(
+        invalid_list(
             OP,
             format!("{workload} is {bytes} bytes, more than ecr-gc reads ({MAX_LIST_BYTES})"),
         )
@@ -206,7 +203,7 @@ pub async fn from_s3(
         .body
         .try_next()
         .await
-        .map_err(|e| SourceError::invalid(OP, format!("reading {workload}: {e}")))?
+        .map_err(|e| invalid_list(OP, format!("reading {workload}: {e}")))?
     {
         bytes.extend_from_slice(&chunk);
         if bytes.len() as u64 > MAX_LIST_BYTES {
@@ -214,7 +211,7 @@ pub async fn from_s3(
         }
     }
     let text = std::str::from_utf8(&bytes)
-        .map_err(|e| SourceError::invalid(OP, format!("{workload} is not UTF-8: {e}")))?;
+        .map_err(|e| invalid_list(OP, format!("{workload} is not UTF-8: {e}")))?;
     parse(text, OP, &workload)
 }
 

@@ -4,39 +4,36 @@
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::types::{FunctionVersion, PackageType};
 
-use super::{InUse, SourceError, use_of};
+use super::{InUse, use_of};
+use crate::aws::CallError;
 use crate::aws::paginate;
 
-pub async fn collect(client: &Client) -> Result<Vec<InUse>, SourceError> {
+pub async fn read(client: &Client) -> Result<Vec<InUse>, CallError> {
     const LIST: &str = "ListFunctions";
     const GET: &str = "GetFunction";
     let functions = paginate(
         LIST,
         |marker| {
-            let request = client
+            client
                 .list_functions()
                 .function_version(FunctionVersion::All)
-                .set_marker(marker);
-            async move {
-                let page = request
-                    .send()
-                    .await
-                    .map_err(|e| SourceError::from_sdk(LIST, e))?;
-                let images: Vec<(String, String)> = page
-                    .functions()
-                    .iter()
-                    .filter(|f| f.package_type() == Some(&PackageType::Image))
-                    .filter_map(|f| {
-                        Some((
-                            f.function_name()?.to_owned(),
-                            f.version().unwrap_or("$LATEST").to_owned(),
-                        ))
-                    })
-                    .collect();
-                Ok((images, page.next_marker().map(str::to_owned)))
-            }
+                .set_marker(marker)
+                .send()
         },
-        SourceError::repeated_token,
+        |page| {
+            let images: Vec<(String, String)> = page
+                .functions()
+                .iter()
+                .filter(|f| f.package_type() == Some(&PackageType::Image))
+                .filter_map(|f| {
+                    Some((
+                        f.function_name()?.to_owned(),
+                        f.version().unwrap_or("$LATEST").to_owned(),
+                    ))
+                })
+                .collect();
+            Ok((images, page.next_marker().map(str::to_owned)))
+        },
     )
     .await?;
     let mut uses = Vec::new();
@@ -47,7 +44,7 @@ pub async fn collect(client: &Client) -> Result<Vec<InUse>, SourceError> {
             .qualifier(&version)
             .send()
             .await
-            .map_err(|e| SourceError::from_sdk(GET, e))?;
+            .map_err(|e| CallError::from_sdk(GET, &e))?;
         let workload = format!("lambda:{name}:{version}");
         if let Some(code) = out.code() {
             // The URI as configured (often a tag) and as resolved at deploy

@@ -28,11 +28,10 @@ pub mod reference;
 use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use crate::aws::{Clients, error_parts};
+use crate::aws::{CallError, Clients};
 use crate::model::Image;
-use crate::policy::settings::InUseSources;
+use crate::policy::settings::{InUseSources, Source};
 pub use reference::{ImageRef, Registry};
 
 /// One reference in use, and the workload that uses it, such as
@@ -43,55 +42,14 @@ pub struct InUse {
     pub workload: String,
 }
 
-/// Why a source could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{operation}: {code}: {message}")]
-pub struct SourceError {
-    pub operation: &'static str,
-    pub code: String,
-    pub message: String,
+/// An in-use list that is not one (`InvalidInUseList`).
+pub fn invalid_list(operation: &'static str, message: impl Into<String>) -> CallError {
+    CallError::new(operation, "InvalidInUseList", message)
 }
 
-impl SourceError {
-    pub fn from_sdk<E, R>(
-        operation: &'static str,
-        error: aws_sdk_ecr::error::SdkError<E, R>,
-    ) -> Self
-    where
-        E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        let (code, message) = error_parts(&error);
-        SourceError {
-            operation,
-            code,
-            message,
-        }
-    }
-
-    pub fn repeated_token(operation: &'static str) -> Self {
-        SourceError {
-            operation,
-            code: "RepeatedPaginationToken".into(),
-            message: "the service returned the pagination token it was given".into(),
-        }
-    }
-
-    pub fn invalid(operation: &'static str, message: impl Into<String>) -> Self {
-        SourceError {
-            operation,
-            code: "InvalidInUseList".into(),
-            message: message.into(),
-        }
-    }
-
-    pub fn stale(operation: &'static str, message: impl Into<String>) -> Self {
-        SourceError {
-            operation,
-            code: "StaleInUseList".into(),
-            message: message.into(),
-        }
-    }
+/// An in-use list older than `maxAgeMinutes` (`StaleInUseList`).
+pub fn stale_list(operation: &'static str, message: impl Into<String>) -> CallError {
+    CallError::new(operation, "StaleInUseList", message)
 }
 
 /// How one source fared, for the report.
@@ -358,7 +316,7 @@ pub async fn collect(
     // Which registry "ours" is: this account, in the clients' region.
     let account = match registry_id {
         Some(id) => Ok(id.to_owned()),
-        None => whoami(clients).await,
+        None => clients.caller_account().await,
     };
     match (account, &clients.region) {
         (Ok(account), Some(region)) => {
@@ -369,27 +327,10 @@ pub async fn collect(
         }
         (Ok(_), None) => record(
             "sts".into(),
-            Err(SourceError::invalid(
-                "configuration",
-                "no AWS region is configured",
-            )),
+            Err(invalid_list("configuration", "no AWS region is configured")),
             &mut inventory,
         ),
         (Err(error), _) => record("sts".into(), Err(error), &mut inventory),
-    }
-    if let Some(revisions) = sources.ecs {
-        record(
-            "ecs".into(),
-            ecs::collect(&clients.ecs, revisions).await,
-            &mut inventory,
-        );
-    }
-    if sources.lambda {
-        record(
-            "lambda".into(),
-            lambda::collect(&clients.lambda).await,
-            &mut inventory,
-        );
     }
     // An external list's age is measured on the clock, not against the
     // run's evaluation time, which a queue message may have set earlier.
@@ -401,26 +342,39 @@ pub async fn collect(
             .clone()
             .or_else(|| inventory.registry.as_ref().map(|r| r.account.clone())),
     };
-    if let Some(name) = &sources.ssm_parameter {
-        let result = external::from_ssm(&clients.ssm, name, &rules, now).await;
-        record(format!("ssm:{name}"), result, &mut inventory);
-    }
-    if let Some((bucket, key)) = &sources.s3_object {
-        let result = if rules.bucket_owner.is_none() {
-            Err(SourceError::invalid(
-                "GetObject",
-                "the account expected to own the bucket is not known (set settings.inUse.external.s3BucketOwner)",
-            ))
-        } else {
-            external::from_s3(&clients.s3, bucket, key, &rules, now).await
-        };
-        record(format!("s3://{bucket}/{key}"), result, &mut inventory);
+    for source in &sources.sources {
+        let result = read(source, clients, &rules, now).await;
+        record(source.name(), result, &mut inventory);
     }
     inventory
 }
 
+/// Reads one source's references.
+async fn read(
+    source: &Source,
+    clients: &Clients,
+    rules: &external::ReadRules,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<InUse>, CallError> {
+    match source {
+        Source::Ecs { revisions } => ecs::read(&clients.ecs, *revisions).await,
+        Source::Lambda => lambda::read(&clients.lambda).await,
+        Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
+        Source::S3Object { bucket, key } => {
+            if rules.bucket_owner.is_none() {
+                Err(invalid_list(
+                    "GetObject",
+                    "the account expected to own the bucket is not known (set settings.inUse.external.s3BucketOwner)",
+                ))
+            } else {
+                external::from_s3(&clients.s3, bucket, key, rules, now).await
+            }
+        }
+    }
+}
+
 /// Adds one source's outcome to the inventory.
-fn record(name: String, result: Result<Vec<InUse>, SourceError>, inventory: &mut Inventory) {
+fn record(name: String, result: Result<Vec<InUse>, CallError>, inventory: &mut Inventory) {
     let report = match result {
         Ok(uses) => {
             let references = uses.len();
@@ -437,19 +391,6 @@ fn record(name: String, result: Result<Vec<InUse>, SourceError>, inventory: &mut
     inventory.sources.push(report);
 }
 
-async fn whoami(clients: &Clients) -> Result<String, SourceError> {
-    const OP: &str = "GetCallerIdentity";
-    let out = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| SourceError::from_sdk(OP, e))?;
-    out.account()
-        .map(str::to_owned)
-        .ok_or_else(|| SourceError::invalid(OP, "no account in the response"))
-}
-
 /// Parses a reference for a workload; references that are not well formed
 /// are skipped (they cannot point into our registry anyway).
 pub(crate) fn use_of(reference: &str, workload: impl Into<String>) -> Option<InUse> {
@@ -462,19 +403,11 @@ pub(crate) fn use_of(reference: &str, workload: impl Into<String>) -> Option<InU
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::parse_rfc3339;
 
     const HOST: &str = "111122223333.dkr.ecr.eu-west-1.amazonaws.com";
 
     fn image(digest: &str, tags: &[&str]) -> Image {
-        Image {
-            image_digest: digest.into(),
-            image_tags: tags.iter().map(|t| t.to_string()).collect(),
-            image_pushed_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
-            image_size_in_bytes: None,
-            image_manifest_media_type: None,
-            subject_manifest_digest: None,
-        }
+        Image::test(digest, tags)
     }
 
     #[test]

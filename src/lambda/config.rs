@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::aws::SdkRetry;
 use crate::aws::targets::Targets;
+use crate::aws::{SdkRetry, env_number};
 use crate::model::check_registry_id;
 use crate::policy::{Policy, PolicyError};
 
@@ -86,17 +86,15 @@ impl Config {
         let retry = SdkRetry::from_env(&var).map_err(ConfigError::Setting)?;
         let deadline_margin = match var("ECR_GC_DEADLINE_MARGIN_MS") {
             None => DEFAULT_DEADLINE_MARGIN,
-            Some(value) => value
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| *ms <= 900_000)
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    ConfigError::Setting(format!(
-                        "ECR_GC_DEADLINE_MARGIN_MS={value}: expected milliseconds from 0 to 900000"
-                    ))
-                })?,
+            Some(value) => Duration::from_millis(
+                env_number(
+                    "ECR_GC_DEADLINE_MARGIN_MS",
+                    &value,
+                    0..=900_000,
+                    "milliseconds",
+                )
+                .map_err(ConfigError::Setting)?,
+            ),
         };
         let registry_id = var("ECR_GC_REGISTRY_ID").filter(|v| !v.trim().is_empty());
         let targets = var("ECR_GC_TARGETS").filter(|v| !v.trim().is_empty());

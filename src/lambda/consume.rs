@@ -17,7 +17,7 @@ use super::push_target;
 use crate::aws::Connector;
 use crate::aws::targets::Target;
 use crate::inventory::Foreign;
-use crate::run::collect::{self, Others};
+use crate::run::collection::{self, Others};
 use crate::run::engine::{Run, Scope};
 use crate::run::report::{self, LogSink};
 
@@ -144,7 +144,7 @@ async fn collect_group(
         })
         .collect();
     let others = others_given(config, targets, clock);
-    let collection = collect::collect(
+    let collection = collection::collect(
         connector,
         &config.targets,
         &config.policy,
@@ -176,7 +176,7 @@ async fn collect_group(
 /// consumer reads every view itself. A message can only add protection.
 fn others_given(config: &Config, targets: &Group, clock: DateTime<Utc>) -> Others {
     let sources = &config.policy.settings.in_use;
-    if !collect::organisation_wide(&config.targets, sources) {
+    if !collection::organisation_wide(&config.targets, sources) {
         return Others::Read;
     }
     let oldest = clock - chrono::TimeDelta::minutes(i64::from(sources.max_age_minutes));

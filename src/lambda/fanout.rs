@@ -27,7 +27,7 @@ use crate::aws::sqs;
 use crate::aws::targets::{Target, check_region};
 use crate::inventory::Foreign;
 use crate::model::check_repository_name;
-use crate::run::collect::{self, Listing};
+use crate::run::collection::{self, Listing};
 use crate::run::report::{self, LogSink};
 
 /// How far ahead of the consumer's clock a message's `now` may be: clocks
@@ -273,7 +273,7 @@ pub(super) async fn fan_out(
     log: &dyn LogSink,
 ) -> FanOut {
     let started = Instant::now();
-    let (listings, api_calls, assume_role_calls) = collect::list_targets(
+    let (listings, api_calls, assume_role_calls) = collection::list_targets(
         connector,
         &config.targets,
         &config.policy,

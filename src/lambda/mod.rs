@@ -51,7 +51,7 @@ use serde_json::{Value, json};
 
 use crate::aws::Connector;
 use crate::aws::targets::{Target, Targets};
-use crate::run::collect::{self, Others};
+use crate::run::collection::{self, Others};
 use crate::run::engine::{Run, Scope};
 use crate::run::report::{self, Collection, LogSink};
 
@@ -248,7 +248,7 @@ async fn collect_inline(
         "run started",
         json!({ "trigger": run.trigger, "dryRun": run.dry_run, "targets": work.len() }),
     ));
-    let collection = collect::collect(
+    let collection = collection::collect(
         connector,
         &config.targets,
         &config.policy,

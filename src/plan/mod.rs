@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::model::Image;
 use crate::policy::{Count, Policy, Rule};
-use units::{Children, Role, roles};
+use units::{Children, Place, places};
 
 const MILLIS_PER_DAY: i128 = 86_400_000;
 
@@ -61,7 +61,7 @@ pub struct Decision<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protection {
     /// A workload uses it: `workloads` such as `ecs:prod/web`.
-    InUse { workloads: Vec<String> },
+    UsedBy { workloads: Vec<String> },
     /// Pushed less than `minutes` ago (or, by a skewed clock, in the future).
     GracePeriod { age_millis: i64, minutes: u64 },
 }
@@ -69,7 +69,7 @@ pub enum Protection {
 impl fmt::Display for Protection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Protection::InUse { workloads } => write!(f, "in use by {}", workloads.join(", ")),
+            Protection::UsedBy { workloads } => write!(f, "in use by {}", workloads.join(", ")),
             Protection::GracePeriod {
                 age_millis,
                 minutes,
@@ -93,23 +93,13 @@ impl Decision<'_> {
 }
 
 /// Why an image is deleted or kept. Displays as a sentence for people.
+/// A rule's verdict on the image, or its relation to another image whose
+/// fate it follows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason<'a> {
     NoRuleSelects,
-    /// `imageCountMoreThan`: the image is number `rank` (1-based, newest
-    /// first) of the `selected` images that the rule selects.
-    Count {
-        rule: &'a Rule,
-        rank: u64,
-        selected: u64,
-        keep: u64,
-    },
-    /// `sinceImagePushed`: the image's age against the rule's limit.
-    Age {
-        rule: &'a Rule,
-        age_millis: i64,
-        days: u64,
-    },
+    /// The first rule, by priority, that selects the image decides it.
+    Rule(Verdict<'a>),
     /// A multi-arch child or a referrer: it goes with the image `of`, and
     /// is deleted when that is (`priority` is the rule that decided `of`).
     /// A child listed by several indexes goes with all of them (`with`,
@@ -126,6 +116,26 @@ pub enum Reason<'a> {
     OrphanReferrer {
         subject: String,
         delete: bool,
+    },
+}
+
+/// What a rule says of an image it decides: one variant per `countType`,
+/// each with its own evaluation ([`Verdict::expires`]) and sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict<'a> {
+    /// `imageCountMoreThan`: the image is number `rank` (1-based, newest
+    /// first) of the `selected` images that the rule selects.
+    Count {
+        rule: &'a Rule,
+        rank: u64,
+        selected: u64,
+        keep: u64,
+    },
+    /// `sinceImagePushed`: the image's age against the rule's limit.
+    Age {
+        rule: &'a Rule,
+        age_millis: i64,
+        days: u64,
     },
 }
 
@@ -171,13 +181,14 @@ pub fn plan<'a>(images: &'a [Image], policy: &'a Policy, now: DateTime<Utc>) -> 
     plan_with(images, policy, now, &Facts::default())
 }
 
-/// The digests in use, each with the workloads that use it.
-pub type InUse = HashMap<String, Vec<String>>;
+/// The digests in use, each with the workloads that use it (from
+/// `inventory::Inventory::in_use`).
+pub type UsedBy = HashMap<String, Vec<String>>;
 
 /// What the planner is told beyond the listing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
-    pub in_use: InUse,
+    pub in_use: UsedBy,
     /// Each index's children, read from its manifest.
     pub children: Children,
 }
@@ -192,7 +203,7 @@ pub fn plan_with<'a>(
     now: DateTime<Utc>,
     facts: &Facts,
 ) -> Plan<'a> {
-    let roles = roles(images, &facts.children);
+    let places = places(images, &facts.children);
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
     let decider = Decider {
@@ -202,10 +213,10 @@ pub fn plan_with<'a>(
         in_use: &facts.in_use,
     };
     let mut decisions: Vec<Option<Decision<'a>>> = vec![None; images.len()];
-    decider.standalone(&roles, &order, &mut decisions);
-    decider.children(&roles, &mut decisions);
-    decider.referrers(&roles, &mut decisions);
-    decider.orphan_referrers(&roles, &mut decisions);
+    decider.standalone(&places, &order, &mut decisions);
+    decider.children(&places, &mut decisions);
+    decider.referrers(&places, &mut decisions);
+    decider.orphan_referrers(&places, &mut decisions);
     // Into newest-first order without a second vector of decisions: the
     // collect reuses the allocation (same size, thanks to the niche in
     // `Option<Decision>`), and the permutation is applied in place.
@@ -222,12 +233,12 @@ pub fn plan_with<'a>(
 
 /// What every phase of the planner decides with: the images, the policy,
 /// the time, and what is in use. Each phase fills in the decisions of the
-/// images of one role, by index into `images`.
+/// images in one place, by index into `images`.
 struct Decider<'a, 'f> {
     images: &'a [Image],
     policy: &'a Policy,
     now: DateTime<Utc>,
-    in_use: &'f InUse,
+    in_use: &'f UsedBy,
 }
 
 impl<'a> Decider<'a, '_> {
@@ -256,7 +267,12 @@ impl<'a> Decider<'a, '_> {
     /// Standalone images, by the rules: each rule counts every standalone
     /// image it selects, newest first (`order`), and decides those no
     /// higher-priority rule selected.
-    fn standalone(&self, roles: &[Role], order: &[usize], decisions: &mut [Option<Decision<'a>>]) {
+    fn standalone(
+        &self,
+        places: &[Place],
+        order: &[usize],
+        decisions: &mut [Option<Decision<'a>>],
+    ) {
         let (policy, images) = (self.policy, self.images);
         // For each standalone image, the first rule that selects it (by
         // index) and its rank there; and for each rule, how many images it
@@ -275,7 +291,7 @@ impl<'a> Decider<'a, '_> {
             let mut rank: u64 = 0;
             for &index in order {
                 let image = &images[index];
-                if roles[index] != Role::Standalone || !rule.tags.selects(&image.image_tags) {
+                if places[index] != Place::Standalone || !rule.tags.selects(&image.image_tags) {
                     continue;
                 }
                 rank += 1;
@@ -287,36 +303,29 @@ impl<'a> Decider<'a, '_> {
             }
             *selected = rank;
         }
-        for (index, role) in roles.iter().enumerate() {
-            if *role != Role::Standalone {
+        for (index, place) in places.iter().enumerate() {
+            if *place != Place::Standalone {
                 continue;
             }
             let (rule_id, rank) = decided[index];
             let reason = match policy.rules.get(rule_id as usize) {
                 None => Reason::NoRuleSelects,
-                Some(rule) => match rule.count {
-                    Count::ImagesMoreThan(keep) => Reason::Count {
-                        rule,
-                        rank,
-                        selected: selected_by_rule[rule_id as usize],
-                        keep,
-                    },
-                    Count::PushedMoreThanDaysAgo(days) => Reason::Age {
-                        rule,
-                        age_millis: (self.now - images[index].image_pushed_at).num_milliseconds(),
-                        days,
-                    },
-                },
+                Some(rule) => Reason::Rule(Verdict::new(
+                    rule,
+                    rank,
+                    selected_by_rule[rule_id as usize],
+                    (self.now - images[index].image_pushed_at).num_milliseconds(),
+                )),
             };
             decisions[index] = Some(self.decide(index, reason));
         }
     }
 
     /// Children: deleted only with every index that lists them.
-    fn children(&self, roles: &[Role], decisions: &mut [Option<Decision<'a>>]) {
+    fn children(&self, places: &[Place], decisions: &mut [Option<Decision<'a>>]) {
         let images = self.images;
-        for (index, role) in roles.iter().enumerate() {
-            let Role::Child { indexes } = role else {
+        for (index, place) in places.iter().enumerate() {
+            let Place::Child { indexes } = place else {
                 continue;
             };
             let parent = |i: &usize| decisions[*i].as_ref();
@@ -340,13 +349,13 @@ impl<'a> Decider<'a, '_> {
 
     /// Referrers: with their subjects, which may be referrers themselves;
     /// a cycle of referrers never resolves, and is kept.
-    fn referrers(&self, roles: &[Role], decisions: &mut [Option<Decision<'a>>]) {
+    fn referrers(&self, places: &[Place], decisions: &mut [Option<Decision<'a>>]) {
         let images = self.images;
-        let mut pending: Vec<(usize, usize)> = roles
+        let mut pending: Vec<(usize, usize)> = places
             .iter()
             .enumerate()
-            .filter_map(|(i, role)| match role {
-                Role::Referrer { subject } => Some((i, *subject)),
+            .filter_map(|(i, place)| match place {
+                Place::Referrer { subject } => Some((i, *subject)),
                 _ => None,
             })
             .collect();
@@ -383,9 +392,9 @@ impl<'a> Decider<'a, '_> {
     }
 
     /// Referrers whose subject is gone: as the settings say.
-    fn orphan_referrers(&self, roles: &[Role], decisions: &mut [Option<Decision<'a>>]) {
-        for (index, role) in roles.iter().enumerate() {
-            if let Role::OrphanReferrer { subject } = role {
+    fn orphan_referrers(&self, places: &[Place], decisions: &mut [Option<Decision<'a>>]) {
+        for (index, place) in places.iter().enumerate() {
+            if let Place::OrphanReferrer { subject } = place {
                 let reason = Reason::OrphanReferrer {
                     subject: subject.clone(),
                     delete: self.policy.settings.safety.delete_orphan_referrers,
@@ -423,10 +432,10 @@ fn protect(
     image: &Image,
     policy: &Policy,
     now: DateTime<Utc>,
-    in_use: &InUse,
+    in_use: &UsedBy,
 ) -> Option<Protection> {
     if let Some(workloads) = in_use.get(&image.image_digest) {
-        return Some(Protection::InUse {
+        return Some(Protection::UsedBy {
             workloads: workloads.clone(),
         });
     }
@@ -439,16 +448,12 @@ fn protect(
 }
 
 impl Reason<'_> {
-    /// Whether this reason expires the image: the one place the count and
-    /// age comparisons are made.
+    /// Whether this reason expires the image.
     pub fn expires(&self) -> bool {
         match self {
             Reason::NoRuleSelects => false,
             Reason::Follows { delete, .. } | Reason::OrphanReferrer { delete, .. } => *delete,
-            Reason::Count { rank, keep, .. } => rank > keep,
-            Reason::Age {
-                age_millis, days, ..
-            } => i128::from(*age_millis) > i128::from(*days) * MILLIS_PER_DAY,
+            Reason::Rule(verdict) => verdict.expires(),
         }
     }
 
@@ -457,7 +462,7 @@ impl Reason<'_> {
     pub fn rule_priority(&self) -> Option<u32> {
         match self {
             Reason::NoRuleSelects | Reason::OrphanReferrer { .. } => None,
-            Reason::Count { rule, .. } | Reason::Age { rule, .. } => Some(rule.priority),
+            Reason::Rule(verdict) => Some(verdict.rule().priority),
             Reason::Follows { priority, .. } => *priority,
         }
     }
@@ -499,7 +504,54 @@ impl fmt::Display for Reason<'_> {
                 "a referrer of {subject}, which is not in the repository; deleteOrphanReferrers is {}",
                 if *delete { "on" } else { "off" }
             ),
-            Reason::Count {
+            Reason::Rule(verdict) => verdict.fmt(f),
+        }
+    }
+}
+
+impl<'a> Verdict<'a> {
+    /// The verdict of `rule` (by its `countType`) on an image that is
+    /// number `rank` of the `selected` images it selects, pushed
+    /// `age_millis` before `now`.
+    fn new(rule: &'a Rule, rank: u64, selected: u64, age_millis: i64) -> Verdict<'a> {
+        match rule.count {
+            Count::ImagesMoreThan(keep) => Verdict::Count {
+                rule,
+                rank,
+                selected,
+                keep,
+            },
+            Count::PushedMoreThanDaysAgo(days) => Verdict::Age {
+                rule,
+                age_millis,
+                days,
+            },
+        }
+    }
+
+    /// Whether the rule expires the image: the one place the count and age
+    /// comparisons are made.
+    pub fn expires(&self) -> bool {
+        match self {
+            Verdict::Count { rank, keep, .. } => rank > keep,
+            Verdict::Age {
+                age_millis, days, ..
+            } => i128::from(*age_millis) > i128::from(*days) * MILLIS_PER_DAY,
+        }
+    }
+
+    /// The rule that gave the verdict.
+    pub fn rule(&self) -> &'a Rule {
+        match self {
+            Verdict::Count { rule, .. } | Verdict::Age { rule, .. } => rule,
+        }
+    }
+}
+
+impl fmt::Display for Verdict<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Count {
                 rule,
                 rank,
                 selected,
@@ -512,7 +564,7 @@ impl fmt::Display for Reason<'_> {
                     rule.priority, rule.tags
                 )
             }
-            Reason::Age {
+            Verdict::Age {
                 rule,
                 age_millis,
                 days,
@@ -560,14 +612,9 @@ mod tests {
     /// An image named `name` (its digest is `sha256:<name>`), pushed
     /// `minutes_ago` before NOW.
     fn image(name: &str, tags: &[&str], minutes_ago: i64) -> Image {
-        Image {
-            image_digest: format!("sha256:{name}"),
-            image_tags: tags.iter().map(|t| t.to_string()).collect(),
-            image_pushed_at: parse_rfc3339(NOW).unwrap() - chrono::TimeDelta::minutes(minutes_ago),
-            image_size_in_bytes: Some(1),
-            image_manifest_media_type: None,
-            subject_manifest_digest: None,
-        }
+        Image::test(&format!("sha256:{name}"), tags)
+            .pushed_at(parse_rfc3339(NOW).unwrap() - chrono::TimeDelta::minutes(minutes_ago))
+            .sized(1)
     }
 
     const DAY: i64 = 24 * 60;
@@ -908,23 +955,17 @@ mod tests {
 
     /// An image like `image`, but a multi-arch index or with a subject.
     fn index(name: &str, tags: &[&str], minutes_ago: i64) -> Image {
-        Image {
-            image_manifest_media_type: Some(crate::model::INDEX_MEDIA_TYPES[0].into()),
-            ..image(name, tags, minutes_ago)
-        }
+        image(name, tags, minutes_ago).index()
     }
 
     fn referrer(name: &str, subject: &str, minutes_ago: i64) -> Image {
-        Image {
-            subject_manifest_digest: Some(format!("sha256:{subject}")),
-            ..image(name, &[], minutes_ago)
-        }
+        image(name, &[], minutes_ago).referring_to(&format!("sha256:{subject}"))
     }
 
     fn children(pairs: &[(&str, &[&str])]) -> Facts {
         let d = |n: &str| format!("sha256:{n}");
         Facts {
-            in_use: InUse::new(),
+            in_use: UsedBy::new(),
             children: pairs
                 .iter()
                 .map(|(index, kids)| (d(index), kids.iter().map(|k| d(k)).collect()))

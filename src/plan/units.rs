@@ -15,7 +15,7 @@ pub type Children = HashMap<String, Vec<String>>;
 
 /// The part an image plays, by position in the listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
+pub enum Place {
     /// Decided by the rules: a single-platform image, an index, or an
     /// orphan (a child whose index is gone).
     Standalone,
@@ -27,8 +27,8 @@ pub enum Role {
     OrphanReferrer { subject: String },
 }
 
-/// Works out every image's role.
-pub fn roles(images: &[Image], children: &Children) -> Vec<Role> {
+/// Works out every image's place.
+pub fn places(images: &[Image], children: &Children) -> Vec<Place> {
     let position: HashMap<&str, usize> = images
         .iter()
         .enumerate()
@@ -54,16 +54,16 @@ pub fn roles(images: &[Image], children: &Children) -> Vec<Role> {
         .map(|(i, (image, mut indexes))| {
             if let Some(subject) = image.subject() {
                 return match position.get(subject.as_str()) {
-                    Some(&s) if s != i => Role::Referrer { subject: s },
-                    _ => Role::OrphanReferrer { subject },
+                    Some(&s) if s != i => Place::Referrer { subject: s },
+                    _ => Place::OrphanReferrer { subject },
                 };
             }
             if indexes.is_empty() {
-                Role::Standalone
+                Place::Standalone
             } else {
                 indexes.sort_unstable();
                 indexes.dedup();
-                Role::Child { indexes }
+                Place::Child { indexes }
             }
         })
         .collect()
@@ -72,16 +72,13 @@ pub fn roles(images: &[Image], children: &Children) -> Vec<Role> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{INDEX_MEDIA_TYPES, parse_rfc3339};
 
     fn image(digest: &str, tags: &[&str], index: bool, subject: Option<&str>) -> Image {
-        Image {
-            image_digest: digest.into(),
-            image_tags: tags.iter().map(|t| t.to_string()).collect(),
-            image_pushed_at: parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
-            image_size_in_bytes: None,
-            image_manifest_media_type: index.then(|| INDEX_MEDIA_TYPES[0].to_owned()),
-            subject_manifest_digest: subject.map(Into::into),
+        let image = Image::test(digest, tags);
+        let image = if index { image.index() } else { image };
+        match subject {
+            Some(subject) => image.referring_to(subject),
+            None => image,
         }
     }
 
@@ -118,22 +115,22 @@ mod tests {
         ]
         .into();
         assert_eq!(
-            roles(&images, &children),
+            places(&images, &children),
             [
-                Role::Standalone,
-                Role::Standalone,
-                Role::Child { indexes: vec![0] },
-                Role::Child {
+                Place::Standalone,
+                Place::Standalone,
+                Place::Child { indexes: vec![0] },
+                Place::Child {
                     indexes: vec![0, 1]
                 },
-                Role::Standalone,
-                Role::Referrer { subject: 0 },
-                Role::OrphanReferrer {
+                Place::Standalone,
+                Place::Referrer { subject: 0 },
+                Place::OrphanReferrer {
                     subject: "sha256:nothere".into()
                 },
-                Role::Standalone,
-                Role::Referrer { subject: 7 },
-                Role::OrphanReferrer {
+                Place::Standalone,
+                Place::Referrer { subject: 7 },
+                Place::OrphanReferrer {
                     subject: "sha256:self".into()
                 },
             ]

@@ -58,22 +58,51 @@ impl Default for Settings {
     }
 }
 
-/// How many of the newest revisions of each ACTIVE task-definition family
-/// are protected by default, so that rollbacks keep working.
-pub const DEFAULT_TASK_DEFINITION_REVISIONS: u32 = 5;
+/// One place ecr-gc looks for images in use: the extension point for a new
+/// kind of workload. A variant here, its parsing in `parse_in_use`, and its
+/// reading in `inventory::read` (which the compiler then demands) make a
+/// source; ARCHITECTURE.md lists the rest of the steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// ECS tasks, services, and the newest `revisions` of each ACTIVE
+    /// task-definition family.
+    Ecs { revisions: u32 },
+    /// Lambda functions packaged as images: every version.
+    Lambda,
+    /// An SSM parameter holding a JSON list of image references.
+    SsmParameter { name: String },
+    /// An S3 object (`s3://bucket/key`) holding the same.
+    S3Object { bucket: String, key: String },
+}
 
-/// Where ecr-gc looks for images in use. ECS and Lambda are on by default;
-/// the external list is off until named.
+impl Source {
+    /// The name the report gives the source: `ecs`, `lambda`,
+    /// `ssm:/ecr-gc/in-use`, `s3://bucket/key`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Ecs { .. } => "ecs".into(),
+            Source::Lambda => "lambda".into(),
+            Source::SsmParameter { name } => format!("ssm:{name}"),
+            Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
+        }
+    }
+
+    /// Whether the source is a list someone else publishes, which can speak
+    /// for workloads in any account, rather than the account's own API.
+    pub fn is_external(&self) -> bool {
+        match self {
+            Source::Ecs { .. } | Source::Lambda => false,
+            Source::SsmParameter { .. } | Source::S3Object { .. } => true,
+        }
+    }
+}
+
+/// Where ecr-gc looks for images in use, and how it reads them. ECS and
+/// Lambda are on by default; an external list is off until named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InUseSources {
-    /// `Some(n)`: ECS tasks, services, and the newest `n` revisions of each
-    /// ACTIVE task-definition family.
-    pub ecs: Option<u32>,
-    pub lambda: bool,
-    /// An SSM parameter holding a JSON list of image references.
-    pub ssm_parameter: Option<String>,
-    /// An S3 object (`s3://bucket/key`) holding the same.
-    pub s3_object: Option<(String, String)>,
+    /// The enabled sources, in the order they are read and reported.
+    pub sources: Vec<Source>,
     /// How long ago an external list may have been written, in minutes.
     pub max_age_minutes: u32,
     /// The account that must own the S3 object's bucket; by default, the
@@ -86,21 +115,25 @@ pub struct InUseSources {
     pub allow_partial_inventory: bool,
 }
 
-/// How old an external in-use list may be, by default: a publisher that
-/// runs every five minutes has missed a dozen runs by then.
+/// How many of the newest revisions of each ACTIVE task-definition family
+/// are protected by default, so that rollbacks keep working.
+pub const DEFAULT_TASK_DEFINITION_REVISIONS: u32 = 5;
+
+/// How old an external in-use list may be by default, in minutes.
 pub const DEFAULT_MAX_AGE_MINUTES: u32 = 60;
 
-/// The longest `maxAgeMinutes` allowed: a week. A list older than that is
-/// not a description of what runs.
+/// The longest `maxAgeMinutes` allowed: a week.
 pub const MAX_MAX_AGE_MINUTES: u32 = 7 * 24 * 60;
 
 impl Default for InUseSources {
     fn default() -> Self {
         InUseSources {
-            ecs: Some(DEFAULT_TASK_DEFINITION_REVISIONS),
-            lambda: true,
-            ssm_parameter: None,
-            s3_object: None,
+            sources: vec![
+                Source::Ecs {
+                    revisions: DEFAULT_TASK_DEFINITION_REVISIONS,
+                },
+                Source::Lambda,
+            ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
             allow_partial_inventory: false,
@@ -112,17 +145,19 @@ impl InUseSources {
     /// No source at all: what the offline `plan` and tests without AWS use.
     pub fn none() -> Self {
         InUseSources {
-            ecs: None,
-            lambda: false,
+            sources: Vec::new(),
             ..InUseSources::default()
         }
     }
 
+    /// Whether any source is enabled.
     pub fn any(&self) -> bool {
-        self.ecs.is_some()
-            || self.lambda
-            || self.ssm_parameter.is_some()
-            || self.s3_object.is_some()
+        !self.sources.is_empty()
+    }
+
+    /// Whether an external list is among the sources.
+    pub fn any_external(&self) -> bool {
+        self.sources.iter().any(Source::is_external)
     }
 }
 
@@ -220,14 +255,14 @@ struct RawInUse {
     allow_partial_inventory: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawEcs {
     enabled: Option<bool>,
     task_definition_revisions: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnabled {
     enabled: Option<bool>,
@@ -303,17 +338,21 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
 
 fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
     let mut sources = InUseSources {
+        sources: Vec::new(),
         allow_partial_inventory: raw.allow_partial_inventory.unwrap_or(false),
         ..InUseSources::default()
     };
-    if let Some(ecs) = raw.ecs {
-        let revisions = ecs
-            .task_definition_revisions
-            .unwrap_or(DEFAULT_TASK_DEFINITION_REVISIONS);
-        sources.ecs = ecs.enabled.unwrap_or(true).then_some(revisions);
+    // ECS and Lambda are on unless disabled; the order is the report's.
+    let ecs = raw.ecs.unwrap_or_default();
+    if ecs.enabled.unwrap_or(true) {
+        sources.sources.push(Source::Ecs {
+            revisions: ecs
+                .task_definition_revisions
+                .unwrap_or(DEFAULT_TASK_DEFINITION_REVISIONS),
+        });
     }
-    if let Some(lambda) = raw.lambda {
-        sources.lambda = lambda.enabled.unwrap_or(true);
+    if raw.lambda.unwrap_or_default().enabled.unwrap_or(true) {
+        sources.sources.push(Source::Lambda);
     }
     if let Some(external) = raw.external {
         if let Some(name) = external.ssm_parameter {
@@ -323,7 +362,7 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
                     "must not be empty",
                 ));
             }
-            sources.ssm_parameter = Some(name);
+            sources.sources.push(Source::SsmParameter { name });
         }
         if let Some(uri) = external.s3_object {
             let parsed = uri
@@ -336,7 +375,10 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
                     format!("`{uri}` is not of the form s3://bucket/key"),
                 ));
             };
-            sources.s3_object = Some((bucket.to_owned(), key.to_owned()));
+            sources.sources.push(Source::S3Object {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
         }
         if let Some(minutes) = external.max_age_minutes {
             if !(1..=MAX_MAX_AGE_MINUTES).contains(&minutes) {
@@ -415,7 +457,14 @@ mod tests {
             r#"{"inUse":{"external":{"s3Object":"s3://b/k","maxAgeMinutes":15,"s3BucketOwner":"111122223333"}}}"#,
             Ok(Settings {
                 in_use: InUseSources {
-                    s3_object: Some(("b".into(), "k".into())),
+                    sources: vec![
+                        Source::Ecs { revisions: 5 },
+                        Source::Lambda,
+                        Source::S3Object {
+                            bucket: "b".into(),
+                            key: "k".into(),
+                        },
+                    ],
                     max_age_minutes: 15,
                     s3_bucket_owner: Some("111122223333".into()),
                     ..InUseSources::default()

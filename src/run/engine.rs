@@ -62,8 +62,8 @@ pub enum EngineError {
 /// region; if any of its sources failed, nothing is deleted.
 ///
 /// Four phases, so that parallelism never makes the outcome depend on
-/// timing: [`select`] the repositories; [`survey`] them concurrently;
-/// decide the holds in name order ([`hold_in_order`]: the run's delete
+/// timing: `select` the repositories; [`survey`] them concurrently;
+/// decide the holds in name order (`hold_in_order`: the run's delete
 /// budget is spent first come, first served by name); then [`apply`]
 /// concurrently.
 pub async fn run(
@@ -341,7 +341,7 @@ pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>)
 /// Deletes a surveyed repository's planned images, compare-and-delete: each
 /// is re-read just before, and one whose tags changed since the plan, or
 /// that is gone, is skipped and logged. A tag added after the plan therefore
-/// saves its image. Then [`delete_in_two_phases`], and [`record`] what ECR
+/// saves its image. Then `delete_in_two_phases`, and `record` what ECR
 /// answered.
 pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
     if out.planned.is_empty() {

@@ -4,10 +4,10 @@
 //!
 //! * [`engine`] chooses repositories, lists them, plans, holds what is in
 //!   use, deletes (unless dry run) and records every outcome.
-//! * [`collect`] runs the engine over many targets (accounts x regions)
+//! * [`collection`] runs the engine over many targets (accounts x regions)
 //!   with one inventory per target, and lists targets for fan-out.
 //! * [`report`] is the run report and the JSON log lines.
 
-pub mod collect;
+pub mod collection;
 pub mod engine;
 pub mod report;

@@ -344,7 +344,7 @@ async fn ecs_tasks_are_in_use_by_the_digest_ecs_reports() {
         [&clusters, &tasks, &describe, &services, &families]
     );
 
-    let uses = ecr_gc::inventory::ecs::collect(&client, 5).await.unwrap();
+    let uses = ecr_gc::inventory::ecs::read(&client, 5).await.unwrap();
     let got: Vec<(String, Option<String>, Option<String>)> = uses
         .into_iter()
         .map(|u| (u.workload, u.reference.tag, u.reference.digest))
@@ -639,7 +639,7 @@ async fn ecs_services_use_their_primary_and_active_deployments_only() {
             &families
         ]
     );
-    let uses = ecr_gc::inventory::ecs::collect(&client, 5).await.unwrap();
+    let uses = ecr_gc::inventory::ecs::read(&client, 5).await.unwrap();
     let mut got: Vec<(String, String)> = uses
         .into_iter()
         .map(|u| (u.workload, u.reference.tag.unwrap()))

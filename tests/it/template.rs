@@ -252,7 +252,7 @@ fn every_quiet_failure_has_an_alarm() {
         let source = [
             include_str!("../../src/run/engine.rs"),
             include_str!("../../src/run/report.rs"),
-            include_str!("../../src/run/collect.rs"),
+            include_str!("../../src/run/collection.rs"),
         ]
         .concat();
         assert!(

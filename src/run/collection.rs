@@ -166,7 +166,7 @@ impl Accounts {
                 let what = format!(
                     "account {id} is collected with the caller's own credentials (account {own}): the ECS and Lambda sources see account {own}'s workloads, not account {id}'s"
                 );
-                if sources.ssm_parameter.is_some() || sources.s3_object.is_some() {
+                if sources.any_external() {
                     (
                         None,
                         Some(format!(

@@ -226,9 +226,8 @@ impl SdkRetry {
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<SdkRetry, String> {
         let mut retry = SdkRetry::default();
         if let Some(value) = var("ECR_GC_MAX_ATTEMPTS") {
-            let attempts = env_number("ECR_GC_MAX_ATTEMPTS", &value, 1..=20, "a whole number")?;
-            // At most 20, so it fits.
-            retry.max_attempts = u32::try_from(attempts).unwrap_or(20);
+            retry.max_attempts =
+                env_number("ECR_GC_MAX_ATTEMPTS", &value, 1..=20, "a whole number")?;
         }
         if let Some(value) = var("ECR_GC_INITIAL_BACKOFF_MS") {
             let millis = env_number(
@@ -360,15 +359,18 @@ where
 /// An environment variable's whole number within `range`, or an error
 /// that names the variable, its value and what it expects: `what` is the
 /// unit, such as `milliseconds`.
-pub fn env_number(
+pub fn env_number<T>(
     name: &str,
     value: &str,
-    range: std::ops::RangeInclusive<u64>,
+    range: std::ops::RangeInclusive<T>,
     what: &str,
-) -> Result<u64, String> {
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
     value
         .trim()
-        .parse::<u64>()
+        .parse::<T>()
         .ok()
         .filter(|n| range.contains(n))
         .ok_or_else(|| {

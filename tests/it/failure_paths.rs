@@ -931,15 +931,28 @@ mod engine_rules {
         stop_at: Option<Instant>,
     ) -> (Report, Collected) {
         let ecr = Ecr::new(client(layout, Duration::ZERO), None);
+        let names: Vec<&str> = layout.iter().map(|(n, _)| *n).collect();
+        run_on(&ecr, &names, policy, inventory, dry_run, stop_at).await
+    }
+
+    /// One engine run over the named repositories through `ecr`.
+    async fn run_on(
+        ecr: &Ecr,
+        names: &[&str],
+        policy: &Policy,
+        inventory: &Inventory,
+        dry_run: bool,
+        stop_at: Option<Instant>,
+    ) -> (Report, Collected) {
         let run = Run {
             trigger: "test".into(),
-            scope: Scope::Named(layout.iter().map(|(n, _)| (*n).to_owned()).collect()),
+            scope: Scope::Named(names.iter().map(|n| (*n).to_owned()).collect()),
             dry_run,
             now: Utc::now(),
             stop_at,
         };
         let log = Collected::default();
-        let report = engine::run(&ecr, inventory, policy, &run, &log)
+        let report = engine::run(ecr, inventory, policy, &run, &log)
             .await
             .unwrap();
         (report, log)
@@ -1069,22 +1082,8 @@ mod engine_rules {
     #[tokio::test]
     async fn durations_are_measured() {
         let ecr = Ecr::new(client(&[("slow", 2)], Duration::from_millis(50)), None);
-        let run = Run {
-            trigger: "test".into(),
-            scope: Scope::Named(vec!["slow".into()]),
-            dry_run: true,
-            now: Utc::now(),
-            stop_at: None,
-        };
-        let report = engine::run(
-            &ecr,
-            &Inventory::none(),
-            &policy(""),
-            &run,
-            &Collected::default(),
-        )
-        .await
-        .unwrap();
+        let (report, _) =
+            run_on(&ecr, &["slow"], &policy(""), &Inventory::none(), true, None).await;
         assert!(report.duration_ms >= 50, "{}", report.duration_ms);
         assert!(report.repositories[0].duration_ms >= 50);
     }
@@ -1096,17 +1095,8 @@ mod engine_rules {
             client_retagging(&[("web", 3)], Duration::ZERO, Some(("web", 0, "v1"))),
             None,
         );
-        let run = Run {
-            trigger: "test".into(),
-            scope: Scope::Named(vec!["web".into()]),
-            dry_run: false,
-            now: Utc::now(),
-            stop_at: None,
-        };
-        let log = Collected::default();
-        let report = engine::run(&ecr, &Inventory::none(), &policy(""), &run, &log)
-            .await
-            .unwrap();
+        let (report, _) =
+            run_on(&ecr, &["web"], &policy(""), &Inventory::none(), false, None).await;
         let web = &report.repositories[0];
         let deleted: Vec<&str> = web
             .deleted
@@ -1144,17 +1134,8 @@ mod engine_rules {
             let started = Instant::now();
             let ecr = Ecr::new(client(&[("web", 3)], Duration::from_millis(400)), None)
                 .with_stop_at(Some(started + Duration::from_millis(stop_after)));
-            let run = Run {
-                trigger: "test".into(),
-                scope: Scope::Named(vec!["web".into()]),
-                dry_run: false,
-                now: Utc::now(),
-                stop_at: None,
-            };
-            let log = Collected::default();
-            let report = engine::run(&ecr, &Inventory::none(), &policy(""), &run, &log)
-                .await
-                .unwrap();
+            let (report, _) =
+                run_on(&ecr, &["web"], &policy(""), &Inventory::none(), false, None).await;
             let web = &report.repositories[0];
             assert!(web.deleted.is_empty(), "{what}");
             assert_eq!(

@@ -19,7 +19,7 @@ use crate::plan::{Action, plan};
 use crate::policy::Policy;
 use crate::run::collection;
 use crate::run::engine::{Run, Scope};
-use crate::run::report::{Collection, JsonLines, PlannedImage};
+use crate::run::report::{Cause, Collection, JsonLines, PlannedImage};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -287,7 +287,7 @@ fn run_command(
         Scope::Named(repositories)
     };
     let run = Run {
-        trigger: "cli".into(),
+        trigger: Cause::Cli,
         scope,
         dry_run: !apply,
         now: Utc::now(),

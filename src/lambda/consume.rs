@@ -19,7 +19,7 @@ use crate::aws::targets::Target;
 use crate::inventory::Foreign;
 use crate::run::collection::{self, Others};
 use crate::run::engine::{Run, Scope};
-use crate::run::report::{self, LogSink};
+use crate::run::report::{self, Cause, Level, LogSink};
 
 /// Collects an SQS batch. A message is reported back for redelivery when
 /// its repository did not finish cleanly: unreadable, not one of our
@@ -40,7 +40,7 @@ pub(super) async fn batch(
     } = admit_all(connector, config, records, clock, log);
     for (dry_run, targets) in groups {
         let run = Run {
-            trigger: "sqs".into(),
+            trigger: Cause::Sqs,
             scope: Scope::Selected,
             dry_run,
             now: judged_as_of.get(&dry_run).copied().unwrap_or(clock),
@@ -50,7 +50,11 @@ pub(super) async fn batch(
         failures.extend(again);
     }
     log.emit(report::line(
-        if failures.is_empty() { "INFO" } else { "WARN" },
+        if failures.is_empty() {
+            Level::Info
+        } else {
+            Level::Warn
+        },
         "queue batch finished",
         json!({ "batchItemFailures": failures.len() }),
     ));
@@ -112,7 +116,7 @@ fn admit_all(
             }
             Err(problem) => {
                 log.emit(report::line(
-                    "ERROR",
+                    Level::Error,
                     "queue message refused",
                     json!({ "messageId": record.message_id, "error": problem }),
                 ));
@@ -208,7 +212,7 @@ fn queued_push(
 ) -> Result<Option<Message>, String> {
     let log_ignored = |what: &str| {
         log.emit(report::line(
-            "INFO",
+            Level::Info,
             "event ignored",
             json!({ "event": what }),
         ));
@@ -241,7 +245,7 @@ fn queued_push(
         repository,
         dry_run: false,
         now: None,
-        trigger: "ecr-push".into(),
+        trigger: Cause::EcrPush,
         foreign: None,
     }))
 }
@@ -342,7 +346,7 @@ mod tests {
             repository: repository.into(),
             dry_run: false,
             now: now.map(at),
-            trigger: "schedule".into(),
+            trigger: Cause::Schedule,
             foreign: None,
         };
         #[track_caller]

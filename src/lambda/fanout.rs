@@ -28,7 +28,7 @@ use crate::aws::targets::{Target, check_region};
 use crate::inventory::Foreign;
 use crate::model::check_repository_name;
 use crate::run::collection::{self, Listing};
-use crate::run::report::{self, LogSink};
+use crate::run::report::{self, Cause, Level, LogSink};
 
 /// How far ahead of the consumer's clock a message's `now` may be: clocks
 /// of two Lambda invocations agree to well within this.
@@ -57,7 +57,7 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<DateTime<Utc>>,
     /// What started the scheduled run, such as `schedule`.
-    pub trigger: String,
+    pub trigger: Cause,
     /// What other accounts' workloads use of this repository, and which of
     /// their inventories could not be read, as the scheduled run found
     /// them; present when the configuration names more than one account or
@@ -93,7 +93,7 @@ impl Message {
 /// One message per listed repository, in target order.
 pub fn messages(
     listings: &[Listing],
-    trigger: &str,
+    trigger: Cause,
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> Vec<Message> {
@@ -110,7 +110,7 @@ pub fn messages(
                     repository: repository.clone(),
                     dry_run,
                     now: Some(now),
-                    trigger: trigger.to_owned(),
+                    trigger,
                     foreign: listing.foreign.get(repository).cloned(),
                 })
         })
@@ -225,7 +225,7 @@ pub async fn send(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: &[Messag
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FanOut {
-    pub trigger: String,
+    pub trigger: Cause,
     pub dry_run: bool,
     pub now: DateTime<Utc>,
     pub queue_url: String,
@@ -267,7 +267,7 @@ pub(super) async fn fan_out(
     connector: &Connector,
     config: &Config,
     queue_url: &str,
-    trigger: &str,
+    trigger: Cause,
     dry_run: bool,
     now: DateTime<Utc>,
     log: &dyn LogSink,
@@ -283,7 +283,7 @@ pub(super) async fn fan_out(
     for listing in &listings {
         if let Err(error) = &listing.repositories {
             log.emit(report::line(
-                "ERROR",
+                Level::Error,
                 "target not listed",
                 json!({ "target": listing.target, "error": error }),
             ));
@@ -292,7 +292,7 @@ pub(super) async fn fan_out(
     let messages = messages(&listings, trigger, dry_run, now);
     let sent = send(&connector.home().sqs, queue_url, &messages).await;
     let report = FanOut {
-        trigger: trigger.to_owned(),
+        trigger,
         dry_run,
         now,
         queue_url: queue_url.to_owned(),
@@ -312,9 +312,9 @@ pub(super) async fn fan_out(
     let targets_failed = report.targets.iter().filter(|t| t.error.is_some()).count();
     log.emit(report::line(
         if targets_failed > 0 || !report.sent.failed.is_empty() {
-            "WARN"
+            Level::Warn
         } else {
-            "INFO"
+            Level::Info
         },
         "fan-out finished",
         serde_json::to_value(&report).unwrap_or_default(),
@@ -432,7 +432,7 @@ mod tests {
                 foreign: Default::default(),
             },
         ];
-        let got = messages(&listings, "schedule", false, now);
+        let got = messages(&listings, Cause::Schedule, false, now);
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].repository, "worker");
         let body = serde_json::to_string(&got[0]).unwrap();

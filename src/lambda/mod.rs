@@ -53,7 +53,7 @@ use crate::aws::Connector;
 use crate::aws::targets::{Target, Targets};
 use crate::run::collection::{self, Others};
 use crate::run::engine::{Run, Scope};
-use crate::run::report::{self, Collection, LogSink};
+use crate::run::report::{self, Cause, Collection, Level, LogSink};
 
 pub use config::{Config, ConfigError, DEFAULT_DEADLINE_MARGIN};
 pub use event::{EventError, Overrides, Trigger, parse_event};
@@ -149,7 +149,7 @@ pub async fn handle_until(
     let result = Box::pin(dispatch(connector, config, event, now, deadline, log)).await;
     if let Err(error) = &result {
         log.emit(report::line(
-            "ERROR",
+            Level::Error,
             "invocation failed",
             json!({ "errorType": error.error_type(), "error": error.to_string() }),
         ));
@@ -172,16 +172,16 @@ async fn dispatch(
     let trigger = parse_event(event)?;
     let every_target = || config.targets.expand();
     let (name, overrides, work) = match trigger {
-        Trigger::Schedule => ("schedule", Overrides::default(), None),
-        Trigger::Scheduler(o) => ("scheduler", o, None),
-        Trigger::Manual(o) => ("manual", o, None),
+        Trigger::Schedule => (Cause::Schedule, Overrides::default(), None),
+        Trigger::Scheduler(o) => (Cause::Scheduler, o, None),
+        Trigger::Manual(o) => (Cause::Manual, o, None),
         Trigger::Push {
             repository,
             account,
             region,
         } => match push_target(&config.targets, connector, &account, &region) {
             Some(target) => (
-                "ecr-push",
+                Cause::EcrPush,
                 Overrides::default(),
                 Some(vec![(target, Scope::Named(vec![repository]))]),
             ),
@@ -225,7 +225,7 @@ async fn dispatch(
         }
     };
     let run = Run {
-        trigger: name.to_owned(),
+        trigger: name,
         scope: Scope::Selected,
         dry_run,
         now,
@@ -244,7 +244,7 @@ async fn collect_inline(
     log: &dyn LogSink,
 ) -> Result<Response, HandlerError> {
     log.emit(report::line(
-        "INFO",
+        Level::Info,
         "run started",
         json!({ "trigger": run.trigger, "dryRun": run.dry_run, "targets": work.len() }),
     ));
@@ -260,9 +260,9 @@ async fn collect_inline(
     .await;
     log.emit(report::line(
         if collection.has_failures() {
-            "WARN"
+            Level::Warn
         } else {
-            "INFO"
+            Level::Info
         },
         "collection finished",
         json!({
@@ -293,12 +293,12 @@ fn brake(configured: bool, asked: Option<bool>) -> Result<bool, HandlerError> {
 
 fn ignored(what: String, log: &dyn LogSink) -> Response {
     log.emit(report::line(
-        "INFO",
+        Level::Info,
         "event ignored",
         json!({ "event": what }),
     ));
     Response::Ignored {
-        trigger: "ecr".into(),
+        trigger: Cause::Ecr,
         ignored: what,
     }
 }

@@ -11,7 +11,7 @@ use super::config::ConfigError;
 use super::event::EventError;
 use super::fanout::FanOut;
 use crate::run::engine::EngineError;
-use crate::run::report::Collection;
+use crate::run::report::{Cause, Collection};
 
 /// Why an invocation failed. Each variant is a systemic failure.
 #[derive(Debug, Error)]
@@ -79,7 +79,7 @@ pub enum Response {
     /// An SQS batch was collected: SQS's partial batch response.
     Batch(SqsBatchResponse),
     Ignored {
-        trigger: String,
+        trigger: Cause,
         ignored: String,
     },
 }

@@ -36,7 +36,7 @@ use crate::inventory::{self, Foreign, Inventory, Registry, SourceReport};
 use crate::policy::Policy;
 use crate::policy::settings::InUseSources;
 use crate::run::engine::{self, Run, Scope};
-use crate::run::report::{self, Collection, ForTarget, LogSink, TargetReport};
+use crate::run::report::{self, Collection, ForTarget, Level, LogSink, TargetReport};
 
 /// The credentials an inventory is read with, and the region: whose
 /// workloads it sees. The account is `None` for the caller's own
@@ -352,7 +352,7 @@ pub async fn collect(
             .await;
             if let Err(error) = &result {
                 log.emit(report::line(
-                    "ERROR",
+                    Level::Error,
                     "target not collected",
                     serde_json::json!({ "error": error }),
                 ));
@@ -371,7 +371,7 @@ pub async fn collect(
         .collect()
         .await;
     Collection::new(
-        &run.trigger,
+        run.trigger,
         run.dry_run,
         run.now,
         targets,
@@ -402,7 +402,7 @@ async fn collect_one(
     let blind = accounts.blind(target, sources);
     if let Some(blind) = &blind {
         log.emit(report::line(
-            "WARN",
+            Level::Warn,
             "in-use sources limited to the caller's account",
             serde_json::json!({ "warning": blind.error.as_ref().or(blind.note.as_ref()) }),
         ));

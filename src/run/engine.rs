@@ -23,7 +23,8 @@ use crate::plan::{Facts, plan_with};
 use crate::policy::Policy;
 use crate::policy::settings::Safety;
 use crate::run::report::{
-    self, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, SkippedImage, Summary,
+    self, Cause, Level, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport,
+    SkippedImage, Summary,
 };
 
 /// Which repositories a run collects.
@@ -42,7 +43,7 @@ pub enum Scope {
 /// clock for decisions.
 #[derive(Debug, Clone)]
 pub struct Run {
-    pub trigger: String,
+    pub trigger: Cause,
     pub scope: Scope,
     pub dry_run: bool,
     pub now: DateTime<Utc>,
@@ -138,7 +139,7 @@ fn inventory_failure(inventory: &Inventory, log: &dyn LogSink) -> Option<String>
         )
     })?;
     log.emit(report::line(
-        "ERROR",
+        Level::Error,
         "in-use inventory incomplete",
         serde_json::json!({ "error": failure, "inUseSources": inventory.sources }),
     ));
@@ -162,7 +163,7 @@ async fn select(
                 match filter.refusal(&name) {
                     None => selected.push(name),
                     Some(why) => log.emit(report::line(
-                        "INFO",
+                        Level::Info,
                         "repository not selected by the policy's settings",
                         serde_json::json!({ "repositoryName": name, "reason": why }),
                     )),
@@ -225,7 +226,7 @@ fn hold_in_order(
     }
     if !not_started.is_empty() {
         log.emit(report::line(
-            "WARN",
+            Level::Warn,
             "deadline near: no further repository is started",
             serde_json::json!({ "trigger": run.trigger, "notStarted": not_started }),
         ));

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::aws::ecr::ApiCallCounts;
@@ -19,13 +19,32 @@ use crate::inventory::SourceReport;
 use crate::model::{Image, ImageFailure};
 use crate::plan::{Decision, Reason, Relation};
 
+/// What started a run, as reports and log lines name it in `trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// An EventBridge scheduled rule (`aws.events`).
+    Schedule,
+    /// An EventBridge Scheduler schedule (`aws.scheduler`).
+    Scheduler,
+    /// A manual invoke.
+    Manual,
+    /// An ECR push, direct or through the push queue.
+    EcrPush,
+    /// A batch from the fan-out queue.
+    Sqs,
+    /// An ECR event that was ignored.
+    Ecr,
+    /// The command line.
+    Cli,
+}
+
 /// The report of one run.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
-    /// What started the run: `schedule`, `scheduler`, `ecr-push`, `manual`,
-    /// or `cli`.
-    pub trigger: String,
+    /// What started the run.
+    pub trigger: Cause,
     pub dry_run: bool,
     /// The evaluation time that ages were measured against.
     pub now: DateTime<Utc>,
@@ -202,7 +221,7 @@ pub struct TargetReport {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Collection {
-    pub trigger: String,
+    pub trigger: Cause,
     pub dry_run: bool,
     pub now: DateTime<Utc>,
     /// Totals over every target.
@@ -219,7 +238,7 @@ pub struct Collection {
 
 impl Collection {
     pub fn new(
-        trigger: &str,
+        trigger: Cause,
         dry_run: bool,
         now: DateTime<Utc>,
         targets: Vec<TargetReport>,
@@ -233,7 +252,7 @@ impl Collection {
             api_calls += &report.api_calls;
         }
         Collection {
-            trigger: trigger.to_owned(),
+            trigger,
             dry_run,
             now,
             summary,
@@ -351,14 +370,32 @@ impl Collected {
     }
 }
 
+/// How much a log line matters, as its `level` field says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
 /// Builds one log line: timestamp, level and message first, then `fields`.
-pub fn line(level: &str, message: &str, fields: Value) -> Value {
+pub fn line(level: Level, message: &str, fields: Value) -> Value {
     let mut out = Map::new();
     out.insert(
         "timestamp".into(),
         Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)),
     );
-    out.insert("level".into(), Value::String(level.into()));
+    out.insert("level".into(), Value::String(level.as_str().into()));
     out.insert("message".into(), Value::String(message.into()));
     if let Value::Object(fields) = fields {
         out.extend(fields);
@@ -369,7 +406,7 @@ pub fn line(level: &str, message: &str, fields: Value) -> Value {
 /// The line for one deleted image (or, in a dry run, one image that would be).
 pub fn image_deleted(repository_name: &str, image: &PlannedImage, dry_run: bool) -> Value {
     line(
-        "INFO",
+        Level::Info,
         if dry_run {
             "image would be deleted (dry run)"
         } else {
@@ -390,7 +427,7 @@ pub fn image_deleted(repository_name: &str, image: &PlannedImage, dry_run: bool)
 /// The line for one per-image failure, with ECR's code and reason verbatim.
 pub fn image_failed(repository_name: &str, failure: &ImageFailure) -> Value {
     line(
-        "ERROR",
+        Level::Error,
         "image not deleted",
         json!({
             "repositoryName": repository_name,
@@ -405,7 +442,7 @@ pub fn image_failed(repository_name: &str, failure: &ImageFailure) -> Value {
 /// The line for one planned image left alone by compare-and-delete.
 pub fn image_skipped(repository_name: &str, image: &SkippedImage) -> Value {
     line(
-        "WARN",
+        Level::Warn,
         "image skipped: changed since the plan",
         json!({
             "repositoryName": repository_name,
@@ -420,7 +457,7 @@ pub fn image_skipped(repository_name: &str, image: &SkippedImage) -> Value {
 /// The line for one planned image that someone else deleted first.
 pub fn image_already_gone(repository_name: &str, image: &SkippedImage) -> Value {
     line(
-        "INFO",
+        Level::Info,
         "image already gone",
         json!({
             "repositoryName": repository_name,
@@ -434,7 +471,7 @@ pub fn image_already_gone(repository_name: &str, image: &SkippedImage) -> Value 
 /// The line for one image the rules expire but a protection keeps.
 pub fn image_protected(repository_name: &str, image: &PlannedImage) -> Value {
     line(
-        "INFO",
+        Level::Info,
         "image kept by a protection",
         json!({
             "repositoryName": repository_name,
@@ -450,10 +487,10 @@ pub fn image_protected(repository_name: &str, image: &PlannedImage) -> Value {
 /// The summary line for one repository.
 pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
     let (level, message) = match (&r.error, &r.held, &r.unfinished) {
-        (Some(_), _, _) => ("ERROR", "repository not collected"),
-        (None, Some(_), _) => ("WARN", "repository held: nothing deleted"),
-        (None, None, Some(_)) => ("WARN", "repository not finished"),
-        (None, None, None) => ("INFO", "repository collected"),
+        (Some(_), _, _) => (Level::Error, "repository not collected"),
+        (None, Some(_), _) => (Level::Warn, "repository held: nothing deleted"),
+        (None, None, Some(_)) => (Level::Warn, "repository not finished"),
+        (None, None, None) => (Level::Info, "repository collected"),
     };
     let mut fields = json!({
         "repositoryName": r.repository_name,
@@ -492,9 +529,9 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
 /// log query can read `bytesReclaimed` without unnesting.
 pub fn run_summary(report: &Report) -> Value {
     let level = if report.has_failures() {
-        "WARN"
+        Level::Warn
     } else {
-        "INFO"
+        Level::Info
     };
     let mut fields = json!({
         "trigger": report.trigger,

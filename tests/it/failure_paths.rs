@@ -516,7 +516,7 @@ mod index_reads {
         );
         let ecr = Ecr::new(client, None);
         let run = Run {
-            trigger: "test".into(),
+            trigger: ecr_gc::run::report::Cause::Manual,
             scope: Scope::Named(vec!["repo".into()]),
             dry_run: false,
             now: Utc::now(),
@@ -945,7 +945,7 @@ mod engine_rules {
         stop_at: Option<Instant>,
     ) -> (Report, Collected) {
         let run = Run {
-            trigger: "test".into(),
+            trigger: ecr_gc::run::report::Cause::Manual,
             scope: Scope::Named(names.iter().map(|n| (*n).to_owned()).collect()),
             dry_run,
             now: Utc::now(),

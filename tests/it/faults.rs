@@ -70,7 +70,7 @@ async fn scenario(plan: serde_json::Value) -> (Report, usize) {
     let clients = clients_at(&proxy.endpoint, retry).await;
     let ecr = Ecr::new(clients.ecr.clone(), None);
     let run = Run {
-        trigger: "faults".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Selected,
         dry_run: false,
         now,

@@ -192,7 +192,7 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
     .unwrap();
     let log = Collected::default();
     let run = Run {
-        trigger: "test".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec!["r".into()]),
         dry_run: false,
         now: Utc::now(),
@@ -425,7 +425,7 @@ async fn a_deadline_mid_run_stops_new_work_and_reports_what_is_left() {
     )
     .unwrap();
     let run = Run {
-        trigger: "test".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec!["first".into(), "second".into()]),
         dry_run: false,
         now: Utc::now(),
@@ -537,7 +537,7 @@ async fn fan_out_sends_again_what_sqs_failed_and_reports_what_it_could_not_send(
             repository: format!("svc-{i:02}"),
             dry_run: false,
             now: Some(Utc::now()),
-            trigger: "schedule".into(),
+            trigger: ecr_gc::run::report::Cause::Schedule,
             foreign: None,
         })
         .collect();

@@ -73,7 +73,7 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
     let ecr = Ecr::new(client.clone(), None);
     let log = Collected::default();
     let run = Run {
-        trigger: "test".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec!["big".into()]),
         dry_run: false,
         now,
@@ -153,7 +153,7 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
     let ecr = Ecr::new(client.clone(), None);
     let policy = keep_newest(1);
     let run = Run {
-        trigger: "test".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec!["u".into()]),
         dry_run: false,
         now: Utc::now(),
@@ -306,7 +306,7 @@ async fn a_push_event_collects_only_its_repository() {
         .await
         .unwrap();
     let report = report_of(response);
-    assert_eq!(report.trigger, "ecr-push");
+    assert_eq!(report.trigger, ecr_gc::run::report::Cause::EcrPush);
     assert_eq!(report.repositories.len(), 1);
     assert_eq!(report.repositories[0].deleted.len(), 3);
     assert_eq!(digests(&client, "demo/web").await.len(), 3);
@@ -451,7 +451,7 @@ async fn run_with_settings(settings: &str, dry_run: bool) -> (Report, Vec<Value>
     let policy = Policy::from_value(document).unwrap();
     let ecr = Ecr::new(client.clone(), None);
     let run = Run {
-        trigger: "test".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec!["demo/web".into(), "demo/worker".into()]),
         dry_run,
         now: Utc::now(),
@@ -565,7 +565,7 @@ async fn an_old_index_goes_with_its_children_and_signature_and_a_new_one_stays()
     .unwrap();
     let ecr = Ecr::new(client.clone(), None);
     let run = Run {
-        trigger: "test".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec!["multi".into()]),
         dry_run: false,
         now: Utc::now(),

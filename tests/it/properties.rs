@@ -324,7 +324,7 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
     };
     let policy = Policy::parse(&s.policy).unwrap_or_else(|e| panic!("{e}: {}", s.policy));
     let run = Run {
-        trigger: "property".into(),
+        trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec!["r".into()]),
         dry_run: false,
         now: Utc.timestamp_opt(NOW, 0).unwrap(),

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::aws::targets::Targets;
 use crate::aws::{Connector, SdkRetry};
-use crate::model::{Image, check_registry_id, check_repository_name, parse_rfc3339};
+use crate::model::{AccountId, Image, RepositoryName, parse_rfc3339};
 use crate::plan::{Action, plan};
 use crate::policy::Policy;
 use crate::run::collection;
@@ -124,7 +124,7 @@ fn load_policy(path: &str) -> Result<Policy, String> {
 
 /// Reads `aws ecr describe-images` output: `{"imageDetails": [...]}`, or a
 /// bare array of image details.
-pub fn parse_images(text: &str) -> Result<Vec<Image>, String> {
+fn parse_images(text: &str) -> Result<Vec<Image>, String> {
     // Parse once as a value so a bad entry is reported with its own error,
     // not serde's "did not match any variant".
     let value: serde_json::Value =
@@ -244,8 +244,7 @@ fn plan_command(
 fn targets_of(registry_id: Option<&str>, targets: Option<&str>) -> Result<Targets, String> {
     Ok(match (registry_id, targets) {
         (Some(id), _) => {
-            check_registry_id(id).map_err(|e| format!("--registry-id: {e}"))?;
-            Targets::registry(id)
+            Targets::registry(AccountId::parse(id).map_err(|e| format!("--registry-id: {e}"))?)
         }
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
@@ -265,9 +264,10 @@ fn run_command(
     output: Output,
 ) -> Result<ExitCode, String> {
     // Every input is checked before any API call.
-    for name in &repositories {
-        check_repository_name(name).map_err(|e| format!("--repository: {e}"))?;
-    }
+    let repositories = repositories
+        .into_iter()
+        .map(|name| RepositoryName::parse(name).map_err(|e| format!("--repository: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let targets = targets_of(registry_id.as_deref(), targets.as_deref())?;
     let policy = load_policy(policy)?;
     // Naming a repository never widens the policy's settings.
@@ -276,7 +276,7 @@ fn run_command(
             return Err(format!("--repository: {reason}"));
         }
     }
-    let retry = SdkRetry::from_env(|name| std::env::var(name).ok())?;
+    let retry = SdkRetry::from_env(|name| std::env::var(name).ok()).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

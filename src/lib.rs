@@ -12,7 +12,8 @@
 //! * adapters: [`aws`] (the clients, ECR, targets and roles) and
 //!   [`inventory`] (what is in use); the pure planner, [`plan`](mod@plan), beside them;
 //! * [`policy`]: the document, its rules, settings and patterns;
-//! * [`model`]: images and their ids.
+//! * [`model`]: images and their ids, and the checked names of
+//!   repositories, accounts and regions.
 #![forbid(unsafe_code)]
 // Library code returns errors; only tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -26,7 +27,7 @@ pub mod plan;
 pub mod policy;
 pub mod run;
 
-pub use model::Image;
+pub use model::{AccountId, Image, Region, RepositoryName};
 pub use plan::{Plan, plan};
 pub use policy::Policy;
 pub use run::report::{Collection, Report};

@@ -223,7 +223,7 @@ impl SdkRetry {
     /// Reads `ECR_GC_MAX_ATTEMPTS` (1 to 20), `ECR_GC_INITIAL_BACKOFF_MS`
     /// (1 to 60000) and `ECR_GC_ATTEMPT_TIMEOUT_MS` (100 to 300000) through
     /// `var`.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<SdkRetry, String> {
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<SdkRetry, EnvNumberError> {
         let mut retry = SdkRetry::default();
         if let Some(value) = var("ECR_GC_MAX_ATTEMPTS") {
             retry.max_attempts =
@@ -364,7 +364,7 @@ pub fn env_number<T>(
     value: &str,
     range: std::ops::RangeInclusive<T>,
     what: &str,
-) -> Result<T, String>
+) -> Result<T, EnvNumberError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
@@ -373,13 +373,21 @@ where
         .parse::<T>()
         .ok()
         .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            format!(
-                "{name}={value}: expected {what} from {} to {}",
-                range.start(),
-                range.end()
-            )
+        .ok_or_else(|| EnvNumberError {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            expected: format!("{what} from {} to {}", range.start(), range.end()),
         })
+}
+
+/// An environment variable that is not a number in its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value}: expected {expected}")]
+pub struct EnvNumberError {
+    pub name: String,
+    pub value: String,
+    /// What it should be, such as `milliseconds from 1 to 60000`.
+    pub expected: String,
 }
 
 #[cfg(test)]
@@ -413,7 +421,7 @@ mod tests {
             ("ECR_GC_INITIAL_BACKOFF_MS", "-1"),
             ("ECR_GC_ATTEMPT_TIMEOUT_MS", "5"),
         ] {
-            assert!(retry(&[bad]).unwrap_err().contains(bad.0));
+            assert!(retry(&[bad]).unwrap_err().to_string().contains(bad.0));
         }
     }
 }

@@ -28,28 +28,26 @@
 //! * `sessionName` (default `ecr-gc`) names the assumed-role sessions in
 //!   CloudTrail.
 
-use std::collections::HashSet;
-
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::model::check_registry_id;
+use crate::model::{AccountId, Region};
 
 /// Where to collect, as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Targets {
     /// Empty: the function's own region.
-    pub regions: Vec<String>,
+    pub regions: Vec<Region>,
     /// Empty: the function's own account.
     pub accounts: Vec<Account>,
     pub session_name: String,
 }
 
 /// One target account.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Account {
-    pub account_id: String,
+    pub account_id: AccountId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,9 +60,9 @@ pub struct Account {
 #[serde(rename_all = "camelCase")]
 pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
+    pub region: Option<Region>,
 }
 
 impl std::fmt::Display for Target {
@@ -102,8 +100,19 @@ struct Raw {
     #[serde(default)]
     regions: Vec<String>,
     #[serde(default)]
-    accounts: Vec<Account>,
+    accounts: Vec<RawAccount>,
     session_name: Option<String>,
+}
+
+/// An account as written, checked by [`Targets::parse`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAccount {
+    account_id: String,
+    #[serde(default)]
+    role_arn: Option<String>,
+    #[serde(default)]
+    external_id: Option<String>,
 }
 
 impl Targets {
@@ -117,10 +126,10 @@ impl Targets {
 
     /// Only `account` (ECR_GC_REGISTRY_ID), with the function's own
     /// credentials, in its own region.
-    pub fn registry(account: &str) -> Targets {
+    pub fn registry(account: AccountId) -> Targets {
         Targets {
             accounts: vec![Account {
-                account_id: account.to_owned(),
+                account_id: account,
                 role_arn: None,
                 external_id: None,
             }],
@@ -138,28 +147,30 @@ impl Targets {
                 e.into_inner().to_string(),
             )
         })?;
-        let mut seen = HashSet::new();
-        for (i, region) in raw.regions.iter().enumerate() {
-            check_region(region).map_err(|p| bad(format!("regions[{i}]"), p))?;
-            if !seen.insert(region.as_str()) {
+        let mut regions = Vec::with_capacity(raw.regions.len());
+        for (i, region) in raw.regions.into_iter().enumerate() {
+            let region =
+                Region::parse(region).map_err(|p| bad(format!("regions[{i}]"), p.to_string()))?;
+            if regions.contains(&region) {
                 return Err(bad(
                     format!("regions[{i}]"),
                     format!("{region} is listed twice"),
                 ));
             }
+            regions.push(region);
         }
-        let mut seen = HashSet::new();
-        for (i, account) in raw.accounts.iter().enumerate() {
-            check_registry_id(&account.account_id)
-                .map_err(|p| bad(format!("accounts[{i}].accountId"), p))?;
-            if !seen.insert(account.account_id.as_str()) {
+        let mut accounts: Vec<Account> = Vec::with_capacity(raw.accounts.len());
+        for (i, account) in raw.accounts.into_iter().enumerate() {
+            let account_id = AccountId::parse(account.account_id)
+                .map_err(|p| bad(format!("accounts[{i}].accountId"), p.to_string()))?;
+            if accounts.iter().any(|a| a.account_id == account_id) {
                 return Err(bad(
                     format!("accounts[{i}].accountId"),
-                    format!("{} is listed twice", account.account_id),
+                    format!("{account_id} is listed twice"),
                 ));
             }
             if let Some(arn) = &account.role_arn {
-                check_role_arn(arn, &account.account_id)
+                check_role_arn(arn, &account_id)
                     .map_err(|p| bad(format!("accounts[{i}].roleArn"), p))?;
             }
             match (&account.external_id, &account.role_arn) {
@@ -173,6 +184,11 @@ impl Targets {
                     .map_err(|p| bad(format!("accounts[{i}].externalId"), p))?,
                 _ => {}
             }
+            accounts.push(Account {
+                account_id,
+                role_arn: account.role_arn,
+                external_id: account.external_id,
+            });
         }
         let session_name = raw
             .session_name
@@ -182,8 +198,8 @@ impl Targets {
             return Err(bad("sessionName", "`/` and `:` are not allowed"));
         }
         Ok(Targets {
-            regions: raw.regions,
-            accounts: raw.accounts,
+            regions,
+            accounts,
             session_name,
         })
     }
@@ -191,7 +207,7 @@ impl Targets {
     /// Every (account, region) pair, accounts outermost, in the document's
     /// order.
     pub fn expand(&self) -> Vec<Target> {
-        let accounts: Vec<Option<String>> = if self.accounts.is_empty() {
+        let accounts: Vec<Option<AccountId>> = if self.accounts.is_empty() {
             vec![None]
         } else {
             self.accounts
@@ -199,7 +215,7 @@ impl Targets {
                 .map(|a| Some(a.account_id.clone()))
                 .collect()
         };
-        let regions: Vec<Option<String>> = if self.regions.is_empty() {
+        let regions: Vec<Option<Region>> = if self.regions.is_empty() {
             vec![None]
         } else {
             self.regions.iter().cloned().map(Some).collect()
@@ -217,30 +233,12 @@ impl Targets {
 
     /// The configured account with this id.
     pub fn account(&self, account_id: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.account_id == account_id)
+        self.accounts.iter().find(|a| a.account_id == *account_id)
     }
 
     /// Whether `target` is one of the configured targets.
     pub fn contains(&self, target: &Target) -> bool {
         self.expand().contains(target)
-    }
-}
-
-/// A region name as AWS spells them: `eu-west-1`, `us-gov-west-1`,
-/// `ap-southeast-5`.
-pub fn check_region(region: &str) -> Result<(), String> {
-    let parts: Vec<&str> = region.split('-').collect();
-    let ok = parts.len() >= 3
-        && region.len() <= 32
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty();
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{region}` is not a region name such as eu-west-1"))
     }
 }
 
@@ -300,8 +298,8 @@ mod tests {
                     .into_iter()
                     .map(|t| {
                         (
-                            t.account_id.unwrap_or_else(|| "-".into()),
-                            t.region.unwrap_or_else(|| "-".into()),
+                            t.account_id.map_or("-".into(), |a| a.to_string()),
+                            t.region.map_or("-".into(), |r| r.to_string()),
                         )
                     })
                     .collect();

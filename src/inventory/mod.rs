@@ -339,7 +339,8 @@ pub async fn collect(
         max_age: chrono::TimeDelta::minutes(i64::from(sources.max_age_minutes)),
         bucket_owner: sources
             .s3_bucket_owner
-            .clone()
+            .as_ref()
+            .map(|owner| owner.to_string())
             .or_else(|| inventory.registry.as_ref().map(|r| r.account.clone())),
     };
     for source in &sources.sources {

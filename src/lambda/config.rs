@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::aws::targets::Targets;
-use crate::aws::{SdkRetry, env_number};
-use crate::model::check_registry_id;
+use crate::aws::targets::{Targets, TargetsError};
+use crate::aws::{EnvNumberError, SdkRetry, env_number};
+use crate::model::{AccountId, NameError};
 use crate::policy::{Policy, PolicyError};
 
 /// The function's configuration, from its environment.
@@ -52,8 +52,20 @@ pub enum ConfigError {
     },
     #[error("ECR_GC_DRY_RUN={value}: expected `true` or `false`")]
     DryRun { value: String },
-    #[error("{0}")]
-    Setting(String),
+    #[error(transparent)]
+    Number(#[from] EnvNumberError),
+    #[error(
+        "both ECR_GC_TARGETS and ECR_GC_REGISTRY_ID are set; list the registry's account in ECR_GC_TARGETS instead"
+    )]
+    TwoTargetSettings,
+    #[error("ECR_GC_TARGETS: {0}")]
+    Targets(TargetsError),
+    #[error("ECR_GC_REGISTRY_ID: {0}")]
+    RegistryId(NameError),
+    #[error(
+        "ECR_GC_FANOUT_QUEUE_URL={url}: expected a queue URL such as https://sqs.eu-west-1.amazonaws.com/111122223333/ecr-gc"
+    )]
+    QueueUrl { url: String },
 }
 
 impl Config {
@@ -83,33 +95,25 @@ impl Config {
         };
         let policy =
             Policy::parse(&text).map_err(|error| ConfigError::Policy { source_name, error })?;
-        let retry = SdkRetry::from_env(&var).map_err(ConfigError::Setting)?;
+        let retry = SdkRetry::from_env(&var)?;
         let deadline_margin = match var("ECR_GC_DEADLINE_MARGIN_MS") {
             None => DEFAULT_DEADLINE_MARGIN,
-            Some(value) => Duration::from_millis(
-                env_number(
-                    "ECR_GC_DEADLINE_MARGIN_MS",
-                    &value,
-                    0..=900_000,
-                    "milliseconds",
-                )
-                .map_err(ConfigError::Setting)?,
-            ),
+            Some(value) => Duration::from_millis(env_number(
+                "ECR_GC_DEADLINE_MARGIN_MS",
+                &value,
+                0..=900_000,
+                "milliseconds",
+            )?),
         };
         let registry_id = var("ECR_GC_REGISTRY_ID").filter(|v| !v.trim().is_empty());
         let targets = var("ECR_GC_TARGETS").filter(|v| !v.trim().is_empty());
         let targets = match (targets, registry_id) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::Setting(
-                    "both ECR_GC_TARGETS and ECR_GC_REGISTRY_ID are set; list the registry's account in ECR_GC_TARGETS instead".into(),
-                ));
+                return Err(ConfigError::TwoTargetSettings);
             }
-            (Some(text), None) => Targets::parse(&text)
-                .map_err(|e| ConfigError::Setting(format!("ECR_GC_TARGETS: {e}")))?,
+            (Some(text), None) => Targets::parse(&text).map_err(ConfigError::Targets)?,
             (None, Some(id)) => {
-                check_registry_id(&id)
-                    .map_err(|e| ConfigError::Setting(format!("ECR_GC_REGISTRY_ID: {e}")))?;
-                Targets::registry(&id)
+                Targets::registry(AccountId::parse(id).map_err(ConfigError::RegistryId)?)
             }
             (None, None) => Targets::own(),
         };
@@ -117,9 +121,7 @@ impl Config {
         if let Some(url) = &fan_out_queue_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            return Err(ConfigError::Setting(format!(
-                "ECR_GC_FANOUT_QUEUE_URL={url}: expected a queue URL such as https://sqs.eu-west-1.amazonaws.com/111122223333/ecr-gc"
-            )));
+            return Err(ConfigError::QueueUrl { url: url.clone() });
         }
         Ok(Config {
             policy,

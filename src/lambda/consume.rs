@@ -17,6 +17,7 @@ use super::push_target;
 use crate::aws::Connector;
 use crate::aws::targets::Target;
 use crate::inventory::Foreign;
+use crate::model::RepositoryName;
 use crate::run::collection::{self, Others};
 use crate::run::engine::{Run, Scope};
 use crate::run::report::{self, Cause, Level, LogSink};
@@ -97,7 +98,7 @@ fn admit_all(
                 Ok(None) => continue,
                 Err(problem) => Err(problem),
             },
-            Err(problem) => Err(problem),
+            Err(problem) => Err(problem.to_string()),
         };
         match message.and_then(|message| admit(config, &message, clock).map(|at| (message, at))) {
             Ok((message, at)) => {
@@ -140,7 +141,7 @@ async fn collect_group(
     let work = targets
         .iter()
         .map(|(target, messages)| {
-            let mut names: Vec<String> =
+            let mut names: Vec<RepositoryName> =
                 messages.iter().map(|(_, m)| m.repository.clone()).collect();
             names.sort();
             names.dedup();

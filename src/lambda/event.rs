@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use super::fanout::{self, Record};
-use crate::model::check_repository_name;
+use crate::model::RepositoryName;
 
 /// What an event asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +17,10 @@ pub enum Trigger {
     /// `aws.scheduler`, with any overrides its detail carries.
     Scheduler(Overrides),
     /// A successful ECR push to this repository, in this account and
-    /// region (from the event's envelope).
+    /// region (from the event's envelope). The account and region are only
+    /// compared with the configured targets, never used as they came.
     Push {
-        repository: String,
+        repository: RepositoryName,
         account: String,
         region: String,
     },
@@ -32,11 +33,18 @@ pub enum Trigger {
 }
 
 /// The fields a manual invoke or a Scheduler Input may set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    pub repositories: Option<Vec<String>>,
+    pub repositories: Option<Vec<RepositoryName>>,
     pub dry_run: Option<bool>,
+}
+
+/// [`Overrides`] as sent, before its names are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawOverrides {
+    repositories: Option<Vec<String>>,
+    dry_run: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -75,36 +83,19 @@ struct EcrImageAction {
 /// Works out what an event asks for, refusing repository names ECR would
 /// refuse before any API call is made.
 pub fn parse_event(event: &Value) -> Result<Trigger, EventError> {
-    let trigger = parse_trigger(event)?;
-    let names: &[String] = match &trigger {
-        Trigger::Manual(o) | Trigger::Scheduler(o) => o.repositories.as_deref().unwrap_or_default(),
-        Trigger::Push { repository, .. } => std::slice::from_ref(repository),
-        Trigger::Schedule | Trigger::Ignored { .. } | Trigger::Queue(_) => &[],
-    };
-    for name in names {
-        check_repository_name(name).map_err(|problem| unrecognised(problem, event))?;
-    }
-    Ok(trigger)
-}
-
-fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
     let Value::Object(fields) = event else {
         return Err(unrecognised("expected a JSON object", event));
     };
     if let Some(records) = fanout::records(event) {
         return records
             .map(Trigger::Queue)
-            .map_err(|problem| unrecognised(problem, event));
+            .map_err(|problem| unrecognised(problem.to_string(), event));
     }
     if !fields.contains_key("source") && !fields.contains_key("detail-type") {
-        return serde_json::from_value::<Overrides>(event.clone())
-            .map(Trigger::Manual)
-            .map_err(|e| {
-                unrecognised(
-                    format!("not an EventBridge event, nor a manual invoke ({e})"),
-                    event,
-                )
-            });
+        return overrides(event.clone(), event, |e| {
+            format!("not an EventBridge event, nor a manual invoke ({e})")
+        })
+        .map(Trigger::Manual);
     }
     let envelope: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
         serde_json::from_value(event.clone())
@@ -120,9 +111,8 @@ fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
                 Value::Null => json!({}),
                 other => other,
             };
-            serde_json::from_value::<Overrides>(detail)
+            overrides(detail, event, |e| format!("aws.scheduler detail: {e}"))
                 .map(Trigger::Scheduler)
-                .map_err(|e| unrecognised(format!("aws.scheduler detail: {e}"), event))
         }
         ("aws.ecr", "ECR Image Action") => {
             let detail: EcrImageAction = serde_json::from_value(envelope.detail)
@@ -131,7 +121,7 @@ fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
             let result = detail.result.unwrap_or_default();
             match (action.as_str(), result.as_str(), detail.repository_name) {
                 ("PUSH", "SUCCESS", Some(repository)) => Ok(Trigger::Push {
-                    repository,
+                    repository: name(repository, event)?,
                     account: envelope.account.unwrap_or_default(),
                     region: envelope.region.unwrap_or_default(),
                 }),
@@ -156,6 +146,33 @@ fn parse_trigger(event: &Value) -> Result<Trigger, EventError> {
     }
 }
 
+/// The overrides in `fields`, with `problem` saying why they are not.
+fn overrides(
+    fields: Value,
+    event: &Value,
+    problem: impl Fn(serde_json::Error) -> String,
+) -> Result<Overrides, EventError> {
+    let raw: RawOverrides =
+        serde_json::from_value(fields).map_err(|e| unrecognised(problem(e), event))?;
+    let repositories = match raw.repositories {
+        Some(names) => Some(
+            names
+                .into_iter()
+                .map(|n| name(n, event))
+                .collect::<Result<_, _>>()?,
+        ),
+        None => None,
+    };
+    Ok(Overrides {
+        repositories,
+        dry_run: raw.dry_run,
+    })
+}
+
+fn name(name: String, event: &Value) -> Result<RepositoryName, EventError> {
+    RepositoryName::parse(name).map_err(|problem| unrecognised(problem.to_string(), event))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +192,11 @@ mod tests {
 
     fn manual(repositories: Option<&[&str]>, dry_run: Option<bool>) -> Overrides {
         Overrides {
-            repositories: repositories.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            repositories: repositories.map(|r| {
+                r.iter()
+                    .map(|s| RepositoryName::parse(*s).unwrap())
+                    .collect()
+            }),
             dry_run,
         }
     }
@@ -193,7 +214,7 @@ mod tests {
         check(
             include_str!("../../events/ecr-push.json"),
             Ok(Trigger::Push {
-                repository: "demo/web".into(),
+                repository: RepositoryName::parse("demo/web").unwrap(),
                 account: "123456789012".into(),
                 region: "us-east-1".into(),
             }),

@@ -19,14 +19,15 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use thiserror::Error;
 
 use super::config::Config;
 use crate::aws::Connector;
 use crate::aws::ecr::ApiCallCounts;
 use crate::aws::sqs;
-use crate::aws::targets::{Target, check_region};
+use crate::aws::targets::Target;
 use crate::inventory::Foreign;
-use crate::model::check_repository_name;
+use crate::model::{AccountId, NameError, Region, RepositoryName};
 use crate::run::collection::{self, Listing};
 use crate::run::report::{self, Cause, Level, LogSink};
 
@@ -39,16 +40,16 @@ pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 pub const MAX_MESSAGE_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// One repository to collect, as sent through the queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Message {
     /// `None`: the function's own account.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<AccountId>,
     /// `None`: the function's own region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    pub repository: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    pub repository: RepositoryName,
     pub dry_run: bool,
     /// The evaluation time of the scheduled run that sent it. A message
     /// redelivered later is judged as of then, which can only keep more;
@@ -76,18 +77,48 @@ impl Message {
     }
 
     /// Parses a message body, checking every name before it is used.
-    pub fn parse(body: &str) -> Result<Message, String> {
-        let message: Message =
-            serde_json::from_str(body).map_err(|e| format!("not an ecr-gc message: {e}"))?;
-        check_repository_name(&message.repository)?;
-        if let Some(account) = &message.account_id {
-            crate::model::check_registry_id(account)?;
-        }
-        if let Some(region) = &message.region {
-            check_region(region)?;
-        }
-        Ok(message)
+    pub fn parse(body: &str) -> Result<Message, MessageError> {
+        let wire: Wire =
+            serde_json::from_str(body).map_err(|e| MessageError::Shape(e.to_string()))?;
+        let repository = RepositoryName::parse(wire.repository)?;
+        Ok(Message {
+            account_id: wire.account_id.map(AccountId::parse).transpose()?,
+            region: wire.region.map(Region::parse).transpose()?,
+            repository,
+            dry_run: wire.dry_run,
+            now: wire.now,
+            trigger: wire.trigger,
+            foreign: wire.foreign,
+        })
     }
+}
+
+/// A [`Message`] as it arrives, before its names are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Wire {
+    #[serde(default)]
+    account_id: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    repository: String,
+    dry_run: bool,
+    #[serde(default)]
+    now: Option<DateTime<Utc>>,
+    trigger: Cause,
+    #[serde(default)]
+    foreign: Option<Foreign>,
+}
+
+/// Why a queued body is not a message ecr-gc acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MessageError {
+    #[error("not an ecr-gc message: {0}")]
+    Shape(String),
+    #[error("an SQS record without a body")]
+    NoBody,
+    #[error(transparent)]
+    Name(#[from] NameError),
 }
 
 /// One message per listed repository, in target order.
@@ -122,7 +153,7 @@ pub fn messages(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub message_id: String,
-    pub message: Result<Body, String>,
+    pub message: Result<Body, MessageError>,
 }
 
 /// What a queued message holds.
@@ -136,7 +167,7 @@ pub enum Body {
 }
 
 impl Body {
-    fn parse(body: &str) -> Result<Body, String> {
+    fn parse(body: &str) -> Result<Body, MessageError> {
         match serde_json::from_str::<Value>(body) {
             Ok(value) if value.get("source").is_some() => Ok(Body::Event(value)),
             _ => Message::parse(body).map(Body::Message),
@@ -144,9 +175,18 @@ impl Body {
     }
 }
 
+/// Why an SQS event cannot be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SqsEventError {
+    #[error("malformed SQS event: {0}")]
+    Malformed(String),
+    #[error("an SQS record without messageId")]
+    NoMessageId,
+}
+
 /// The records of an SQS event, if `event` is one (`Records` whose
 /// `eventSource` is `aws:sqs`); `Err` when it is one but malformed.
-pub fn records(event: &Value) -> Option<Result<Vec<Record>, String>> {
+pub fn records(event: &Value) -> Option<Result<Vec<Record>, SqsEventError>> {
     let items = event.get("Records")?.as_array()?;
     if !items
         .iter()
@@ -156,17 +196,15 @@ pub fn records(event: &Value) -> Option<Result<Vec<Record>, String>> {
     }
     let parsed: Result<aws_lambda_events::sqs::SqsEvent, _> = serde_json::from_value(event.clone());
     Some(match parsed {
-        Err(e) => Err(format!("malformed SQS event: {e}")),
+        Err(e) => Err(SqsEventError::Malformed(e.to_string())),
         Ok(sqs) => sqs
             .records
             .into_iter()
             .map(|r| {
-                let message_id = r
-                    .message_id
-                    .ok_or_else(|| "an SQS record without messageId".to_owned())?;
+                let message_id = r.message_id.ok_or(SqsEventError::NoMessageId)?;
                 let message = match r.body {
                     Some(body) => Body::parse(&body),
-                    None => Err("an SQS record without a body".to_owned()),
+                    None => Err(MessageError::NoBody),
                 };
                 Ok(Record {
                     message_id,
@@ -193,7 +231,7 @@ pub struct Sent {
 pub struct NotSent {
     #[serde(flatten)]
     pub target: Target,
-    pub repository: String,
+    pub repository: RepositoryName,
     pub code: String,
     pub message: String,
 }
@@ -344,12 +382,16 @@ mod tests {
                             assert_eq!(m.repository, repository)
                         }
                         (Ok(Body::Event(e)), Ok(source)) => assert_eq!(e["source"], source),
-                        (Err(e), Err(part)) => assert!(e.contains(part), "{e:?} lacks {part:?}"),
+                        (Err(e), Err(part)) => {
+                            assert!(e.to_string().contains(part), "{e:?} lacks {part:?}")
+                        }
                         (got, want) => panic!("{got:?} vs {want:?}"),
                     }
                 }
             }
-            (Some(Err(e)), Some(Err(part))) => assert!(e.contains(part), "{e:?} lacks {part:?}"),
+            (Some(Err(e)), Some(Err(part))) => {
+                assert!(e.to_string().contains(part), "{e:?} lacks {part:?}")
+            }
             (got, want) => panic!("{event}\n gave {got:?}\n expected {want:?}"),
         }
     }

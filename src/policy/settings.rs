@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use super::pattern::Pattern;
 use super::{PolicyError, invalid};
+use crate::model::AccountId;
 
 /// How long after a push an image is never deleted, by default. A multi-arch
 /// push uploads the children before the index, and a deployment may pull a
@@ -107,7 +108,7 @@ pub struct InUseSources {
     pub max_age_minutes: u32,
     /// The account that must own the S3 object's bucket; by default, the
     /// account whose credentials read it.
-    pub s3_bucket_owner: Option<String>,
+    pub s3_bucket_owner: Option<AccountId>,
     /// Whether a target is collected even when some workloads that may use
     /// its registry could not be seen: other targets whose inventory failed
     /// or whose account could not be reached, and accounts reached without
@@ -390,7 +391,7 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
             sources.max_age_minutes = minutes;
         }
         if let Some(owner) = external.s3_bucket_owner {
-            crate::model::check_registry_id(&owner).map_err(|e| {
+            let owner = AccountId::parse(owner).map_err(|e| {
                 invalid(
                     "settings.inUse.external.s3BucketOwner",
                     format!("{e}; expected the 12-digit account that owns the bucket"),
@@ -466,7 +467,7 @@ mod tests {
                         },
                     ],
                     max_age_minutes: 15,
-                    s3_bucket_owner: Some("111122223333".into()),
+                    s3_bucket_owner: Some(AccountId::parse("111122223333").unwrap()),
                     ..InUseSources::default()
                 },
                 ..Settings::default()

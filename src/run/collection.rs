@@ -33,6 +33,7 @@ use crate::aws::ecr::Ecr;
 use crate::aws::targets::{Target, Targets};
 use crate::aws::{Clients, Connector, Credentials};
 use crate::inventory::{self, Foreign, Inventory, Registry, SourceReport};
+use crate::model::{AccountId, Region, RepositoryName};
 use crate::policy::Policy;
 use crate::policy::settings::InUseSources;
 use crate::run::engine::{self, Run, Scope};
@@ -43,18 +44,18 @@ use crate::run::report::{self, Collection, ForTarget, Level, LogSink, TargetRepo
 /// credentials (its own account, and accounts listed without a role).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct View {
-    pub credentials: Option<String>,
-    pub region: Option<String>,
+    pub credentials: Option<AccountId>,
+    pub region: Option<Region>,
 }
 
 /// The credentials of each account a run needs, and what reaching them
 /// cost.
 pub struct Accounts {
-    credentials: BTreeMap<Option<String>, Result<Credentials, String>>,
+    credentials: BTreeMap<Option<AccountId>, Result<Credentials, String>>,
     /// The caller's own account, when the run needed to know it.
     own: Option<Result<String, String>>,
     /// Accounts configured without a role.
-    without_role: BTreeSet<String>,
+    without_role: BTreeSet<AccountId>,
     pub assume_role_calls: u64,
 }
 
@@ -68,9 +69,9 @@ impl Accounts {
         targets: impl IntoIterator<Item = &'a Target>,
         own_needed: bool,
     ) -> Accounts {
-        let wanted: BTreeSet<Option<String>> =
+        let wanted: BTreeSet<Option<AccountId>> =
             targets.into_iter().map(|t| t.account_id.clone()).collect();
-        let without_role: BTreeSet<String> = wanted
+        let without_role: BTreeSet<AccountId> = wanted
             .iter()
             .flatten()
             .filter(|id| config.account(id).is_some_and(|a| a.role_arn.is_none()))
@@ -138,13 +139,14 @@ impl Accounts {
     /// names none) in its region (the caller's own when it names none).
     pub fn registry(&self, connector: &Connector, target: &Target) -> Registry {
         let account = match (&target.account_id, &self.own) {
-            (Some(id), _) => id.clone(),
+            (Some(id), _) => id.to_string(),
             (None, Some(Ok(own))) => own.clone(),
             (None, _) => "own account".to_owned(),
         };
         let region = target
             .region
-            .clone()
+            .as_ref()
+            .map(|r| r.to_string())
             .or_else(|| connector.home().region.clone())
             .unwrap_or_else(|| "own region".to_owned());
         Registry { account, region }
@@ -161,7 +163,7 @@ impl Accounts {
             return None;
         }
         let (error, note) = match &self.own {
-            Some(Ok(own)) if own == id => return None,
+            Some(Ok(own)) if id.as_str() == own => return None,
             Some(Ok(own)) => {
                 let what = format!(
                     "account {id} is collected with the caller's own credentials (account {own}): the ECS and Lambda sources see account {own}'s workloads, not account {id}'s"
@@ -204,7 +206,7 @@ impl Accounts {
     }
 
     /// The clients for `target`, or why its account could not be reached.
-    pub fn clients(&self, connector: &Connector, target: &Target) -> Result<Clients, String> {
+    fn clients(&self, connector: &Connector, target: &Target) -> Result<Clients, String> {
         match self.credentials.get(&target.account_id) {
             Some(Ok(credentials)) => Ok(connector.clients(target.region.as_deref(), credentials)),
             Some(Err(error)) => Err(error.clone()),
@@ -219,7 +221,7 @@ pub fn organisation_wide(config: &Targets, sources: &InUseSources) -> bool {
     if !sources.any() {
         return false;
     }
-    let views: BTreeSet<(Option<String>, Option<String>)> = config
+    let views: BTreeSet<(Option<AccountId>, Option<Region>)> = config
         .expand()
         .into_iter()
         .map(|t| {
@@ -262,8 +264,8 @@ impl Inventories {
                     } else {
                         match accounts.clients(connector, &target) {
                             Ok(clients) => {
-                                let account = view.credentials.clone().or(own);
-                                inventory::collect(&clients, sources, account.as_deref()).await
+                                let account = view.credentials.as_deref().or(own.as_deref());
+                                inventory::collect(&clients, sources, account).await
                             }
                             Err(error) => Inventory {
                                 registry: Some(accounts.registry(connector, &target)),
@@ -439,8 +441,8 @@ async fn collect_one(
 /// view), for the fan-out messages.
 pub struct Listing {
     pub target: Target,
-    pub repositories: Result<Vec<String>, String>,
-    pub foreign: BTreeMap<String, Foreign>,
+    pub repositories: Result<Vec<RepositoryName>, String>,
+    pub foreign: BTreeMap<RepositoryName, Foreign>,
 }
 
 /// Lists the selected repositories of every target (for fan-out), with the

@@ -19,6 +19,7 @@ use thiserror::Error;
 
 use crate::aws::ecr::{DeleteOutcome, Ecr, EcrError};
 use crate::inventory::Inventory;
+use crate::model::RepositoryName;
 use crate::plan::{Facts, plan_with};
 use crate::policy::Policy;
 use crate::policy::settings::Safety;
@@ -36,7 +37,7 @@ pub enum Scope {
     /// select them: naming a repository never widens the settings. The
     /// entry points refuse a name the settings do not select before any
     /// call; the engine skips one again, with a log line, should it get here.
-    Named(Vec<String>),
+    Named(Vec<RepositoryName>),
 }
 
 /// One run's parameters. `now` comes from the caller: the engine reads no
@@ -113,7 +114,7 @@ pub async fn run(
         .collect()
         .await;
     let report = Report {
-        trigger: run.trigger.clone(),
+        trigger: run.trigger,
         dry_run: run.dry_run,
         now: run.now,
         summary: Summary::of(&repositories),
@@ -154,7 +155,7 @@ async fn select(
     policy: &Policy,
     scope: &Scope,
     log: &dyn LogSink,
-) -> Result<Vec<String>, EngineError> {
+) -> Result<Vec<RepositoryName>, EngineError> {
     let filter = &policy.settings.repositories;
     Ok(match scope {
         Scope::Named(names) => {
@@ -188,7 +189,7 @@ async fn select(
 /// would be deleted. Returns the surveyed repositories and the names of
 /// those never started (the deadline).
 fn hold_in_order(
-    names: Vec<String>,
+    names: Vec<RepositoryName>,
     surveys: Vec<Option<Surveyed>>,
     inventory_failure: Option<&str>,
     policy: &Policy,
@@ -200,7 +201,7 @@ fn hold_in_order(
     let mut budget = policy.settings.safety.max_deletes_per_run;
     for (name, survey) in names.into_iter().zip(surveys) {
         let Some((mut out, took)) = survey else {
-            not_started.push(name);
+            not_started.push(name.into());
             continue;
         };
         if out.error.is_none() {
@@ -234,8 +235,8 @@ fn hold_in_order(
     (surveyed, not_started)
 }
 
-fn dedup(names: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(names.len());
+fn dedup(names: &[RepositoryName]) -> Vec<RepositoryName> {
+    let mut out: Vec<RepositoryName> = Vec::with_capacity(names.len());
     for name in names {
         if !out.contains(name) {
             out.push(name.clone());

@@ -297,10 +297,10 @@ impl LogSink for ForTarget<'_> {
     fn emit(&self, mut line: Value) {
         if let Value::Object(map) = &mut line {
             if let Some(account) = &self.target.account_id {
-                map.insert("accountId".into(), Value::String(account.clone()));
+                map.insert("accountId".into(), Value::String(account.to_string()));
             }
             if let Some(region) = &self.target.region {
-                map.insert("region".into(), Value::String(region.clone()));
+                map.insert("region".into(), Value::String(region.to_string()));
             }
         }
         self.inner.emit(line);

@@ -517,7 +517,7 @@ mod index_reads {
         let ecr = Ecr::new(client, None);
         let run = Run {
             trigger: ecr_gc::run::report::Cause::Manual,
-            scope: Scope::Named(vec!["repo".into()]),
+            scope: Scope::Named(vec![crate::support::repo("repo")]),
             dry_run: false,
             now: Utc::now(),
             stop_at: None,
@@ -946,7 +946,7 @@ mod engine_rules {
     ) -> (Report, Collected) {
         let run = Run {
             trigger: ecr_gc::run::report::Cause::Manual,
-            scope: Scope::Named(names.iter().map(|n| (*n).to_owned()).collect()),
+            scope: Scope::Named(names.iter().map(|n| crate::support::repo(n)).collect()),
             dry_run,
             now: Utc::now(),
             stop_at,

@@ -193,7 +193,7 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
     let log = Collected::default();
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
-        scope: Scope::Named(vec!["r".into()]),
+        scope: Scope::Named(vec![crate::support::repo("rr")]),
         dry_run: false,
         now: Utc::now(),
         stop_at: None,
@@ -254,7 +254,7 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
                 && l["failureReason"] == failure.failure_reason
                 && l["imageTag"] == format!("t{i}")
                 && l["imageDigest"] == digest(i)
-                && l["repositoryName"] == "r"),
+                && l["repositoryName"] == "rr"),
             "no log line for {code:?}"
         );
     }
@@ -426,7 +426,10 @@ async fn a_deadline_mid_run_stops_new_work_and_reports_what_is_left() {
     .unwrap();
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
-        scope: Scope::Named(vec!["first".into(), "second".into()]),
+        scope: Scope::Named(vec![
+            crate::support::repo("first"),
+            crate::support::repo("second"),
+        ]),
         dry_run: false,
         now: Utc::now(),
         stop_at: Some(stop_at),
@@ -532,9 +535,9 @@ async fn fan_out_sends_again_what_sqs_failed_and_reports_what_it_could_not_send(
     let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&first, &again, &whole]);
     let messages: Vec<Message> = (0..12)
         .map(|i| Message {
-            account_id: Some("111122223333".into()),
-            region: Some("eu-west-1".into()),
-            repository: format!("svc-{i:02}"),
+            account_id: Some(ecr_gc::model::AccountId::parse("111122223333").unwrap()),
+            region: Some(ecr_gc::model::Region::parse("eu-west-1").unwrap()),
+            repository: crate::support::repo(&format!("svc-{i:02}")),
             dry_run: false,
             now: Some(Utc::now()),
             trigger: ecr_gc::run::report::Cause::Schedule,

@@ -74,7 +74,7 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
     let log = Collected::default();
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
-        scope: Scope::Named(vec!["big".into()]),
+        scope: Scope::Named(vec![crate::support::repo("big")]),
         dry_run: false,
         now,
         stop_at: None,
@@ -146,15 +146,15 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
     // repository once to find out.
     let moto = Moto::start();
     let client = moto.ecr();
-    create_repository(&client, "u").await;
+    create_repository(&client, "uu").await;
     for i in 0..5 {
-        push(&client, "u", &format!("u{i}"), None).await;
+        push(&client, "uu", &format!("u{i}"), None).await;
     }
     let ecr = Ecr::new(client.clone(), None);
     let policy = keep_newest(1);
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
-        scope: Scope::Named(vec!["u".into()]),
+        scope: Scope::Named(vec![crate::support::repo("uu")]),
         dry_run: false,
         now: Utc::now(),
         stop_at: None,
@@ -171,7 +171,7 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
     let repo = &report.repositories[0];
     assert_eq!(repo.deleted.len(), 4);
     assert!(repo.failed.is_empty());
-    assert_eq!(digests(&client, "u").await.len(), 1);
+    assert_eq!(digests(&client, "uu").await.len(), 1);
     assert_eq!(report.api_calls.list_images, 1);
 }
 
@@ -452,7 +452,10 @@ async fn run_with_settings(settings: &str, dry_run: bool) -> (Report, Vec<Value>
     let ecr = Ecr::new(client.clone(), None);
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
-        scope: Scope::Named(vec!["demo/web".into(), "demo/worker".into()]),
+        scope: Scope::Named(vec![
+            crate::support::repo("demo/web"),
+            crate::support::repo("demo/worker"),
+        ]),
         dry_run,
         now: Utc::now(),
         stop_at: None,
@@ -566,7 +569,7 @@ async fn an_old_index_goes_with_its_children_and_signature_and_a_new_one_stays()
     let ecr = Ecr::new(client.clone(), None);
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
-        scope: Scope::Named(vec!["multi".into()]),
+        scope: Scope::Named(vec![crate::support::repo("multi")]),
         dry_run: false,
         now: Utc::now(),
         stop_at: None,

@@ -316,7 +316,7 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
             .in_use
             .iter()
             .map(|d| InUse {
-                reference: reference::parse(&format!("{HOST}/r@{d}")).unwrap(),
+                reference: reference::parse(&format!("{HOST}/rr@{d}")).unwrap(),
                 workload: "ecs:test".into(),
             })
             .collect(),
@@ -325,7 +325,7 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
     let policy = Policy::parse(&s.policy).unwrap_or_else(|e| panic!("{e}: {}", s.policy));
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
-        scope: Scope::Named(vec!["r".into()]),
+        scope: Scope::Named(vec![crate::support::repo("rr")]),
         dry_run: false,
         now: Utc.timestamp_opt(NOW, 0).unwrap(),
         stop_at: None,

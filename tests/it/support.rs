@@ -419,3 +419,8 @@ pub async fn push_index(
         .unwrap();
     digest
 }
+
+/// A repository name the test knows to be valid.
+pub fn repo(name: &str) -> ecr_gc::model::RepositoryName {
+    ecr_gc::model::RepositoryName::parse(name).unwrap()
+}

@@ -26,7 +26,7 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use thiserror::Error;
 
 use crate::aws::{CallError, PageError, paginate};
-use crate::model::{INDEX_MEDIA_TYPES, Image, from_epoch};
+use crate::model::{AccountId, INDEX_MEDIA_TYPES, Image, RepositoryName, from_epoch};
 
 /// ECR's largest page for the list operations.
 pub const PAGE_SIZE: i32 = 1000;
@@ -167,10 +167,10 @@ fn bump(counter: &AtomicU64) {
 
 impl Ecr {
     /// `registry_id` `None` means the caller's own registry.
-    pub fn new(client: Client, registry_id: Option<String>) -> Ecr {
+    pub fn new(client: Client, registry_id: Option<AccountId>) -> Ecr {
         Ecr {
             client,
-            registry_id,
+            registry_id: registry_id.map(String::from),
             retry: ImageRetry::default(),
             stop_at: None,
             calls: Calls::default(),
@@ -208,7 +208,7 @@ impl Ecr {
     }
 
     /// The names of every repository in the registry.
-    pub async fn repository_names(&self) -> Result<Vec<String>, EcrError> {
+    pub async fn repository_names(&self) -> Result<Vec<RepositoryName>, EcrError> {
         const OP: &str = "DescribeRepositories";
         paginate(
             OP,
@@ -225,7 +225,8 @@ impl Ecr {
                 let names = page
                     .repositories()
                     .iter()
-                    .filter_map(|r| r.repository_name().map(str::to_owned))
+                    .filter_map(|r| r.repository_name())
+                    .map(|name| RepositoryName::from_ecr(name.to_owned()))
                     .collect();
                 Ok((names, page.next_token().map(str::to_owned)))
             },

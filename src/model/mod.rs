@@ -1,15 +1,21 @@
-//! Our own vocabulary: images, image ids and per-image failures.
+//! Our own vocabulary: images, image ids and per-image failures, and the
+//! checked names of repositories, accounts and regions ([`RepositoryName`], [`AccountId`], [`Region`]).
 //!
 //! These types are what the planner, the report and the CLI speak. They are
-//! deliberately not the SDK's types: the ECR adapter (`ecr.rs`) converts at
+//! deliberately not the SDK's types: the ECR adapter (`aws::ecr`) converts at
 //! the edge, so nothing else depends on `aws-sdk-ecr`.
 //!
 //! `Image` deserializes from one entry of `aws ecr describe-images` output,
 //! with `imagePushedAt` either a CLI v1 epoch number or a CLI v2 ISO-8601
 //! string.
 
+mod names;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use thiserror::Error;
+
+pub use names::{AccountId, NameError, Region, RepositoryName};
 
 /// One image (one manifest) in a repository, as ECR describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,53 +80,6 @@ impl Image {
             subject_manifest_digest: Some(subject.into()),
             ..self
         }
-    }
-}
-
-/// Checks a repository name against ECR's rules (2 to 256 characters;
-/// lowercase path components of letters and digits, separated inside by
-/// `.`, `_` or `-`, and joined by `/`), so that a bad name is refused
-/// before any API call.
-pub fn check_repository_name(name: &str) -> Result<(), String> {
-    let len = name.len();
-    if !(2..=256).contains(&len) {
-        return Err(format!(
-            "repository name `{name}` is {len} characters long; ECR allows 2 to 256"
-        ));
-    }
-    let component_ok = |c: &str| {
-        let bytes = c.as_bytes();
-        !c.is_empty()
-            && bytes
-                .first()
-                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && bytes
-                .last()
-                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
-            && !bytes
-                .windows(2)
-                .any(|w| b"._-".contains(&w[0]) && b"._-".contains(&w[1]))
-    };
-    if name.split('/').all(component_ok) {
-        Ok(())
-    } else {
-        Err(format!(
-            "repository name `{name}` does not match ECR's pattern: lowercase letters and digits, with `.`, `_` or `-` inside a component and `/` between components"
-        ))
-    }
-}
-
-/// Checks a registry id: an AWS account id, 12 digits.
-pub fn check_registry_id(id: &str) -> Result<(), String> {
-    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "registry id `{id}` is not an AWS account id (12 digits)"
-        ))
     }
 }
 
@@ -213,10 +172,21 @@ fn from_epoch_seconds(secs: f64) -> Option<DateTime<Utc>> {
 
 /// Parses an RFC 3339 timestamp such as `2026-11-27T10:00:00Z` or
 /// `2026-11-27T10:00:00.123000+01:00` (the AWS CLI v2 shape).
-pub fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, TimestampError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("`{text}` is not an RFC 3339 timestamp: {e}"))
+        .map_err(|source| TimestampError {
+            text: text.to_owned(),
+            source,
+        })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("`{text}` is not an RFC 3339 timestamp: {source}")]
+pub struct TimestampError {
+    pub text: String,
+    #[source]
+    pub source: chrono::ParseError,
 }
 
 /// Converts epoch seconds plus nanoseconds (the SDK's representation) into
@@ -260,50 +230,6 @@ mod tests {
             "2023-11-14T22:13:20Z",
             &[],
         );
-    }
-
-    #[test]
-    fn repository_names() {
-        for good in [
-            "ab",
-            "web",
-            "team/web",
-            "a.b_c-d/e2",
-            "0x",
-            &"a".repeat(256),
-        ] {
-            assert_eq!(check_repository_name(good), Ok(()), "{good}");
-        }
-        for bad in [
-            "a",
-            "",
-            "Web",
-            "team//web",
-            "/web",
-            "web/",
-            "-web",
-            "web-",
-            "a..b",
-            "a b",
-            "ä1",
-            &"a".repeat(257),
-        ] {
-            assert!(check_repository_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn registry_ids() {
-        assert_eq!(check_registry_id("123456789012"), Ok(()));
-        for bad in [
-            "",
-            "12345678901",
-            "1234567890123",
-            "12345678901a",
-            " 23456789012",
-        ] {
-            assert!(check_registry_id(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -51,11 +51,7 @@ pub(super) async fn batch(
         failures.extend(again);
     }
     log.emit(report::line(
-        if failures.is_empty() {
-            Level::Info
-        } else {
-            Level::Warn
-        },
+        Level::warn_if(!failures.is_empty()),
         "queue batch finished",
         json!({ "batchItemFailures": failures.len() }),
     ));

@@ -349,11 +349,7 @@ pub(super) async fn fan_out(
     };
     let targets_failed = report.targets.iter().filter(|t| t.error.is_some()).count();
     log.emit(report::line(
-        if targets_failed > 0 || !report.sent.failed.is_empty() {
-            Level::Warn
-        } else {
-            Level::Info
-        },
+        Level::warn_if(targets_failed > 0 || !report.sent.failed.is_empty()),
         "fan-out finished",
         serde_json::to_value(&report).unwrap_or_default(),
     ));

@@ -259,11 +259,7 @@ async fn collect_inline(
     )
     .await;
     log.emit(report::line(
-        if collection.has_failures() {
-            Level::Warn
-        } else {
-            Level::Info
-        },
+        Level::warn_if(collection.has_failures()),
         "collection finished",
         json!({
             "trigger": collection.trigger,

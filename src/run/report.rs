@@ -379,6 +379,11 @@ pub enum Level {
 }
 
 impl Level {
+    /// `Warn` when something went wrong, else `Info`.
+    pub fn warn_if(problem: bool) -> Level {
+        if problem { Level::Warn } else { Level::Info }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Info => "INFO",
@@ -528,11 +533,7 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
 /// The summary line for the whole run: the totals at the top level, so a
 /// log query can read `bytesReclaimed` without unnesting.
 pub fn run_summary(report: &Report) -> Value {
-    let level = if report.has_failures() {
-        Level::Warn
-    } else {
-        Level::Info
-    };
+    let level = Level::warn_if(report.has_failures());
     let mut fields = json!({
         "trigger": report.trigger,
         "dryRun": report.dry_run,

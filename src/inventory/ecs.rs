@@ -168,12 +168,17 @@ fn lenient_tasks(body: &[u8]) -> Option<Vec<RunningTask>> {
     serde_json::from_slice::<Body>(body).ok().map(|b| b.tasks)
 }
 
-/// The images of task definitions, by ARN, read at most once per run.
+/// The images of task definitions, by ARN (or `family:revision`), read at
+/// most once per source.
 #[derive(Default)]
-struct Definitions(HashMap<String, Vec<String>>);
+pub(super) struct Definitions(HashMap<String, Vec<String>>);
 
 impl Definitions {
-    async fn images(&mut self, client: &Client, arn: &str) -> Result<&[String], CallError> {
+    pub(super) async fn images(
+        &mut self,
+        client: &Client,
+        arn: &str,
+    ) -> Result<&[String], CallError> {
         const OP: &str = "DescribeTaskDefinition";
         if !self.0.contains_key(arn) {
             let out = client

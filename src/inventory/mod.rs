@@ -5,6 +5,8 @@
 //!   reference), the task definitions of services' PRIMARY and ACTIVE
 //!   deployments, and the newest N revisions of every ACTIVE family;
 //! * [`lambda`]: every version of every Image-package function;
+//! * [`schedules`]: the ECS task definitions that EventBridge rules and
+//!   EventBridge Scheduler schedules start, whatever their revision;
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
 //!   object, for what AWS APIs cannot see (EKS pods, other clusters, CI).
 //!
@@ -24,6 +26,7 @@ pub mod ecs;
 pub mod external;
 pub mod lambda;
 pub mod reference;
+pub mod schedules;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -327,10 +330,10 @@ pub async fn collect(
         }
         (Ok(_), None) => record(
             "sts".into(),
-            Err(invalid_list("configuration", "no AWS region is configured")),
+            Err(invalid_list("configuration", "no AWS region is configured").to_string()),
             &mut inventory,
         ),
-        (Err(error), _) => record("sts".into(), Err(error), &mut inventory),
+        (Err(error), _) => record("sts".into(), Err(error.to_string()), &mut inventory),
     }
     // An external list's age is measured on the clock, not against the
     // run's evaluation time, which a queue message may have set earlier.
@@ -344,7 +347,13 @@ pub async fn collect(
             .or_else(|| inventory.registry.as_ref().map(|r| r.account.clone())),
     };
     for source in &sources.sources {
-        let result = read(source, clients, &rules, now).await;
+        let result =
+            read(source, clients, &rules, now)
+                .await
+                .map_err(|error| match remedy(source) {
+                    Some(remedy) => format!("{error} ({remedy})"),
+                    None => error.to_string(),
+                });
         record(source.name(), result, &mut inventory);
     }
     inventory
@@ -360,6 +369,8 @@ async fn read(
     match source {
         Source::Ecs { revisions } => ecs::read(&clients.ecs, *revisions).await,
         Source::Lambda => lambda::read(&clients.lambda).await,
+        Source::EventRules => schedules::rules(&clients.events, &clients.ecs).await,
+        Source::Schedules => schedules::schedules(&clients.scheduler, &clients.ecs).await,
         Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
         Source::S3Object { bucket, key } => {
             if rules.bucket_owner.is_none() {
@@ -374,8 +385,29 @@ async fn read(
     }
 }
 
+/// What to do when a source that reads the account's own APIs fails: the
+/// reads to grant, or how to switch the source off. (An external list is
+/// named by the operator, who knows what it is.)
+fn remedy(source: &Source) -> Option<&'static str> {
+    Some(match source {
+        Source::Ecs { .. } => {
+            "grant the ECS reads (template parameter EnableEcsInUse), or switch the source off with settings.inUse.ecs.enabled: false"
+        }
+        Source::Lambda => {
+            "grant lambda:ListFunctions and lambda:GetFunction (template parameter EnableLambdaInUse), or switch the source off with settings.inUse.lambda.enabled: false"
+        }
+        Source::EventRules => {
+            "grant events:ListEventBuses, events:ListRules, events:ListTargetsByRule and ecs:DescribeTaskDefinition (template parameter EnableEventsInUse), or switch the source off with settings.inUse.events.enabled: false"
+        }
+        Source::Schedules => {
+            "grant scheduler:ListSchedules, scheduler:GetSchedule and ecs:DescribeTaskDefinition (template parameter EnableSchedulerInUse), or switch the source off with settings.inUse.scheduler.enabled: false"
+        }
+        Source::SsmParameter { .. } | Source::S3Object { .. } => return None,
+    })
+}
+
 /// Adds one source's outcome to the inventory.
-fn record(name: String, result: Result<Vec<InUse>, CallError>, inventory: &mut Inventory) {
+fn record(name: String, result: Result<Vec<InUse>, String>, inventory: &mut Inventory) {
     let report = match result {
         Ok(uses) => {
             let references = uses.len();
@@ -387,7 +419,7 @@ fn record(name: String, result: Result<Vec<InUse>, CallError>, inventory: &mut I
                 note: None,
             }
         }
-        Err(error) => SourceReport::failed(name, error.to_string()),
+        Err(error) => SourceReport::failed(name, error),
     };
     inventory.sources.push(report);
 }

@@ -12,6 +12,8 @@
 //!   "inUse": {
 //!     "ecs": { "enabled": true, "taskDefinitionRevisions": 5 },
 //!     "lambda": { "enabled": true },
+//!     "events": { "enabled": true },
+//!     "scheduler": { "enabled": true },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
 //!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
 //!     "allowPartialInventory": false
@@ -70,6 +72,10 @@ pub enum Source {
     Ecs { revisions: u32 },
     /// Lambda functions packaged as images: every version.
     Lambda,
+    /// The ECS task definitions that EventBridge rules start.
+    EventRules,
+    /// The ECS task definitions that EventBridge Scheduler schedules start.
+    Schedules,
     /// An SSM parameter holding a JSON list of image references.
     SsmParameter { name: String },
     /// An S3 object (`s3://bucket/key`) holding the same.
@@ -83,6 +89,8 @@ impl Source {
         match self {
             Source::Ecs { .. } => "ecs".into(),
             Source::Lambda => "lambda".into(),
+            Source::EventRules => "events".into(),
+            Source::Schedules => "scheduler".into(),
             Source::SsmParameter { name } => format!("ssm:{name}"),
             Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
         }
@@ -92,14 +100,15 @@ impl Source {
     /// for workloads in any account, rather than the account's own API.
     pub fn is_external(&self) -> bool {
         match self {
-            Source::Ecs { .. } | Source::Lambda => false,
+            Source::Ecs { .. } | Source::Lambda | Source::EventRules | Source::Schedules => false,
             Source::SsmParameter { .. } | Source::S3Object { .. } => true,
         }
     }
 }
 
-/// Where ecr-gc looks for images in use, and how it reads them. ECS and
-/// Lambda are on by default; an external list is off until named.
+/// Where ecr-gc looks for images in use, and how it reads them. Every
+/// source that reads the account's own APIs is on by default; an external
+/// list is off until named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InUseSources {
     /// The enabled sources, in the order they are read and reported.
@@ -134,6 +143,8 @@ impl Default for InUseSources {
                     revisions: DEFAULT_TASK_DEFINITION_REVISIONS,
                 },
                 Source::Lambda,
+                Source::EventRules,
+                Source::Schedules,
             ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
@@ -252,6 +263,8 @@ struct RawSettings {
 struct RawInUse {
     ecs: Option<RawEcs>,
     lambda: Option<RawEnabled>,
+    events: Option<RawEnabled>,
+    scheduler: Option<RawEnabled>,
     external: Option<RawExternal>,
     allow_partial_inventory: Option<bool>,
 }
@@ -343,7 +356,8 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
         allow_partial_inventory: raw.allow_partial_inventory.unwrap_or(false),
         ..InUseSources::default()
     };
-    // ECS and Lambda are on unless disabled; the order is the report's.
+    // The account's own sources are on unless disabled; the order is the
+    // report's.
     let ecs = raw.ecs.unwrap_or_default();
     if ecs.enabled.unwrap_or(true) {
         sources.sources.push(Source::Ecs {
@@ -352,8 +366,14 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
                 .unwrap_or(DEFAULT_TASK_DEFINITION_REVISIONS),
         });
     }
-    if raw.lambda.unwrap_or_default().enabled.unwrap_or(true) {
-        sources.sources.push(Source::Lambda);
+    for (switch, source) in [
+        (raw.lambda, Source::Lambda),
+        (raw.events, Source::EventRules),
+        (raw.scheduler, Source::Schedules),
+    ] {
+        if switch.unwrap_or_default().enabled.unwrap_or(true) {
+            sources.sources.push(source);
+        }
     }
     if let Some(external) = raw.external {
         if let Some(name) = external.ssm_parameter {
@@ -461,6 +481,8 @@ mod tests {
                     sources: vec![
                         Source::Ecs { revisions: 5 },
                         Source::Lambda,
+                        Source::EventRules,
+                        Source::Schedules,
                         Source::S3Object {
                             bucket: "b".into(),
                             key: "k".into(),
@@ -472,6 +494,20 @@ mod tests {
                 },
                 ..Settings::default()
             }),
+        );
+        check(
+            r#"{"inUse":{"events":{"enabled":false},"lambda":{"enabled":false}}}"#,
+            Ok(Settings {
+                in_use: InUseSources {
+                    sources: vec![Source::Ecs { revisions: 5 }, Source::Schedules],
+                    ..InUseSources::default()
+                },
+                ..Settings::default()
+            }),
+        );
+        check(
+            r#"{"inUse":{"scheduler":{"enabled":"no"}}}"#,
+            Err("settings.inUse.scheduler.enabled: invalid type"),
         );
         check(
             r#"{"concurrency":0}"#,

@@ -8,40 +8,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, create_repository, digests, push, push_index};
+use crate::support::{Moto, Proxy, cli_run, create_repository, digests, push, push_index};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
-
-/// `ecr-gc run --apply --output json` through `endpoint`, with `policy`:
-/// the exit status and the one target's report.
-fn cli_run(endpoint: &str, policy: &Value, repository: &str) -> (Option<i32>, Value) {
-    let dir = std::env::temp_dir().join(format!("ecr-gc-failure-{}", crate::support::free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("policy.json");
-    std::fs::write(&path, policy.to_string()).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "run",
-            "--apply",
-            "--output",
-            "json",
-            "--repository",
-            repository,
-            "--policy",
-        ])
-        .arg(&path)
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), report["targets"][0].clone())
-}
 
 /// Two indexes, m1 (amd, shared) and m2 (arm, shared), both expire; ECR
 /// refuses to delete m2. The shared child is listed by m2, which stays, so
@@ -69,7 +38,7 @@ async fn a_child_shared_by_two_indexes_stays_while_either_stays() {
             "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 1},
             "action": {"type": "expire"}
         }],
-        "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}}}
+        "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}}}
     });
     let (code, report) = cli_run(&proxy.endpoint, &policy, "multi");
     assert_eq!(code, Some(1), "a refused delete is a failure: {report}");
@@ -120,7 +89,7 @@ async fn a_child_shared_by_two_indexes_stays_while_either_stays() {
 const DEADLINE_POLICY: &str = r#"{"rules": [{"rulePriority": 1,
     "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 3},
     "action": {"type": "expire"}}],
-  "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}}}}"#;
+  "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}}}}"#;
 
 /// demo/web with six tagged images (DEADLINE_POLICY expires three) behind
 /// the proxy, whose first `listings` listings stall for six seconds; and
@@ -363,7 +332,7 @@ async fn the_consumer_hands_back_what_a_failed_source_or_delete_left() {
     // A source that cannot be read (the SSM parameter does not exist):
     // nothing is deleted, and both messages go back.
     let missing = policy(
-        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false},
+        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false},
         "external": {"ssmParameter": "/ecr-gc/missing"}}),
     );
     let function = crate::support::RuntimeLoop::start(&function_env(
@@ -389,7 +358,9 @@ async fn the_consumer_hands_back_what_a_failed_source_or_delete_left() {
     drop(function);
 
     // Sources read: b finishes; a's refused delete sends only a back.
-    let none = policy(json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}}));
+    let none = policy(
+        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}}),
+    );
     let function = crate::support::RuntimeLoop::start(&function_env(
         &proxy.endpoint,
         &[
@@ -751,7 +722,7 @@ async fn the_run_budget_lets_later_smaller_repositories_fit_at_any_concurrency()
             "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
             "action": {"type": "expire"}}],
             "settings": {"gracePeriodMinutes": 0, "maxDeletesPerRun": 7, "concurrency": concurrency,
-                "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}}}});
+                "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}}}});
         let path = dir.join(format!("policy-{concurrency}.json"));
         std::fs::write(&path, policy.to_string()).unwrap();
         let mut command = Command::new(BIN);

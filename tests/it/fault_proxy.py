@@ -55,6 +55,8 @@ refuse_delete = plan.pop("refuseDelete", {})
 bucket_owners = plan.pop("bucketOwners", {})
 lock = threading.Lock()
 counts = {}
+# Operations of REST-JSON services, whose errors are JSON like the JSON protocol's.
+REST_JSON = ("ListFunctions", "GetFunction", "ListSchedules", "GetSchedule")
 PAGED = {"DescribeRepositories": "repositories", "DescribeImages": "imageDetails", "ListImages": "imageIds"}
 
 
@@ -85,6 +87,9 @@ def operation_of(method, path, headers, body):
     if not action and path.startswith("/2015-03-31/functions"):
         # Lambda's REST API: /2015-03-31/functions/ lists, .../NAME gets.
         return "ListFunctions" if path.split("?")[0].rstrip("/").endswith("/functions") else "GetFunction"
+    if not action and path.startswith("/schedules"):
+        # EventBridge Scheduler's REST API: /schedules lists, /schedules/NAME gets.
+        return "ListSchedules" if path.split("?")[0].rstrip("/") == "/schedules" else "GetSchedule"
     if not action and method == "GET" and path.count("/") >= 2:
         return "GetObject"  # path-style S3: /bucket/key
     return action
@@ -133,7 +138,7 @@ class Proxy(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault == "denied":
-            if self.headers.get("X-Amz-Target") or operation in ("ListFunctions", "GetFunction"):
+            if self.headers.get("X-Amz-Target") or operation in REST_JSON:
                 payload = json.dumps({"__type": "AccessDeniedException", "message": "denied by the test"}).encode()
                 return self.answer(400, "application/x-amz-json-1.1", payload, [("x-amzn-ErrorType", "AccessDeniedException")])
             payload = (

@@ -153,6 +153,8 @@ async fn every_source_protects_what_it_names_and_nothing_else() {
         [
             ("ecs", true),
             ("lambda", true),
+            ("events", true),
+            ("scheduler", true),
             ("ssm:/ecr-gc/in-use", true),
             ("s3://in-use/list.json", true)
         ]

@@ -2,6 +2,7 @@
 //!
 //! * `moto`: the engine and the handler against `moto_server` over HTTP.
 //! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
+//! * `schedules`: EventBridge rules and Scheduler schedules, through the binary.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
@@ -22,6 +23,7 @@ mod mocks;
 mod moto;
 mod organisation;
 mod properties;
+mod schedules;
 mod support;
 mod template;
 mod trust;

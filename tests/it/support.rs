@@ -424,3 +424,38 @@ pub async fn push_index(
 pub fn repo(name: &str) -> ecr_gc::model::RepositoryName {
     ecr_gc::model::RepositoryName::parse(name).unwrap()
 }
+
+/// `ecr-gc run --apply --output json` through `endpoint`, with `policy`:
+/// the exit status and the one target's report.
+pub fn cli_run(
+    endpoint: &str,
+    policy: &serde_json::Value,
+    repository: &str,
+) -> (Option<i32>, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("ecr-gc-cli-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.json");
+    std::fs::write(&path, policy.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--apply",
+            "--output",
+            "json",
+            "--repository",
+            repository,
+            "--policy",
+        ])
+        .arg(&path)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report["targets"][0].clone())
+}

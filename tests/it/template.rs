@@ -77,17 +77,16 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             .find(|l| l.contains("Sid:"))
             .unwrap()
             .trim();
-        assert!(
-            ["- Sid: ReadEcsWorkloads", "- Sid: ListLambdaFunctions"].contains(&sid),
-            "{sid} is on *"
-        );
+        let condition = match sid {
+            "- Sid: ReadEcsWorkloads" => "- EcsInUse",
+            "- Sid: ListLambdaFunctions" => "- LambdaInUse",
+            "- Sid: ListEventBridgeRules" => "- EventsInUse",
+            "- Sid: ListSchedules" => "- SchedulerInUse",
+            _ => panic!("{sid} is on *"),
+        };
         // The statement itself is the second item of an `!If` on its own
         // source's switch: `- !If`, `- <Condition>`, `- Sid: ...`.
         let at = lines[..i].iter().rposition(|l| l.contains("Sid:")).unwrap();
-        let condition = match sid {
-            "- Sid: ReadEcsWorkloads" => "- EcsInUse",
-            _ => "- LambdaInUse",
-        };
         assert_eq!(
             (lines[at - 2].trim(), lines[at - 1].trim()),
             ("- !If", condition),
@@ -298,25 +297,37 @@ fn no_parameter_widens_a_grant_to_a_wildcard() {
     }
 }
 
-/// The role in each target account grants what each enabled source needs,
-/// the S3 list included, and nothing for a source switched off.
+/// The function's role, and the role in each target account, grant what
+/// each enabled source needs, the S3 list included, and nothing for a
+/// source switched off.
 #[test]
 fn the_target_role_grants_what_each_enabled_source_needs() {
     let role = std::fs::read_to_string(format!("{ROOT}/deploy/target-account-role.yaml")).unwrap();
-    let lines: Vec<&str> = role.lines().collect();
-    for (sid, condition) in [
-        ("ReadEcsWorkloads", "EcsInUse"),
-        ("ListLambdaFunctions", "LambdaInUse"),
-        ("ReadLambdaImageUris", "LambdaInUse"),
-        ("ReadExternalInUseParameter", "SsmInUse"),
-        ("ReadExternalInUseObject", "S3InUse"),
-    ] {
-        let at = lines
-            .iter()
-            .position(|l| l.trim() == format!("- Sid: {sid}"))
-            .unwrap_or_else(|| panic!("the target role lacks {sid}"));
-        assert_eq!(lines[at - 1].trim(), format!("- {condition}"), "{sid}");
-        assert_eq!(lines[at - 2].trim(), "- !If", "{sid}");
+    let function = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    for (file, text) in [("target role", &role), ("template", &function)] {
+        let lines: Vec<&str> = text.lines().collect();
+        for (sid, condition) in [
+            ("ReadEcsWorkloads", "EcsInUse"),
+            ("ListLambdaFunctions", "LambdaInUse"),
+            ("ReadLambdaImageUris", "LambdaInUse"),
+            ("ListEventBridgeRules", "EventsInUse"),
+            ("ReadEventBridgeRuleTargets", "EventsInUse"),
+            ("ListSchedules", "SchedulerInUse"),
+            ("ReadSchedules", "SchedulerInUse"),
+            ("ReadExternalInUseParameter", "SsmInUse"),
+            ("ReadExternalInUseObject", "S3InUse"),
+        ] {
+            let at = lines
+                .iter()
+                .position(|l| l.trim() == format!("- Sid: {sid}"))
+                .unwrap_or_else(|| panic!("the {file} lacks {sid}"));
+            assert_eq!(
+                lines[at - 1].trim(),
+                format!("- {condition}"),
+                "{file}: {sid}"
+            );
+            assert_eq!(lines[at - 2].trim(), "- !If", "{file}: {sid}");
+        }
     }
     assert!(role.contains("Resource: !Sub arn:${AWS::Partition}:s3:::${InUseS3Object}"));
 }

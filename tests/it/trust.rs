@@ -355,6 +355,8 @@ impl ListRun {
                 "inUse": {
                     "ecs": {"enabled": false},
                     "lambda": {"enabled": false},
+                    "events": {"enabled": false},
+                    "scheduler": {"enabled": false},
                     "external": {"s3Object": format!("s3://{bucket}/in-use.json")}
                 }
             }

@@ -7,6 +7,7 @@
 //! * [`lambda`]: every version of every Image-package function;
 //! * [`schedules`]: the ECS task definitions that EventBridge rules and
 //!   EventBridge Scheduler schedules start, whatever their revision;
+//! * [`batch`]: every ACTIVE AWS Batch job definition and unfinished job;
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
 //!   object, for what AWS APIs cannot see (EKS pods, other clusters, CI).
 //!
@@ -22,6 +23,7 @@
 //! could not be read, [`Inventory::failure`] says so, and the engine
 //! deletes nothing in the target's registry.
 
+pub mod batch;
 pub mod ecs;
 pub mod external;
 pub mod lambda;
@@ -371,6 +373,7 @@ async fn read(
         Source::Lambda => lambda::read(&clients.lambda).await,
         Source::EventRules => schedules::rules(&clients.events, &clients.ecs).await,
         Source::Schedules => schedules::schedules(&clients.scheduler, &clients.ecs).await,
+        Source::Batch => batch::read(&clients.batch).await,
         Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
         Source::S3Object { bucket, key } => {
             if rules.bucket_owner.is_none() {
@@ -401,6 +404,9 @@ fn remedy(source: &Source) -> Option<&'static str> {
         }
         Source::Schedules => {
             "grant scheduler:ListSchedules, scheduler:GetSchedule and ecs:DescribeTaskDefinition (template parameter EnableSchedulerInUse), or switch the source off with settings.inUse.scheduler.enabled: false"
+        }
+        Source::Batch => {
+            "grant batch:DescribeJobDefinitions, batch:DescribeJobQueues, batch:ListJobs and batch:DescribeJobs (template parameter EnableBatchInUse), or switch the source off with settings.inUse.batch.enabled: false"
         }
         Source::SsmParameter { .. } | Source::S3Object { .. } => return None,
     })

@@ -14,6 +14,7 @@
 //!     "lambda": { "enabled": true },
 //!     "events": { "enabled": true },
 //!     "scheduler": { "enabled": true },
+//!     "batch": { "enabled": true },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
 //!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
 //!     "allowPartialInventory": false
@@ -76,6 +77,8 @@ pub enum Source {
     EventRules,
     /// The ECS task definitions that EventBridge Scheduler schedules start.
     Schedules,
+    /// AWS Batch: every ACTIVE job definition, and every unfinished job.
+    Batch,
     /// An SSM parameter holding a JSON list of image references.
     SsmParameter { name: String },
     /// An S3 object (`s3://bucket/key`) holding the same.
@@ -91,6 +94,7 @@ impl Source {
             Source::Lambda => "lambda".into(),
             Source::EventRules => "events".into(),
             Source::Schedules => "scheduler".into(),
+            Source::Batch => "batch".into(),
             Source::SsmParameter { name } => format!("ssm:{name}"),
             Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
         }
@@ -100,7 +104,11 @@ impl Source {
     /// for workloads in any account, rather than the account's own API.
     pub fn is_external(&self) -> bool {
         match self {
-            Source::Ecs { .. } | Source::Lambda | Source::EventRules | Source::Schedules => false,
+            Source::Ecs { .. }
+            | Source::Lambda
+            | Source::EventRules
+            | Source::Schedules
+            | Source::Batch => false,
             Source::SsmParameter { .. } | Source::S3Object { .. } => true,
         }
     }
@@ -145,6 +153,7 @@ impl Default for InUseSources {
                 Source::Lambda,
                 Source::EventRules,
                 Source::Schedules,
+                Source::Batch,
             ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
@@ -265,6 +274,7 @@ struct RawInUse {
     lambda: Option<RawEnabled>,
     events: Option<RawEnabled>,
     scheduler: Option<RawEnabled>,
+    batch: Option<RawEnabled>,
     external: Option<RawExternal>,
     allow_partial_inventory: Option<bool>,
 }
@@ -370,6 +380,7 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
         (raw.lambda, Source::Lambda),
         (raw.events, Source::EventRules),
         (raw.scheduler, Source::Schedules),
+        (raw.batch, Source::Batch),
     ] {
         if switch.unwrap_or_default().enabled.unwrap_or(true) {
             sources.sources.push(source);
@@ -483,6 +494,7 @@ mod tests {
                         Source::Lambda,
                         Source::EventRules,
                         Source::Schedules,
+                        Source::Batch,
                         Source::S3Object {
                             bucket: "b".into(),
                             key: "k".into(),
@@ -499,7 +511,11 @@ mod tests {
             r#"{"inUse":{"events":{"enabled":false},"lambda":{"enabled":false}}}"#,
             Ok(Settings {
                 in_use: InUseSources {
-                    sources: vec![Source::Ecs { revisions: 5 }, Source::Schedules],
+                    sources: vec![
+                        Source::Ecs { revisions: 5 },
+                        Source::Schedules,
+                        Source::Batch,
+                    ],
                     ..InUseSources::default()
                 },
                 ..Settings::default()

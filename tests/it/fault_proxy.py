@@ -56,7 +56,9 @@ bucket_owners = plan.pop("bucketOwners", {})
 lock = threading.Lock()
 counts = {}
 # Operations of REST-JSON services, whose errors are JSON like the JSON protocol's.
-REST_JSON = ("ListFunctions", "GetFunction", "ListSchedules", "GetSchedule")
+BATCH = {"/v1/describejobdefinitions": "DescribeJobDefinitions", "/v1/describejobqueues": "DescribeJobQueues",
+         "/v1/listjobs": "ListJobs", "/v1/describejobs": "DescribeJobs"}
+REST_JSON = ("ListFunctions", "GetFunction", "ListSchedules", "GetSchedule", *BATCH.values())
 PAGED = {"DescribeRepositories": "repositories", "DescribeImages": "imageDetails", "ListImages": "imageIds"}
 
 
@@ -87,6 +89,8 @@ def operation_of(method, path, headers, body):
     if not action and path.startswith("/2015-03-31/functions"):
         # Lambda's REST API: /2015-03-31/functions/ lists, .../NAME gets.
         return "ListFunctions" if path.split("?")[0].rstrip("/").endswith("/functions") else "GetFunction"
+    if not action and path.split("?")[0] in BATCH:
+        return BATCH[path.split("?")[0]]
     if not action and path.startswith("/schedules"):
         # EventBridge Scheduler's REST API: /schedules lists, /schedules/NAME gets.
         return "ListSchedules" if path.split("?")[0].rstrip("/") == "/schedules" else "GetSchedule"

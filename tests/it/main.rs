@@ -2,7 +2,8 @@
 //!
 //! * `moto`: the engine and the handler against `moto_server` over HTTP.
 //! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
-//! * `schedules`: EventBridge rules and Scheduler schedules, through the binary.
+//! * `schedules`, `batch`: EventBridge rules and Scheduler schedules, AWS
+//!   Batch, through the binary.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
@@ -15,6 +16,7 @@
 //! * `trust`: the trust boundaries, tried with hostile and stale input
 //!   through the real binary: events, queue messages, in-use lists.
 
+mod batch;
 mod binary;
 mod failure_paths;
 mod faults;

@@ -656,3 +656,154 @@ async fn ecs_services_use_their_primary_and_active_deployments_only() {
         ]
     );
 }
+
+/// Batch through mocks (moto would try to run the jobs in Docker): every
+/// page of ACTIVE job definitions, and the jobs not yet finished of every
+/// queue, described in one call, protect their images.
+#[tokio::test]
+async fn batch_definitions_page_and_unfinished_jobs_are_in_use() {
+    use aws_sdk_batch::operation::describe_job_definitions::DescribeJobDefinitionsOutput;
+    use aws_sdk_batch::operation::describe_job_queues::DescribeJobQueuesOutput;
+    use aws_sdk_batch::operation::describe_jobs::DescribeJobsOutput;
+    use aws_sdk_batch::operation::list_jobs::ListJobsOutput;
+    use aws_sdk_batch::types::{
+        ContainerDetail, ContainerProperties, EksContainerDetail, EksPodPropertiesDetail,
+        EksPropertiesDetail, JobDefinition, JobDetail, JobQueueDetail, JobStatus, JobSummary,
+        NodeProperties, NodeRangeProperty,
+    };
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let image = |tag: &str| format!("{HOST}/jobs:{tag}");
+    let definition = |name: &str, revision: i32| {
+        JobDefinition::builder()
+            .job_definition_name(name)
+            .job_definition_arn(format!(
+                "arn:aws:batch:us-east-1:123456789012:job-definition/{name}:{revision}"
+            ))
+            .revision(revision)
+            .r#type("container")
+    };
+    let definitions =
+        mock!(aws_sdk_batch::Client::describe_job_definitions).then_compute_output(move |req| {
+            assert_eq!(req.status(), Some("ACTIVE"));
+            match req.next_token() {
+                None => DescribeJobDefinitionsOutput::builder()
+                    .job_definitions(
+                        definition("etl", 7)
+                            .container_properties(
+                                ContainerProperties::builder().image(image("v1")).build(),
+                            )
+                            .build(),
+                    )
+                    .next_token("page-2")
+                    .build(),
+                Some(_) => DescribeJobDefinitionsOutput::builder()
+                    .job_definitions(
+                        definition("mpi", 1)
+                            .node_properties(
+                                NodeProperties::builder()
+                                    .node_range_properties(
+                                        NodeRangeProperty::builder()
+                                            .target_nodes("0:")
+                                            .container(
+                                                ContainerProperties::builder()
+                                                    .image(image("v2"))
+                                                    .build(),
+                                            )
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            }
+        });
+    let queues = mock!(aws_sdk_batch::Client::describe_job_queues).then_output(|| {
+        DescribeJobQueuesOutput::builder()
+            .job_queues(JobQueueDetail::builder().job_queue_name("q").build())
+            .build()
+    });
+    let listed = Arc::new(Mutex::new(Vec::new()));
+    let seen = listed.clone();
+    let list = mock!(aws_sdk_batch::Client::list_jobs).then_compute_output(move |req| {
+        assert_eq!(req.job_queue(), Some("q"));
+        let status = req.job_status().cloned().unwrap();
+        seen.lock().unwrap().push(status.clone());
+        let id = match status {
+            JobStatus::Submitted => "j-submitted",
+            JobStatus::Runnable => "j-runnable",
+            _ => return ListJobsOutput::builder().build(),
+        };
+        ListJobsOutput::builder()
+            .job_summary_list(JobSummary::builder().job_id(id).job_name(id).build())
+            .build()
+    });
+    let image = |tag: &str| format!("{HOST}/jobs:{tag}");
+    let describe = mock!(aws_sdk_batch::Client::describe_jobs).then_compute_output(move |req| {
+        assert_eq!(req.jobs(), ["j-submitted", "j-runnable"], "one call");
+        let job = |id: &str| {
+            JobDetail::builder()
+                .job_id(id)
+                .job_name(id)
+                .job_queue("q")
+                .status(JobStatus::Runnable)
+                .job_definition("etl:6")
+                .started_at(0)
+        };
+        DescribeJobsOutput::builder()
+            .jobs(
+                job("j-submitted")
+                    .container(ContainerDetail::builder().image(image("v3")).build())
+                    .build(),
+            )
+            .jobs(
+                job("j-runnable")
+                    .eks_properties(
+                        EksPropertiesDetail::builder()
+                            .pod_properties(
+                                EksPodPropertiesDetail::builder()
+                                    .init_containers(
+                                        EksContainerDetail::builder().image(image("v4")).build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let client = mock_client!(
+        aws_sdk_batch,
+        RuleMode::MatchAny,
+        [&definitions, &queues, &list, &describe]
+    );
+
+    let uses = ecr_gc::inventory::batch::read(&client).await.unwrap();
+    let got: Vec<(String, Option<String>)> = uses
+        .into_iter()
+        .map(|u| (u.workload, u.reference.tag))
+        .collect();
+    let want: Vec<(String, Option<String>)> = [
+        ("batch:job-definition/etl:7", "v1"),
+        ("batch:job-definition/mpi:1", "v2"),
+        ("batch:q/job/j-submitted", "v3"),
+        ("batch:q/job/j-runnable", "v4"),
+    ]
+    .iter()
+    .map(|(w, t)| (w.to_string(), Some(t.to_string())))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        *listed.lock().unwrap(),
+        [
+            JobStatus::Submitted,
+            JobStatus::Pending,
+            JobStatus::Runnable,
+            JobStatus::Starting,
+            JobStatus::Running
+        ]
+    );
+    assert_eq!(definitions.num_calls(), 2, "both pages");
+}

@@ -82,6 +82,7 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             "- Sid: ListLambdaFunctions" => "- LambdaInUse",
             "- Sid: ListEventBridgeRules" => "- EventsInUse",
             "- Sid: ListSchedules" => "- SchedulerInUse",
+            "- Sid: ReadBatchWorkloads" => "- BatchInUse",
             _ => panic!("{sid} is on *"),
         };
         // The statement itself is the second item of an `!If` on its own
@@ -314,6 +315,7 @@ fn the_target_role_grants_what_each_enabled_source_needs() {
             ("ReadEventBridgeRuleTargets", "EventsInUse"),
             ("ListSchedules", "SchedulerInUse"),
             ("ReadSchedules", "SchedulerInUse"),
+            ("ReadBatchWorkloads", "BatchInUse"),
             ("ReadExternalInUseParameter", "SsmInUse"),
             ("ReadExternalInUseObject", "S3InUse"),
         ] {

@@ -1,0 +1,128 @@
+//! The AWS Batch source through the binary against `moto_server`: ACTIVE
+//! job definitions protect every image they name (an EKS job's init
+//! containers too), a deregistered revision does not, and an unreadable
+//! Batch fails closed with its remedy. Unfinished jobs, which moto would
+//! try to run in Docker, are covered in `mocks`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Moto, Proxy, cli_run, create_repository, digests, push};
+
+const SEED: &str = r#"
+import sys, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+image = lambda tag: f"123456789012.dkr.ecr.us-east-1.amazonaws.com/etl:{tag}"
+batch = boto3.client("batch", **kw)
+container = lambda tag: {"image": image(tag), "vcpus": 1, "memory": 128}
+batch.register_job_definition(jobDefinitionName="etl", type="container", containerProperties=container("v1"))
+batch.register_job_definition(jobDefinitionName="etl", type="container", containerProperties=container("v2"))
+batch.deregister_job_definition(jobDefinition="etl:1")
+batch.register_job_definition(jobDefinitionName="train", type="container", eksProperties={"podProperties": {
+    "containers": [{"name": "main", "image": image("v3")}],
+    "initContainers": [{"name": "fetch", "image": image("v4")}]}})
+"#;
+
+/// Pushes etl v0..v4, then `newest` a second later, and registers the job
+/// definitions. Returns the tag of each digest.
+async fn seed(moto: &Moto) -> BTreeMap<String, String> {
+    let client = moto.ecr();
+    create_repository(&client, "etl").await;
+    let mut tag_of = BTreeMap::new();
+    for i in 0..5 {
+        let tag = format!("v{i}");
+        let digest = push(&client, "etl", &format!("batch-{i}"), Some(&tag)).await;
+        tag_of.insert(digest, tag);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let newest = push(&client, "etl", "batch-newest", Some("newest")).await;
+    tag_of.insert(newest, "newest".into());
+    let out = Command::new("python3")
+        .args(["-c", SEED, &moto.endpoint])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tag_of
+}
+
+/// Keeps the newest image by count; only Batch protects.
+fn policy() -> Value {
+    let off = json!({"enabled": false});
+    json!({
+        "rules": [{
+            "rulePriority": 1,
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}
+        }],
+        "settings": {"gracePeriodMinutes": 0, "inUse": {
+            "ecs": off, "lambda": off, "events": off, "scheduler": off
+        }}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_job_definitions_protect_their_images() {
+    let moto = Moto::start();
+    let tag_of = seed(&moto).await;
+
+    // Unreadable first: nothing is deleted, and the report says what to do.
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        json!({"DescribeJobDefinitions": ["denied*"]}),
+    );
+    let (code, report) = cli_run(&proxy.endpoint, &policy(), "etl");
+    assert_eq!(code, Some(1), "{report}");
+    let error = report["inUseSources"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    for part in [
+        "DescribeJobDefinitions",
+        "AccessDenied",
+        "settings.inUse.batch.enabled",
+    ] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    assert_eq!(digests(&moto.ecr(), "etl").await.len(), tag_of.len());
+
+    let (code, report) = cli_run(&moto.endpoint, &policy(), "etl");
+    assert_eq!(code, Some(0), "{report}");
+    let repo = &report["repositories"][0];
+    let protected: BTreeMap<&str, &str> = repo["protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                tag_of[p["imageDigest"].as_str().unwrap()].as_str(),
+                p["protection"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        protected.keys().copied().collect::<Vec<_>>(),
+        ["v2", "v3", "v4"]
+    );
+    for (tag, workload) in [
+        ("v2", "batch:job-definition/etl:2"),
+        ("v3", "batch:job-definition/train:1"),
+        ("v4", "batch:job-definition/train:1"),
+    ] {
+        assert!(
+            protected[tag].contains(workload),
+            "{tag}: {}",
+            protected[tag]
+        );
+    }
+    let found = digests(&moto.ecr(), "etl").await;
+    let remaining: BTreeSet<&str> = found.iter().map(|d| tag_of[d].as_str()).collect();
+    assert_eq!(remaining, ["newest", "v2", "v3", "v4"].into());
+    assert_eq!(report["inUseSources"][0]["source"], "batch");
+    assert_eq!(report["inUseSources"][0]["references"], 3);
+}

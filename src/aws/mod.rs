@@ -21,6 +21,7 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     pub scheduler: aws_sdk_scheduler::Client,
     pub batch: aws_sdk_batch::Client,
+    pub codebuild: aws_sdk_codebuild::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
@@ -53,6 +54,7 @@ impl Clients {
             events: aws_sdk_eventbridge::Client::new(config),
             scheduler: aws_sdk_scheduler::Client::new(config),
             batch: aws_sdk_batch::Client::new(config),
+            codebuild: aws_sdk_codebuild::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
             // Path-style addressing works with every endpoint, including
             // a local emulator's.

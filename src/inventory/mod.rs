@@ -8,6 +8,7 @@
 //! * [`schedules`]: the ECS task definitions that EventBridge rules and
 //!   EventBridge Scheduler schedules start, whatever their revision;
 //! * [`batch`]: every ACTIVE AWS Batch job definition and unfinished job;
+//! * [`services`]: CodeBuild projects' build images;
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
 //!   object, for what AWS APIs cannot see (EKS pods, other clusters, CI).
 //!
@@ -29,6 +30,7 @@ pub mod external;
 pub mod lambda;
 pub mod reference;
 pub mod schedules;
+pub mod services;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -374,6 +376,7 @@ async fn read(
         Source::EventRules => schedules::rules(&clients.events, &clients.ecs).await,
         Source::Schedules => schedules::schedules(&clients.scheduler, &clients.ecs).await,
         Source::Batch => batch::read(&clients.batch).await,
+        Source::CodeBuild => services::codebuild(&clients.codebuild).await,
         Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
         Source::S3Object { bucket, key } => {
             if rules.bucket_owner.is_none() {
@@ -407,6 +410,9 @@ fn remedy(source: &Source) -> Option<&'static str> {
         }
         Source::Batch => {
             "grant batch:DescribeJobDefinitions, batch:DescribeJobQueues, batch:ListJobs and batch:DescribeJobs (template parameter EnableBatchInUse), or switch the source off with settings.inUse.batch.enabled: false"
+        }
+        Source::CodeBuild => {
+            "grant codebuild:ListProjects and codebuild:BatchGetProjects (template parameter EnableCodeBuildInUse), or switch the source off with settings.inUse.codebuild.enabled: false"
         }
         Source::SsmParameter { .. } | Source::S3Object { .. } => return None,
     })

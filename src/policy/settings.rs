@@ -15,6 +15,7 @@
 //!     "events": { "enabled": true },
 //!     "scheduler": { "enabled": true },
 //!     "batch": { "enabled": true },
+//!     "codebuild": { "enabled": true },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
 //!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
 //!     "allowPartialInventory": false
@@ -79,6 +80,8 @@ pub enum Source {
     Schedules,
     /// AWS Batch: every ACTIVE job definition, and every unfinished job.
     Batch,
+    /// CodeBuild projects whose build environment is an image.
+    CodeBuild,
     /// An SSM parameter holding a JSON list of image references.
     SsmParameter { name: String },
     /// An S3 object (`s3://bucket/key`) holding the same.
@@ -95,6 +98,7 @@ impl Source {
             Source::EventRules => "events".into(),
             Source::Schedules => "scheduler".into(),
             Source::Batch => "batch".into(),
+            Source::CodeBuild => "codebuild".into(),
             Source::SsmParameter { name } => format!("ssm:{name}"),
             Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
         }
@@ -108,7 +112,8 @@ impl Source {
             | Source::Lambda
             | Source::EventRules
             | Source::Schedules
-            | Source::Batch => false,
+            | Source::Batch
+            | Source::CodeBuild => false,
             Source::SsmParameter { .. } | Source::S3Object { .. } => true,
         }
     }
@@ -154,6 +159,7 @@ impl Default for InUseSources {
                 Source::EventRules,
                 Source::Schedules,
                 Source::Batch,
+                Source::CodeBuild,
             ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
@@ -275,6 +281,7 @@ struct RawInUse {
     events: Option<RawEnabled>,
     scheduler: Option<RawEnabled>,
     batch: Option<RawEnabled>,
+    codebuild: Option<RawEnabled>,
     external: Option<RawExternal>,
     allow_partial_inventory: Option<bool>,
 }
@@ -381,6 +388,7 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
         (raw.events, Source::EventRules),
         (raw.scheduler, Source::Schedules),
         (raw.batch, Source::Batch),
+        (raw.codebuild, Source::CodeBuild),
     ] {
         if switch.unwrap_or_default().enabled.unwrap_or(true) {
             sources.sources.push(source);
@@ -495,6 +503,7 @@ mod tests {
                         Source::EventRules,
                         Source::Schedules,
                         Source::Batch,
+                        Source::CodeBuild,
                         Source::S3Object {
                             bucket: "b".into(),
                             key: "k".into(),
@@ -515,6 +524,7 @@ mod tests {
                         Source::Ecs { revisions: 5 },
                         Source::Schedules,
                         Source::Batch,
+                        Source::CodeBuild,
                     ],
                     ..InUseSources::default()
                 },

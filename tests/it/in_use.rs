@@ -155,6 +155,8 @@ async fn every_source_protects_what_it_names_and_nothing_else() {
             ("lambda", true),
             ("events", true),
             ("scheduler", true),
+            ("batch", true),
+            ("codebuild", true),
             ("ssm:/ecr-gc/in-use", true),
             ("s3://in-use/list.json", true)
         ]

@@ -2,8 +2,8 @@
 //!
 //! * `moto`: the engine and the handler against `moto_server` over HTTP.
 //! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
-//! * `schedules`, `batch`: EventBridge rules and Scheduler schedules, AWS
-//!   Batch, through the binary.
+//! * `schedules`, `batch`, `codebuild`: EventBridge rules and Scheduler schedules, AWS
+//!   Batch, CodeBuild projects, through the binary.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
@@ -18,6 +18,7 @@
 
 mod batch;
 mod binary;
+mod codebuild;
 mod failure_paths;
 mod faults;
 mod in_use;

@@ -38,10 +38,11 @@ async fn seed(moto: &Moto) -> BTreeMap<String, String> {
     tag_of
 }
 
-/// Keeps the newest image by count; only a protection keeps another. ECS
-/// and Lambda are off, so that only rules and schedules protect.
+/// Keeps the newest image by count; only a protection keeps another. The
+/// other account sources are off, so that only rules and schedules protect.
 fn policy(in_use: Value) -> Value {
-    let mut sources = json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}});
+    let off = json!({"enabled": false});
+    let mut sources = json!({"ecs": off, "lambda": off, "batch": off, "codebuild": off});
     if let (Some(all), Value::Object(more)) = (sources.as_object_mut(), in_use) {
         all.extend(more);
     }

@@ -83,6 +83,7 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             "- Sid: ListEventBridgeRules" => "- EventsInUse",
             "- Sid: ListSchedules" => "- SchedulerInUse",
             "- Sid: ReadBatchWorkloads" => "- BatchInUse",
+            "- Sid: ListCodeBuildProjects" => "- CodeBuildInUse",
             _ => panic!("{sid} is on *"),
         };
         // The statement itself is the second item of an `!If` on its own
@@ -316,6 +317,8 @@ fn the_target_role_grants_what_each_enabled_source_needs() {
             ("ListSchedules", "SchedulerInUse"),
             ("ReadSchedules", "SchedulerInUse"),
             ("ReadBatchWorkloads", "BatchInUse"),
+            ("ListCodeBuildProjects", "CodeBuildInUse"),
+            ("ReadCodeBuildProjects", "CodeBuildInUse"),
             ("ReadExternalInUseParameter", "SsmInUse"),
             ("ReadExternalInUseObject", "S3InUse"),
         ] {

@@ -357,6 +357,8 @@ impl ListRun {
                     "lambda": {"enabled": false},
                     "events": {"enabled": false},
                     "scheduler": {"enabled": false},
+                    "batch": {"enabled": false},
+                    "codebuild": {"enabled": false},
                     "external": {"s3Object": format!("s3://{bucket}/in-use.json")}
                 }
             }

@@ -1,0 +1,102 @@
+//! The CodeBuild source through the binary against `moto_server`: a
+//! project's build image is in use, a curated image names nothing here,
+//! and an unreadable CodeBuild fails closed with its remedy.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Moto, Proxy, cli_run, create_repository, digests, push};
+
+const SEED: &str = r#"
+import sys, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+codebuild = boto3.client("codebuild", **kw)
+for name, image in (("ci", "123456789012.dkr.ecr.us-east-1.amazonaws.com/tools:v1"),
+                    ("lint", "aws/codebuild/standard:7.0")):
+    codebuild.create_project(
+        name=name, source={"type": "S3", "location": "builds/source.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": image, "computeType": "BUILD_GENERAL1_SMALL"},
+        serviceRole="arn:aws:iam::123456789012:role/codebuild")
+"#;
+
+/// Keeps the newest image by count; only CodeBuild protects.
+fn policy() -> Value {
+    let off = json!({"enabled": false});
+    json!({
+        "rules": [{
+            "rulePriority": 1,
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}
+        }],
+        "settings": {"gracePeriodMinutes": 0, "inUse": {
+            "ecs": off, "lambda": off, "events": off, "scheduler": off, "batch": off
+        }}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projects_build_image_is_in_use() {
+    let moto = Moto::start();
+    let client = moto.ecr();
+    create_repository(&client, "tools").await;
+    let mut tag_of = BTreeMap::new();
+    for tag in ["v0", "v1"] {
+        tag_of.insert(push(&client, "tools", tag, Some(tag)).await, tag);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    tag_of.insert(
+        push(&client, "tools", "newest", Some("newest")).await,
+        "newest",
+    );
+    let out = Command::new("python3")
+        .args(["-c", SEED, &moto.endpoint])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Unreadable first: nothing is deleted, and the report says what to do.
+    let proxy = Proxy::start(&moto.endpoint, json!({"BatchGetProjects": ["denied*"]}));
+    let (code, report) = cli_run(&proxy.endpoint, &policy(), "tools");
+    assert_eq!(code, Some(1), "{report}");
+    let error = report["inUseSources"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    for part in [
+        "BatchGetProjects",
+        "AccessDenied",
+        "settings.inUse.codebuild.enabled",
+    ] {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+    assert_eq!(digests(&client, "tools").await.len(), 3);
+
+    let (code, report) = cli_run(&moto.endpoint, &policy(), "tools");
+    assert_eq!(code, Some(0), "{report}");
+    let protected = &report["repositories"][0]["protected"];
+    assert_eq!(protected.as_array().unwrap().len(), 1, "{protected}");
+    assert_eq!(tag_of[protected[0]["imageDigest"].as_str().unwrap()], "v1");
+    assert!(
+        protected[0]["protection"]
+            .as_str()
+            .unwrap()
+            .contains("codebuild:project/ci")
+    );
+    assert_eq!(report["inUseSources"][0]["source"], "codebuild");
+    // Both projects' images are references; only ci's is in this registry.
+    assert_eq!(report["inUseSources"][0]["references"], 2);
+    let mut left: Vec<&str> = digests(&client, "tools")
+        .await
+        .iter()
+        .map(|d| tag_of[d.as_str()])
+        .collect();
+    left.sort();
+    assert_eq!(left, ["newest", "v1"]);
+}

@@ -9,6 +9,8 @@
 //!   EventBridge Scheduler schedules start, whatever their revision;
 //! * [`batch`]: every ACTIVE AWS Batch job definition and unfinished job;
 //! * [`services`]: CodeBuild projects' build images;
+//! * [`workflows`]: the ECS task definitions Step Functions state machines
+//!   run;
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
 //!   object, for what AWS APIs cannot see (EKS pods, other clusters, CI).
 //!
@@ -31,6 +33,7 @@ pub mod lambda;
 pub mod reference;
 pub mod schedules;
 pub mod services;
+pub mod workflows;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -377,6 +380,7 @@ async fn read(
         Source::Schedules => schedules::schedules(&clients.scheduler, &clients.ecs).await,
         Source::Batch => batch::read(&clients.batch).await,
         Source::CodeBuild => services::codebuild(&clients.codebuild).await,
+        Source::StepFunctions => workflows::state_machines(&clients.sfn, &clients.ecs).await,
         Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
         Source::S3Object { bucket, key } => {
             if rules.bucket_owner.is_none() {
@@ -413,6 +417,9 @@ fn remedy(source: &Source) -> Option<&'static str> {
         }
         Source::CodeBuild => {
             "grant codebuild:ListProjects and codebuild:BatchGetProjects (template parameter EnableCodeBuildInUse), or switch the source off with settings.inUse.codebuild.enabled: false"
+        }
+        Source::StepFunctions => {
+            "grant states:ListStateMachines, states:DescribeStateMachine and ecs:DescribeTaskDefinition (template parameter EnableStepFunctionsInUse), or switch the source off with settings.inUse.stepfunctions.enabled: false"
         }
         Source::SsmParameter { .. } | Source::S3Object { .. } => return None,
     })

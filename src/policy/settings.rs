@@ -16,6 +16,7 @@
 //!     "scheduler": { "enabled": true },
 //!     "batch": { "enabled": true },
 //!     "codebuild": { "enabled": true },
+//!     "stepfunctions": { "enabled": true },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
 //!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
 //!     "allowPartialInventory": false
@@ -82,6 +83,8 @@ pub enum Source {
     Batch,
     /// CodeBuild projects whose build environment is an image.
     CodeBuild,
+    /// The ECS task definitions Step Functions state machines run.
+    StepFunctions,
     /// An SSM parameter holding a JSON list of image references.
     SsmParameter { name: String },
     /// An S3 object (`s3://bucket/key`) holding the same.
@@ -99,6 +102,7 @@ impl Source {
             Source::Schedules => "scheduler".into(),
             Source::Batch => "batch".into(),
             Source::CodeBuild => "codebuild".into(),
+            Source::StepFunctions => "stepfunctions".into(),
             Source::SsmParameter { name } => format!("ssm:{name}"),
             Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
         }
@@ -113,7 +117,8 @@ impl Source {
             | Source::EventRules
             | Source::Schedules
             | Source::Batch
-            | Source::CodeBuild => false,
+            | Source::CodeBuild
+            | Source::StepFunctions => false,
             Source::SsmParameter { .. } | Source::S3Object { .. } => true,
         }
     }
@@ -160,6 +165,7 @@ impl Default for InUseSources {
                 Source::Schedules,
                 Source::Batch,
                 Source::CodeBuild,
+                Source::StepFunctions,
             ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
@@ -282,6 +288,7 @@ struct RawInUse {
     scheduler: Option<RawEnabled>,
     batch: Option<RawEnabled>,
     codebuild: Option<RawEnabled>,
+    stepfunctions: Option<RawEnabled>,
     external: Option<RawExternal>,
     allow_partial_inventory: Option<bool>,
 }
@@ -389,6 +396,7 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
         (raw.scheduler, Source::Schedules),
         (raw.batch, Source::Batch),
         (raw.codebuild, Source::CodeBuild),
+        (raw.stepfunctions, Source::StepFunctions),
     ] {
         if switch.unwrap_or_default().enabled.unwrap_or(true) {
             sources.sources.push(source);
@@ -504,6 +512,7 @@ mod tests {
                         Source::Schedules,
                         Source::Batch,
                         Source::CodeBuild,
+                        Source::StepFunctions,
                         Source::S3Object {
                             bucket: "b".into(),
                             key: "k".into(),
@@ -525,6 +534,7 @@ mod tests {
                         Source::Schedules,
                         Source::Batch,
                         Source::CodeBuild,
+                        Source::StepFunctions,
                     ],
                     ..InUseSources::default()
                 },

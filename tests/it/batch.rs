@@ -62,7 +62,7 @@ fn policy() -> Value {
             "action": {"type": "expire"}
         }],
         "settings": {"gracePeriodMinutes": 0, "inUse": {
-            "ecs": off, "lambda": off, "events": off, "scheduler": off, "codebuild": off
+            "ecs": off, "lambda": off, "events": off, "scheduler": off, "codebuild": off, "stepfunctions": off
         }}
     })
 }

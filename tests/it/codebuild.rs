@@ -33,7 +33,7 @@ fn policy() -> Value {
             "action": {"type": "expire"}
         }],
         "settings": {"gracePeriodMinutes": 0, "inUse": {
-            "ecs": off, "lambda": off, "events": off, "scheduler": off, "batch": off
+            "ecs": off, "lambda": off, "events": off, "scheduler": off, "batch": off, "stepfunctions": off
         }}
     })
 }

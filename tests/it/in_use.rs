@@ -157,6 +157,7 @@ async fn every_source_protects_what_it_names_and_nothing_else() {
             ("scheduler", true),
             ("batch", true),
             ("codebuild", true),
+            ("stepfunctions", true),
             ("ssm:/ecr-gc/in-use", true),
             ("s3://in-use/list.json", true)
         ]

@@ -42,7 +42,8 @@ async fn seed(moto: &Moto) -> BTreeMap<String, String> {
 /// other account sources are off, so that only rules and schedules protect.
 fn policy(in_use: Value) -> Value {
     let off = json!({"enabled": false});
-    let mut sources = json!({"ecs": off, "lambda": off, "batch": off, "codebuild": off});
+    let mut sources =
+        json!({"ecs": off, "lambda": off, "batch": off, "codebuild": off, "stepfunctions": off});
     if let (Some(all), Value::Object(more)) = (sources.as_object_mut(), in_use) {
         all.extend(more);
     }
@@ -191,6 +192,102 @@ async fn an_unreadable_schedule_source_holds_the_registry_until_switched_off() {
         let deleted = tags(&report, "deleted", &tag_of);
         for tag in unprotected {
             assert!(deleted.contains(&tag), "{tag}: {deleted:?}");
+        }
+    }
+}
+
+const STATE_MACHINES: &str = r#"
+import json, sys, boto3
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+ecs = boto3.client("ecs", **kw)
+arns = []
+for tag in ("v1", "v2", "v3"):
+    out = ecs.register_task_definition(family="flow", containerDefinitions=[
+        {"name": "app", "image": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/flows:{tag}", "memory": 128}])
+    arns.append(out["taskDefinition"]["taskDefinitionArn"])
+run = lambda resource, td: {"Type": "Task", "Resource": resource, "End": True,
+                            "Parameters": {"Cluster": "batch", "TaskDefinition": td}}
+definition = {"StartAt": "Both", "States": {
+    "Both": {"Type": "Parallel", "Next": "Each", "Branches": [
+        {"StartAt": "Extract", "States": {"Extract": run("arn:aws:states:::ecs:runTask.sync", "flow:1")}}]},
+    "Each": {"Type": "Map", "End": True, "ItemProcessor": {
+        "StartAt": "Load", "States": {"Load": run("arn:aws:states:::ecs:runTask", arns[1])}}}}}
+sfn = boto3.client("stepfunctions", **kw)
+role = "arn:aws:iam::123456789012:role/states"
+sfn.create_state_machine(name="etl", definition=json.dumps(definition), roleArn=role)
+if len(sys.argv) > 2:
+    dynamic = {"StartAt": "Run", "States": {"Run": {
+        "Type": "Task", "Resource": "arn:aws:states:::ecs:runTask.sync", "End": True,
+        "Parameters": {"Cluster": "batch", "TaskDefinition.$": "$.taskDefinition"}}}}
+    sfn.create_state_machine(name="dynamic", definition=json.dumps(dynamic), roleArn=role)
+"#;
+
+/// Step Functions: the runTask states of a state machine (in a Parallel
+/// branch and a Map) protect the revisions they pin, by `family:revision`
+/// or ARN; a state machine that picks its task definition at run time
+/// holds the registry, saying which state and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_machines_protect_the_revisions_they_run() {
+    let off = json!({"enabled": false});
+    let only_step_functions = json!({
+        "rules": [{
+            "rulePriority": 1,
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}
+        }],
+        "settings": {"gracePeriodMinutes": 0, "inUse": {
+            "ecs": off, "lambda": off, "events": off, "scheduler": off, "batch": off,
+            "codebuild": off
+        }}
+    });
+    for dynamic in [true, false] {
+        let moto = Moto::start();
+        let client = moto.ecr();
+        create_repository(&client, "flows").await;
+        let mut tag_of = BTreeMap::new();
+        for tag in ["v0", "v1", "v2", "v3"] {
+            tag_of.insert(push(&client, "flows", tag, Some(tag)).await, tag.to_owned());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        tag_of.insert(
+            push(&client, "flows", "newest", Some("newest")).await,
+            "newest".into(),
+        );
+        let mut seed = Command::new("python3");
+        seed.args(["-c", STATE_MACHINES, &moto.endpoint]);
+        if dynamic {
+            seed.arg("dynamic");
+        }
+        let out = seed.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let (code, report) = cli_run(&moto.endpoint, &only_step_functions, "flows");
+        let source = &report["inUseSources"][0];
+        assert_eq!(source["source"], "stepfunctions", "{report}");
+        if dynamic {
+            assert_eq!(code, Some(1), "{report}");
+            let error = source["error"].as_str().unwrap();
+            for part in [
+                "states:stateMachine/dynamic",
+                "state `Run` chooses its task definition at run time",
+                "settings.inUse.stepfunctions.enabled",
+            ] {
+                assert!(error.contains(part), "{part}: {error}");
+            }
+            assert_eq!(digests(&client, "flows").await.len(), 5);
+            continue;
+        }
+        assert_eq!(code, Some(0), "{report}");
+        assert_eq!(tags(&report, "protected", &tag_of), ["v1", "v2"]);
+        assert_eq!(tags(&report, "deleted", &tag_of), ["v0", "v3"]);
+        for protected in report["repositories"][0]["protected"].as_array().unwrap() {
+            let why = protected["protection"].as_str().unwrap();
+            assert!(why.contains("states:stateMachine/etl"), "{why}");
         }
     }
 }

@@ -84,6 +84,7 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             "- Sid: ListSchedules" => "- SchedulerInUse",
             "- Sid: ReadBatchWorkloads" => "- BatchInUse",
             "- Sid: ListCodeBuildProjects" => "- CodeBuildInUse",
+            "- Sid: ListStateMachines" => "- StepFunctionsInUse",
             _ => panic!("{sid} is on *"),
         };
         // The statement itself is the second item of an `!If` on its own
@@ -319,6 +320,8 @@ fn the_target_role_grants_what_each_enabled_source_needs() {
             ("ReadBatchWorkloads", "BatchInUse"),
             ("ListCodeBuildProjects", "CodeBuildInUse"),
             ("ReadCodeBuildProjects", "CodeBuildInUse"),
+            ("ListStateMachines", "StepFunctionsInUse"),
+            ("ReadStateMachines", "StepFunctionsInUse"),
             ("ReadExternalInUseParameter", "SsmInUse"),
             ("ReadExternalInUseObject", "S3InUse"),
         ] {

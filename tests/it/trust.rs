@@ -359,6 +359,7 @@ impl ListRun {
                     "scheduler": {"enabled": false},
                     "batch": {"enabled": false},
                     "codebuild": {"enabled": false},
+                    "stepfunctions": {"enabled": false},
                     "external": {"s3Object": format!("s3://{bucket}/in-use.json")}
                 }
             }

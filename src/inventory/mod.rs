@@ -662,4 +662,31 @@ mod tests {
             Some("ecs: ListClusters: AccessDeniedException: no")
         );
     }
+
+    /// Every source of the account's own APIs says, when it fails, how to
+    /// switch it off (its own key under `settings.inUse`) and which
+    /// template parameter grants its reads; an external list, which the
+    /// operator named, needs neither.
+    #[test]
+    fn a_failed_source_says_how_to_grant_it_or_switch_it_off() {
+        let own = [
+            (Source::Ecs { revisions: 5 }, "EnableEcsInUse"),
+            (Source::Lambda, "EnableLambdaInUse"),
+            (Source::EventRules, "EnableEventsInUse"),
+            (Source::Schedules, "EnableSchedulerInUse"),
+            (Source::Batch, "EnableBatchInUse"),
+            (Source::CodeBuild, "EnableCodeBuildInUse"),
+            (Source::StepFunctions, "EnableStepFunctionsInUse"),
+        ];
+        for (source, parameter) in own {
+            let remedy = remedy(&source).unwrap();
+            let switch = format!("settings.inUse.{}.enabled: false", source.name());
+            assert!(remedy.contains(&switch), "{remedy}");
+            assert!(remedy.contains(parameter), "{remedy}");
+        }
+        let external = Source::SsmParameter {
+            name: "/ecr-gc/in-use".into(),
+        };
+        assert_eq!(remedy(&external), None);
+    }
 }

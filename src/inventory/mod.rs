@@ -57,6 +57,14 @@ pub fn invalid_list(operation: &'static str, message: impl Into<String>) -> Call
     CallError::new(operation, "InvalidInUseList", message)
 }
 
+/// A failure to read what `workload` starts, saying which workload.
+pub(crate) fn in_workload(error: CallError, workload: &str) -> CallError {
+    CallError {
+        message: format!("{workload}: {}", error.message),
+        ..error
+    }
+}
+
 /// An in-use list older than `maxAgeMinutes` (`StaleInUseList`).
 pub fn stale_list(operation: &'static str, message: impl Into<String>) -> CallError {
     CallError::new(operation, "StaleInUseList", message)

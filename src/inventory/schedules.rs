@@ -22,7 +22,7 @@
 use serde_json::Value;
 
 use super::ecs::Definitions;
-use super::{InUse, invalid_list, use_of};
+use super::{InUse, in_workload, invalid_list, use_of};
 use crate::aws::{CallError, paginate};
 
 /// Every ECS task that an EventBridge rule starts, on any event bus.
@@ -215,14 +215,6 @@ fn schedule_task_definition(
             .map(str::to_owned));
     }
     Ok(None)
-}
-
-/// A failure to read what `workload` starts, saying which workload.
-fn in_workload(error: CallError, workload: &str) -> CallError {
-    CallError {
-        message: format!("{workload}: {}", error.message),
-        ..error
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use super::ecs::Definitions;
-use super::{InUse, invalid_list, use_of};
+use super::{InUse, in_workload, invalid_list, use_of};
 use crate::aws::{CallError, paginate};
 
 /// Every ECS task any state machine runs.
@@ -55,10 +55,7 @@ pub async fn state_machines(
             let images = definitions
                 .images(ecs, &task_definition)
                 .await
-                .map_err(|e| CallError {
-                    message: format!("{workload}: {}", e.message),
-                    ..e
-                })?;
+                .map_err(|e| in_workload(e, &workload))?;
             for image in images {
                 uses.extend(use_of(image, workload.clone()));
             }

@@ -5,11 +5,10 @@
 //! try to run in Docker, are covered in `mocks`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, create_repository, digests, push};
+use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
 
 const SEED: &str = r#"
 import sys, boto3
@@ -29,42 +28,14 @@ batch.register_job_definition(jobDefinitionName="train", type="container", eksPr
 /// Pushes etl v0..v4, then `newest` a second later, and registers the job
 /// definitions. Returns the tag of each digest.
 async fn seed(moto: &Moto) -> BTreeMap<String, String> {
-    let client = moto.ecr();
-    create_repository(&client, "etl").await;
-    let mut tag_of = BTreeMap::new();
-    for i in 0..5 {
-        let tag = format!("v{i}");
-        let digest = push(&client, "etl", &format!("batch-{i}"), Some(&tag)).await;
-        tag_of.insert(digest, tag);
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let newest = push(&client, "etl", "batch-newest", Some("newest")).await;
-    tag_of.insert(newest, "newest".into());
-    let out = Command::new("python3")
-        .args(["-c", SEED, &moto.endpoint])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let tag_of = push_tags(&moto.ecr(), "etl", &["v0", "v1", "v2", "v3", "v4"]).await;
+    python(&["-c", SEED, &moto.endpoint]);
     tag_of
 }
 
 /// Keeps the newest image by count; only Batch protects.
 fn policy() -> Value {
-    let off = json!({"enabled": false});
-    json!({
-        "rules": [{
-            "rulePriority": 1,
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
-            "action": {"type": "expire"}
-        }],
-        "settings": {"gracePeriodMinutes": 0, "inUse": {
-            "ecs": off, "lambda": off, "events": off, "scheduler": off, "codebuild": off, "stepfunctions": off
-        }}
-    })
+    keep_newest_reading(&["batch"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

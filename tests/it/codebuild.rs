@@ -2,12 +2,9 @@
 //! project's build image is in use, a curated image names nothing here,
 //! and an unreadable CodeBuild fails closed with its remedy.
 
-use std::collections::BTreeMap;
-use std::process::Command;
-
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, create_repository, digests, push};
+use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
 
 const SEED: &str = r#"
 import sys, boto3
@@ -25,42 +22,15 @@ for name, image in (("ci", "123456789012.dkr.ecr.us-east-1.amazonaws.com/tools:v
 
 /// Keeps the newest image by count; only CodeBuild protects.
 fn policy() -> Value {
-    let off = json!({"enabled": false});
-    json!({
-        "rules": [{
-            "rulePriority": 1,
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
-            "action": {"type": "expire"}
-        }],
-        "settings": {"gracePeriodMinutes": 0, "inUse": {
-            "ecs": off, "lambda": off, "events": off, "scheduler": off, "batch": off, "stepfunctions": off
-        }}
-    })
+    keep_newest_reading(&["codebuild"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projects_build_image_is_in_use() {
     let moto = Moto::start();
     let client = moto.ecr();
-    create_repository(&client, "tools").await;
-    let mut tag_of = BTreeMap::new();
-    for tag in ["v0", "v1"] {
-        tag_of.insert(push(&client, "tools", tag, Some(tag)).await, tag);
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    tag_of.insert(
-        push(&client, "tools", "newest", Some("newest")).await,
-        "newest",
-    );
-    let out = Command::new("python3")
-        .args(["-c", SEED, &moto.endpoint])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let tag_of = push_tags(&client, "tools", &["v0", "v1"]).await;
+    python(&["-c", SEED, &moto.endpoint]);
 
     // Unreadable first: nothing is deleted, and the report says what to do.
     let proxy = Proxy::start(&moto.endpoint, json!({"BatchGetProjects": ["denied*"]}));
@@ -95,7 +65,7 @@ async fn a_projects_build_image_is_in_use() {
     let mut left: Vec<&str> = digests(&client, "tools")
         .await
         .iter()
-        .map(|d| tag_of[d.as_str()])
+        .map(|d| tag_of[d.as_str()].as_str())
         .collect();
     left.sort();
     assert_eq!(left, ["newest", "v1"]);

@@ -5,57 +5,24 @@
 //! fail closed when they cannot be read, and can be switched off.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, create_repository, digests, push};
+use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
 
 /// Pushes jobs v0..v6, then `newest` a second later, and seeds the rules
 /// and schedules (see seed_schedules.py). Returns the tag of each digest.
 async fn seed(moto: &Moto) -> BTreeMap<String, String> {
-    let client = moto.ecr();
-    create_repository(&client, "jobs").await;
-    let mut tag_of = BTreeMap::new();
-    for i in 0..7 {
-        let tag = format!("v{i}");
-        let digest = push(&client, "jobs", &format!("scheduled-{i}"), Some(&tag)).await;
-        tag_of.insert(digest, tag);
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let newest = push(&client, "jobs", "scheduled-newest", Some("newest")).await;
-    tag_of.insert(newest, "newest".into());
+    let tags = ["v0", "v1", "v2", "v3", "v4", "v5", "v6"];
+    let tag_of = push_tags(&moto.ecr(), "jobs", &tags).await;
     let script = format!("{}/tests/it/seed_schedules.py", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .args([&script, &moto.endpoint])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python(&[&script, &moto.endpoint]);
     tag_of
 }
 
-/// Keeps the newest image by count; only a protection keeps another. The
-/// other account sources are off, so that only rules and schedules protect.
-fn policy(in_use: Value) -> Value {
-    let off = json!({"enabled": false});
-    let mut sources =
-        json!({"ecs": off, "lambda": off, "batch": off, "codebuild": off, "stepfunctions": off});
-    if let (Some(all), Value::Object(more)) = (sources.as_object_mut(), in_use) {
-        all.extend(more);
-    }
-    json!({
-        "rules": [{
-            "rulePriority": 1,
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
-            "action": {"type": "expire"}
-        }],
-        "settings": {"gracePeriodMinutes": 0, "inUse": sources}
-    })
-}
+/// The sources under test; the other account sources are switched off,
+/// so that only rules and schedules protect.
+const RULES_AND_SCHEDULES: [&str; 2] = ["events", "scheduler"];
 
 /// The tags of a report list's images.
 fn tags<'a>(report: &'a Value, list: &str, tag_of: &'a BTreeMap<String, String>) -> Vec<&'a str> {
@@ -81,7 +48,11 @@ async fn remaining(moto: &Moto, tag_of: &BTreeMap<String, String>) -> BTreeSet<S
 async fn rules_and_schedules_protect_the_revisions_they_start() {
     let moto = Moto::start();
     let tag_of = seed(&moto).await;
-    let (code, report) = cli_run(&moto.endpoint, &policy(json!({})), "jobs");
+    let (code, report) = cli_run(
+        &moto.endpoint,
+        &keep_newest_reading(&RULES_AND_SCHEDULES),
+        "jobs",
+    );
     assert_eq!(code, Some(0), "{report}");
 
     // Written out: the pinned revisions are protected, the newest revisions
@@ -156,7 +127,11 @@ async fn an_unreadable_schedule_source_holds_the_registry_until_switched_off() {
     ] {
         let present = remaining(&moto, &tag_of).await;
         let proxy = Proxy::start(&moto.endpoint, json!({ operation: ["denied*"] }));
-        let (code, report) = cli_run(&proxy.endpoint, &policy(json!({})), "jobs");
+        let (code, report) = cli_run(
+            &proxy.endpoint,
+            &keep_newest_reading(&RULES_AND_SCHEDULES),
+            "jobs",
+        );
         assert_eq!(code, Some(1), "{report}");
         let failed: Vec<(&str, &str)> = report["inUseSources"]
             .as_array()
@@ -176,7 +151,11 @@ async fn an_unreadable_schedule_source_holds_the_registry_until_switched_off() {
 
         // Switched off, it is not read, and the run goes on without it: what
         // only this source protected is deleted.
-        let off = policy(json!({ source: {"enabled": false} }));
+        let others: Vec<&str> = RULES_AND_SCHEDULES
+            .into_iter()
+            .filter(|s| *s != source)
+            .collect();
+        let off = keep_newest_reading(&others);
         let before = proxy.counts();
         let (code, report) = cli_run(&proxy.endpoint, &off, "jobs");
         assert_eq!(code, Some(0), "{report}");
@@ -229,42 +208,16 @@ if len(sys.argv) > 2:
 /// holds the registry, saying which state and what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_machines_protect_the_revisions_they_run() {
-    let off = json!({"enabled": false});
-    let only_step_functions = json!({
-        "rules": [{
-            "rulePriority": 1,
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
-            "action": {"type": "expire"}
-        }],
-        "settings": {"gracePeriodMinutes": 0, "inUse": {
-            "ecs": off, "lambda": off, "events": off, "scheduler": off, "batch": off,
-            "codebuild": off
-        }}
-    });
+    let only_step_functions = keep_newest_reading(&["stepfunctions"]);
     for dynamic in [true, false] {
         let moto = Moto::start();
         let client = moto.ecr();
-        create_repository(&client, "flows").await;
-        let mut tag_of = BTreeMap::new();
-        for tag in ["v0", "v1", "v2", "v3"] {
-            tag_of.insert(push(&client, "flows", tag, Some(tag)).await, tag.to_owned());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-        tag_of.insert(
-            push(&client, "flows", "newest", Some("newest")).await,
-            "newest".into(),
-        );
-        let mut seed = Command::new("python3");
-        seed.args(["-c", STATE_MACHINES, &moto.endpoint]);
+        let tag_of = push_tags(&client, "flows", &["v0", "v1", "v2", "v3"]).await;
+        let mut seed = vec!["-c", STATE_MACHINES, &moto.endpoint];
         if dynamic {
-            seed.arg("dynamic");
+            seed.push("dynamic");
         }
-        let out = seed.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        python(&seed);
 
         let (code, report) = cli_run(&moto.endpoint, &only_step_functions, "flows");
         let source = &report["inUseSources"][0];

@@ -459,3 +459,76 @@ pub fn cli_run(
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code(), report["targets"][0].clone())
 }
+
+/// The in-use sources that read the account's own APIs, as
+/// `settings.inUse` names them; each is on unless switched off.
+pub const ACCOUNT_SOURCES: [&str; 7] = [
+    "ecs",
+    "lambda",
+    "events",
+    "scheduler",
+    "batch",
+    "codebuild",
+    "stepfunctions",
+];
+
+/// A policy that keeps only the newest image by count, with no grace
+/// period, and reads only the account sources in `on` (every other one
+/// is switched off), so that only they can keep another image.
+pub fn keep_newest_reading(on: &[&str]) -> serde_json::Value {
+    let sources: serde_json::Map<String, serde_json::Value> = ACCOUNT_SOURCES
+        .iter()
+        .filter(|s| !on.contains(s))
+        .map(|s| (s.to_string(), serde_json::json!({"enabled": false})))
+        .collect();
+    serde_json::json!({
+        "rules": [{
+            "rulePriority": 1,
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"}
+        }],
+        "settings": {"gracePeriodMinutes": 0, "inUse": sources}
+    })
+}
+
+/// Creates `repository` with one image per tag in `tags`, then `newest` a
+/// second later (so that a count rule keeping one keeps it alone).
+/// Returns the tag of each digest.
+pub async fn push_tags(
+    client: &Client,
+    repository: &str,
+    tags: &[&str],
+) -> std::collections::BTreeMap<String, String> {
+    create_repository(client, repository).await;
+    let mut tag_of = std::collections::BTreeMap::new();
+    for tag in tags {
+        let digest = push(
+            client,
+            repository,
+            &format!("{repository}-{tag}"),
+            Some(tag),
+        )
+        .await;
+        tag_of.insert(digest, tag.to_string());
+    }
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let newest = push(
+        client,
+        repository,
+        &format!("{repository}-newest"),
+        Some("newest"),
+    )
+    .await;
+    tag_of.insert(newest, "newest".into());
+    tag_of
+}
+
+/// Runs `python3` with `args` (a seeding script), which must succeed.
+pub fn python(args: &[&str]) {
+    let out = Command::new("python3").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

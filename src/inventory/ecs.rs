@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::{
     DesiredStatus, SortOrder, TaskDefinitionFamilyStatus, TaskDefinitionStatus,
 };
 
-use super::{InUse, invalid_list, use_of};
+use super::{InUse, in_workload, invalid_list, use_of};
 use crate::aws::CallError;
 use crate::aws::paginate;
 
@@ -199,6 +199,25 @@ impl Definitions {
             self.0.insert(arn.to_owned(), images);
         }
         Ok(self.0.get(arn).map(Vec::as_slice).unwrap_or_default())
+    }
+
+    /// Adds the images of `task_definition` to `uses` as `workload`'s; a
+    /// failure to describe it names the workload.
+    pub(super) async fn use_by(
+        &mut self,
+        client: &Client,
+        task_definition: &str,
+        workload: &str,
+        uses: &mut Vec<InUse>,
+    ) -> Result<(), CallError> {
+        let images = self
+            .images(client, task_definition)
+            .await
+            .map_err(|e| in_workload(e, workload))?;
+        for image in images {
+            uses.extend(use_of(image, workload));
+        }
+        Ok(())
     }
 }
 

@@ -22,7 +22,7 @@
 use serde_json::Value;
 
 use super::ecs::Definitions;
-use super::{InUse, in_workload, invalid_list, use_of};
+use super::{InUse, in_workload, invalid_list};
 use crate::aws::{CallError, paginate};
 
 /// Every ECS task that an EventBridge rule starts, on any event bus.
@@ -40,13 +40,9 @@ pub async fn rules(
                 format!("events:rule/{bus}/{rule}")
             };
             for task_definition in rule_task_definitions(events, &bus, &rule).await? {
-                let images = definitions
-                    .images(ecs, &task_definition)
-                    .await
-                    .map_err(|e| in_workload(e, &workload))?;
-                for image in images {
-                    uses.extend(use_of(image, workload.clone()));
-                }
+                definitions
+                    .use_by(ecs, &task_definition, &workload, &mut uses)
+                    .await?;
             }
         }
     }
@@ -153,13 +149,9 @@ pub async fn schedules(
                     format!("{workload}: its ECS target names no task definition"),
                 )
             })?;
-        let images = definitions
-            .images(ecs, &task_definition)
-            .await
-            .map_err(|e| in_workload(e, &workload))?;
-        for image in images {
-            uses.extend(use_of(image, workload.clone()));
-        }
+        definitions
+            .use_by(ecs, &task_definition, &workload, &mut uses)
+            .await?;
     }
     Ok(uses)
 }

@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use super::ecs::Definitions;
-use super::{InUse, in_workload, invalid_list, use_of};
+use super::{InUse, invalid_list};
 use crate::aws::{CallError, paginate};
 
 /// Every ECS task any state machine runs.
@@ -52,13 +52,9 @@ pub async fn state_machines(
         let task_definitions = ecs_task_definitions(out.definition())
             .map_err(|problem| invalid_list(DESCRIBE, format!("{workload}: {problem}")))?;
         for task_definition in task_definitions {
-            let images = definitions
-                .images(ecs, &task_definition)
-                .await
-                .map_err(|e| in_workload(e, &workload))?;
-            for image in images {
-                uses.extend(use_of(image, workload.clone()));
-            }
+            definitions
+                .use_by(ecs, &task_definition, &workload, &mut uses)
+                .await?;
         }
     }
     Ok(uses)

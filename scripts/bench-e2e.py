@@ -235,7 +235,7 @@ def main():
     parser.add_argument("shapes", nargs="*", default=list(SHAPES))
     args = parser.parse_args()
     moto_port = free_port()
-    moto = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(moto_port)],
+    moto = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "emulator.py"), "-H", "127.0.0.1", "-p", str(moto_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(moto_port)

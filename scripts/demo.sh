@@ -17,8 +17,8 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 wait_port() { for _ in $(seq 1 600); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.2; done; echo "nothing listens on port $1" >&2; exit 1; }
 
-step "Starting a local ECR emulator (moto_server) on ${ENDPOINT}"
-moto_server -H 127.0.0.1 -p "${MOTO_PORT}" > "${WORK}/moto.log" 2>&1 &
+step "Starting a local AWS emulator (moto_server, plus App Runner: scripts/emulator.py) on ${ENDPOINT}"
+python3 scripts/emulator.py -H 127.0.0.1 -p "${MOTO_PORT}" > "${WORK}/moto.log" 2>&1 &
 pids+=($!)
 wait_port "${MOTO_PORT}"
 python3 scripts/seed_demo.py "${ENDPOINT}"

@@ -8,7 +8,8 @@
 //! * [`schedules`]: the ECS task definitions that EventBridge rules and
 //!   EventBridge Scheduler schedules start, whatever their revision;
 //! * [`batch`]: every ACTIVE AWS Batch job definition and unfinished job;
-//! * [`services`]: CodeBuild projects' build images;
+//! * [`services`]: CodeBuild projects' build images and App Runner
+//!   services' images;
 //! * [`workflows`]: the ECS task definitions Step Functions state machines
 //!   run;
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
@@ -389,6 +390,7 @@ async fn read(
         Source::Batch => batch::read(&clients.batch).await,
         Source::CodeBuild => services::codebuild(&clients.codebuild).await,
         Source::StepFunctions => workflows::state_machines(&clients.sfn, &clients.ecs).await,
+        Source::AppRunner => services::app_runner(&clients.apprunner).await,
         Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
         Source::S3Object { bucket, key } => {
             if rules.bucket_owner.is_none() {
@@ -428,6 +430,9 @@ fn remedy(source: &Source) -> Option<&'static str> {
         }
         Source::StepFunctions => {
             "grant states:ListStateMachines, states:DescribeStateMachine and ecs:DescribeTaskDefinition (template parameter EnableStepFunctionsInUse), or switch the source off with settings.inUse.stepfunctions.enabled: false"
+        }
+        Source::AppRunner => {
+            "grant apprunner:ListServices and apprunner:DescribeService (template parameter EnableAppRunnerInUse), or switch the source off with settings.inUse.apprunner.enabled: false"
         }
         Source::SsmParameter { .. } | Source::S3Object { .. } => return None,
     })
@@ -685,6 +690,7 @@ mod tests {
             (Source::Batch, "EnableBatchInUse"),
             (Source::CodeBuild, "EnableCodeBuildInUse"),
             (Source::StepFunctions, "EnableStepFunctionsInUse"),
+            (Source::AppRunner, "EnableAppRunnerInUse"),
         ];
         for (source, parameter) in own {
             let remedy = remedy(&source).unwrap();

@@ -17,6 +17,7 @@
 //!     "batch": { "enabled": true },
 //!     "codebuild": { "enabled": true },
 //!     "stepfunctions": { "enabled": true },
+//!     "apprunner": { "enabled": true },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
 //!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
 //!     "allowPartialInventory": false
@@ -85,6 +86,8 @@ pub enum Source {
     CodeBuild,
     /// The ECS task definitions Step Functions state machines run.
     StepFunctions,
+    /// App Runner services whose source is an image.
+    AppRunner,
     /// An SSM parameter holding a JSON list of image references.
     SsmParameter { name: String },
     /// An S3 object (`s3://bucket/key`) holding the same.
@@ -103,6 +106,7 @@ impl Source {
             Source::Batch => "batch".into(),
             Source::CodeBuild => "codebuild".into(),
             Source::StepFunctions => "stepfunctions".into(),
+            Source::AppRunner => "apprunner".into(),
             Source::SsmParameter { name } => format!("ssm:{name}"),
             Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
         }
@@ -118,7 +122,8 @@ impl Source {
             | Source::Schedules
             | Source::Batch
             | Source::CodeBuild
-            | Source::StepFunctions => false,
+            | Source::StepFunctions
+            | Source::AppRunner => false,
             Source::SsmParameter { .. } | Source::S3Object { .. } => true,
         }
     }
@@ -166,6 +171,7 @@ impl Default for InUseSources {
                 Source::Batch,
                 Source::CodeBuild,
                 Source::StepFunctions,
+                Source::AppRunner,
             ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
@@ -289,6 +295,7 @@ struct RawInUse {
     batch: Option<RawEnabled>,
     codebuild: Option<RawEnabled>,
     stepfunctions: Option<RawEnabled>,
+    apprunner: Option<RawEnabled>,
     external: Option<RawExternal>,
     allow_partial_inventory: Option<bool>,
 }
@@ -397,6 +404,7 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
         (raw.batch, Source::Batch),
         (raw.codebuild, Source::CodeBuild),
         (raw.stepfunctions, Source::StepFunctions),
+        (raw.apprunner, Source::AppRunner),
     ] {
         if switch.unwrap_or_default().enabled.unwrap_or(true) {
             sources.sources.push(source);
@@ -513,6 +521,7 @@ mod tests {
                         Source::Batch,
                         Source::CodeBuild,
                         Source::StepFunctions,
+                        Source::AppRunner,
                         Source::S3Object {
                             bucket: "b".into(),
                             key: "k".into(),
@@ -535,6 +544,7 @@ mod tests {
                         Source::Batch,
                         Source::CodeBuild,
                         Source::StepFunctions,
+                        Source::AppRunner,
                     ],
                     ..InUseSources::default()
                 },

@@ -158,6 +158,7 @@ async fn every_source_protects_what_it_names_and_nothing_else() {
             ("batch", true),
             ("codebuild", true),
             ("stepfunctions", true),
+            ("apprunner", true),
             ("ssm:/ecr-gc/in-use", true),
             ("s3://in-use/list.json", true)
         ]

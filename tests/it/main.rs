@@ -2,8 +2,9 @@
 //!
 //! * `moto`: the engine and the handler against `moto_server` over HTTP.
 //! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
-//! * `schedules`, `batch`, `codebuild`: EventBridge rules and Scheduler schedules, AWS
-//!   Batch, CodeBuild projects, through the binary.
+//! * `schedules`, `batch`, `codebuild`, `apprunner`: EventBridge rules and
+//!   Scheduler schedules, AWS Batch, CodeBuild projects, App Runner
+//!   services (which `scripts/emulator.py` serves), through the binary.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
@@ -16,6 +17,7 @@
 //! * `trust`: the trust boundaries, tried with hostile and stale input
 //!   through the real binary: events, queue messages, in-use lists.
 
+mod apprunner;
 mod batch;
 mod binary;
 mod codebuild;

@@ -807,3 +807,133 @@ async fn batch_definitions_page_and_unfinished_jobs_are_in_use() {
     );
     assert_eq!(definitions.num_calls(), 2, "both pages");
 }
+
+/// App Runner through mocks: every page of services is read, a DELETED
+/// service and one deleted between the listing and its description protect
+/// nothing, and a code-repository service names no image.
+#[tokio::test]
+async fn app_runner_services_page_and_deleted_ones_protect_nothing() {
+    use aws_sdk_apprunner::operation::describe_service::{
+        DescribeServiceError, DescribeServiceOutput,
+    };
+    use aws_sdk_apprunner::operation::list_services::ListServicesOutput;
+    use aws_sdk_apprunner::types::error::ResourceNotFoundException;
+    use aws_sdk_apprunner::types::{
+        CodeRepository, ImageRepository, ImageRepositoryType, Service, ServiceStatus,
+        ServiceSummary, SourceCodeVersion, SourceCodeVersionType, SourceConfiguration,
+    };
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    fn arn(name: &str) -> String {
+        format!("arn:aws:apprunner:us-east-1:123456789012:service/{name}/0")
+    }
+    let summary = |name: &str, status: ServiceStatus| {
+        ServiceSummary::builder()
+            .service_name(name)
+            .service_arn(arn(name))
+            .status(status)
+            .build()
+    };
+    let list = mock!(aws_sdk_apprunner::Client::list_services).then_compute_output(move |req| {
+        assert_eq!(req.max_results(), Some(20));
+        match req.next_token() {
+            None => ListServicesOutput::builder()
+                .service_summary_list(summary("web", ServiceStatus::Running))
+                .service_summary_list(summary("gone", ServiceStatus::Deleted))
+                .next_token("page-2")
+                .build()
+                .unwrap(),
+            Some(_) => ListServicesOutput::builder()
+                .service_summary_list(summary("paused", ServiceStatus::Paused))
+                .service_summary_list(summary("racing", ServiceStatus::Running))
+                .service_summary_list(summary("from-code", ServiceStatus::Running))
+                .build()
+                .unwrap(),
+        }
+    });
+    let image = |tag: &str| {
+        SourceConfiguration::builder()
+            .image_repository(
+                ImageRepository::builder()
+                    .image_identifier(format!("{HOST}/web:{tag}"))
+                    .image_repository_type(ImageRepositoryType::Ecr)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let described = Arc::new(Mutex::new(Vec::new()));
+    let seen = described.clone();
+    let describe = mock!(aws_sdk_apprunner::Client::describe_service)
+        .match_requests(|req| !req.service_arn().unwrap_or_default().contains("/racing/"))
+        .then_compute_output(move |req| {
+            let arn = req.service_arn().unwrap().to_owned();
+            seen.lock().unwrap().push(arn.clone());
+            let source = if arn.contains("/web/") {
+                image("v1")
+            } else if arn.contains("/paused/") {
+                image("v2")
+            } else {
+                SourceConfiguration::builder()
+                    .code_repository(
+                        CodeRepository::builder()
+                            .repository_url("https://github.com/example/app")
+                            .source_code_version(
+                                SourceCodeVersion::builder()
+                                    .r#type(SourceCodeVersionType::Branch)
+                                    .value("main")
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            };
+            let service = Service::builder()
+                .service_name("s")
+                .service_id("0")
+                .service_arn(&arn)
+                .created_at(DateTime::from_secs(0))
+                .updated_at(DateTime::from_secs(0))
+                .status(ServiceStatus::Running)
+                .source_configuration(source)
+                .build()
+                .unwrap();
+            DescribeServiceOutput::builder().service(service).build()
+        });
+    let racing = mock!(aws_sdk_apprunner::Client::describe_service)
+        .match_requests(|req| req.service_arn().unwrap_or_default().contains("/racing/"))
+        .then_error(|| {
+            DescribeServiceError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .message("Service not found")
+                    .build(),
+            )
+        });
+    let client = mock_client!(
+        aws_sdk_apprunner,
+        RuleMode::MatchAny,
+        [&list, &describe, &racing]
+    );
+
+    let uses = ecr_gc::inventory::services::app_runner(&client)
+        .await
+        .unwrap();
+    let got: Vec<(String, Option<String>)> = uses
+        .into_iter()
+        .map(|u| (u.workload, u.reference.tag))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("apprunner:service/web".to_owned(), Some("v1".to_owned())),
+            ("apprunner:service/paused".to_owned(), Some("v2".to_owned())),
+        ]
+    );
+    assert_eq!(
+        *described.lock().unwrap(),
+        [arn("web"), arn("paused"), arn("from-code")],
+        "the DELETED service is not described"
+    );
+}

@@ -1,4 +1,5 @@
-//! Test support: a private `moto_server` per test, an SDK client pointed at
+//! Test support: a private emulator per test (`moto_server`, plus the App
+//! Runner API moto lacks: `scripts/emulator.py`), an SDK client pointed at
 //! it over real HTTP, and helpers to seed repositories.
 
 use std::net::TcpListener;
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
 
-/// A `moto_server` on a free loopback port, killed on drop.
+/// `scripts/emulator.py` (moto_server and App Runner) on a free loopback
+/// port, killed on drop.
 pub struct Moto {
     child: Child,
     pub endpoint: String,
@@ -37,8 +39,9 @@ pub fn wait_for_port(port: u16, what: &str, within: Duration) {
 impl Moto {
     pub fn start() -> Moto {
         let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/emulator.py");
+        let child = Command::new("python3")
+            .args([script, "-H", "127.0.0.1", "-p", &port.to_string()])
             // Resolve Lambda image URIs in moto's own ECR, as Lambda does,
             // instead of inventing digests.
             .env("MOTO_LAMBDA_STUB_ECR", "false")
@@ -462,7 +465,7 @@ pub fn cli_run(
 
 /// The in-use sources that read the account's own APIs, as
 /// `settings.inUse` names them; each is on unless switched off.
-pub const ACCOUNT_SOURCES: [&str; 7] = [
+pub const ACCOUNT_SOURCES: [&str; 8] = [
     "ecs",
     "lambda",
     "events",
@@ -470,6 +473,7 @@ pub const ACCOUNT_SOURCES: [&str; 7] = [
     "batch",
     "codebuild",
     "stepfunctions",
+    "apprunner",
 ];
 
 /// A policy that keeps only the newest image by count, with no grace

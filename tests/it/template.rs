@@ -85,6 +85,7 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             "- Sid: ReadBatchWorkloads" => "- BatchInUse",
             "- Sid: ListCodeBuildProjects" => "- CodeBuildInUse",
             "- Sid: ListStateMachines" => "- StepFunctionsInUse",
+            "- Sid: ListAppRunnerServices" => "- AppRunnerInUse",
             _ => panic!("{sid} is on *"),
         };
         // The statement itself is the second item of an `!If` on its own
@@ -322,6 +323,8 @@ fn the_target_role_grants_what_each_enabled_source_needs() {
             ("ReadCodeBuildProjects", "CodeBuildInUse"),
             ("ListStateMachines", "StepFunctionsInUse"),
             ("ReadStateMachines", "StepFunctionsInUse"),
+            ("ListAppRunnerServices", "AppRunnerInUse"),
+            ("ReadAppRunnerServices", "AppRunnerInUse"),
             ("ReadExternalInUseParameter", "SsmInUse"),
             ("ReadExternalInUseObject", "S3InUse"),
         ] {

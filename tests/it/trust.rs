@@ -360,6 +360,7 @@ impl ListRun {
                     "batch": {"enabled": false},
                     "codebuild": {"enabled": false},
                     "stepfunctions": {"enabled": false},
+                    "apprunner": {"enabled": false},
                     "external": {"s3Object": format!("s3://{bucket}/in-use.json")}
                 }
             }

@@ -24,6 +24,7 @@ pub struct Clients {
     pub codebuild: aws_sdk_codebuild::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub apprunner: aws_sdk_apprunner::Client,
+    pub sagemaker: aws_sdk_sagemaker::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
@@ -59,6 +60,7 @@ impl Clients {
             codebuild: aws_sdk_codebuild::Client::new(config),
             sfn: aws_sdk_sfn::Client::new(config),
             apprunner: aws_sdk_apprunner::Client::new(config),
+            sagemaker: aws_sdk_sagemaker::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
             // Path-style addressing works with every endpoint, including
             // a local emulator's.

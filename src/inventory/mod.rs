@@ -10,6 +10,8 @@
 //! * [`batch`]: every ACTIVE AWS Batch job definition and unfinished job;
 //! * [`services`]: CodeBuild projects' build images and App Runner
 //!   services' images;
+//! * [`sagemaker`]: SageMaker models, endpoints, and training jobs in
+//!   progress;
 //! * [`workflows`]: the ECS task definitions Step Functions state machines
 //!   run;
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
@@ -32,6 +34,7 @@ pub mod ecs;
 pub mod external;
 pub mod lambda;
 pub mod reference;
+pub mod sagemaker;
 pub mod schedules;
 pub mod services;
 pub mod workflows;
@@ -391,6 +394,7 @@ async fn read(
         Source::CodeBuild => services::codebuild(&clients.codebuild).await,
         Source::StepFunctions => workflows::state_machines(&clients.sfn, &clients.ecs).await,
         Source::AppRunner => services::app_runner(&clients.apprunner).await,
+        Source::SageMaker => sagemaker::read(&clients.sagemaker).await,
         Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
         Source::S3Object { bucket, key } => {
             if rules.bucket_owner.is_none() {
@@ -433,6 +437,9 @@ fn remedy(source: &Source) -> Option<&'static str> {
         }
         Source::AppRunner => {
             "grant apprunner:ListServices and apprunner:DescribeService (template parameter EnableAppRunnerInUse), or switch the source off with settings.inUse.apprunner.enabled: false"
+        }
+        Source::SageMaker => {
+            "grant sagemaker:ListModels, sagemaker:DescribeModel, sagemaker:DescribeModelPackage, sagemaker:ListEndpoints, sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig, sagemaker:ListTrainingJobs and sagemaker:DescribeTrainingJob (template parameter EnableSageMakerInUse), or switch the source off with settings.inUse.sagemaker.enabled: false"
         }
         Source::SsmParameter { .. } | Source::S3Object { .. } => return None,
     })
@@ -691,6 +698,7 @@ mod tests {
             (Source::CodeBuild, "EnableCodeBuildInUse"),
             (Source::StepFunctions, "EnableStepFunctionsInUse"),
             (Source::AppRunner, "EnableAppRunnerInUse"),
+            (Source::SageMaker, "EnableSageMakerInUse"),
         ];
         for (source, parameter) in own {
             let remedy = remedy(&source).unwrap();

@@ -18,6 +18,7 @@
 //!     "codebuild": { "enabled": true },
 //!     "stepfunctions": { "enabled": true },
 //!     "apprunner": { "enabled": true },
+//!     "sagemaker": { "enabled": true },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
 //!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
 //!     "allowPartialInventory": false
@@ -88,6 +89,8 @@ pub enum Source {
     StepFunctions,
     /// App Runner services whose source is an image.
     AppRunner,
+    /// SageMaker models, endpoints, and training jobs in progress.
+    SageMaker,
     /// An SSM parameter holding a JSON list of image references.
     SsmParameter { name: String },
     /// An S3 object (`s3://bucket/key`) holding the same.
@@ -107,6 +110,7 @@ impl Source {
             Source::CodeBuild => "codebuild".into(),
             Source::StepFunctions => "stepfunctions".into(),
             Source::AppRunner => "apprunner".into(),
+            Source::SageMaker => "sagemaker".into(),
             Source::SsmParameter { name } => format!("ssm:{name}"),
             Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
         }
@@ -123,7 +127,8 @@ impl Source {
             | Source::Batch
             | Source::CodeBuild
             | Source::StepFunctions
-            | Source::AppRunner => false,
+            | Source::AppRunner
+            | Source::SageMaker => false,
             Source::SsmParameter { .. } | Source::S3Object { .. } => true,
         }
     }
@@ -172,6 +177,7 @@ impl Default for InUseSources {
                 Source::CodeBuild,
                 Source::StepFunctions,
                 Source::AppRunner,
+                Source::SageMaker,
             ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
@@ -296,6 +302,7 @@ struct RawInUse {
     codebuild: Option<RawEnabled>,
     stepfunctions: Option<RawEnabled>,
     apprunner: Option<RawEnabled>,
+    sagemaker: Option<RawEnabled>,
     external: Option<RawExternal>,
     allow_partial_inventory: Option<bool>,
 }
@@ -405,6 +412,7 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
         (raw.codebuild, Source::CodeBuild),
         (raw.stepfunctions, Source::StepFunctions),
         (raw.apprunner, Source::AppRunner),
+        (raw.sagemaker, Source::SageMaker),
     ] {
         if switch.unwrap_or_default().enabled.unwrap_or(true) {
             sources.sources.push(source);
@@ -522,6 +530,7 @@ mod tests {
                         Source::CodeBuild,
                         Source::StepFunctions,
                         Source::AppRunner,
+                        Source::SageMaker,
                         Source::S3Object {
                             bucket: "b".into(),
                             key: "k".into(),
@@ -545,6 +554,7 @@ mod tests {
                         Source::CodeBuild,
                         Source::StepFunctions,
                         Source::AppRunner,
+                        Source::SageMaker,
                     ],
                     ..InUseSources::default()
                 },

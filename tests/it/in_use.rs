@@ -159,6 +159,7 @@ async fn every_source_protects_what_it_names_and_nothing_else() {
             ("codebuild", true),
             ("stepfunctions", true),
             ("apprunner", true),
+            ("sagemaker", true),
             ("ssm:/ecr-gc/in-use", true),
             ("s3://in-use/list.json", true)
         ]

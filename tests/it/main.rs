@@ -2,9 +2,10 @@
 //!
 //! * `moto`: the engine and the handler against `moto_server` over HTTP.
 //! * `in_use`: the in-use inventory (ECS, Lambda, SSM, S3) against it.
-//! * `schedules`, `batch`, `codebuild`, `apprunner`: EventBridge rules and
-//!   Scheduler schedules, AWS Batch, CodeBuild projects, App Runner
-//!   services (which `scripts/emulator.py` serves), through the binary.
+//! * `schedules`, `batch`, `codebuild`, `apprunner`, `sagemaker`:
+//!   EventBridge rules and Scheduler schedules, AWS Batch, CodeBuild
+//!   projects, App Runner services (which `scripts/emulator.py` serves),
+//!   SageMaker models and endpoints, through the binary.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
@@ -28,6 +29,7 @@ mod mocks;
 mod moto;
 mod organisation;
 mod properties;
+mod sagemaker;
 mod schedules;
 mod support;
 mod template;

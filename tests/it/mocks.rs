@@ -937,3 +937,179 @@ async fn app_runner_services_page_and_deleted_ones_protect_nothing() {
         "the DELETED service is not described"
     );
 }
+
+/// SageMaker through mocks (moto finishes every training job at once and
+/// reports no deployed images): every page of models, a model served from a
+/// model package, a model deleted mid-read, an endpoint's resolved images
+/// and its configuration's models (a deleted configuration leaves the
+/// deployed images), and training jobs in progress.
+#[tokio::test]
+async fn sagemaker_models_endpoints_and_training_jobs_are_in_use() {
+    use aws_sdk_sagemaker::error::ErrorMetadata;
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::{
+        DescribeEndpointConfigError, DescribeEndpointConfigOutput,
+    };
+    use aws_sdk_sagemaker::operation::describe_model::{DescribeModelError, DescribeModelOutput};
+    use aws_sdk_sagemaker::operation::describe_model_package::DescribeModelPackageOutput;
+    use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    use aws_sdk_sagemaker::operation::list_models::ListModelsOutput;
+    use aws_sdk_sagemaker::operation::list_training_jobs::ListTrainingJobsOutput;
+    use aws_sdk_sagemaker::types::{
+        AlgorithmSpecification, ContainerDefinition, DeployedImage, EndpointSummary,
+        InferenceSpecification, ModelPackageContainerDefinition, ModelSummary, ProductionVariant,
+        ProductionVariantSummary, TrainingJobStatus, TrainingJobSummary,
+    };
+
+    const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    fn image(tag: &str) -> String {
+        format!("{HOST}/ml:{tag}")
+    }
+    let missing = |what: &str| {
+        ErrorMetadata::builder()
+            .code("ValidationException")
+            .message(format!("Could not find {what}"))
+            .build()
+    };
+    let model = |name: &str| ModelSummary::builder().model_name(name).build();
+    let list_models =
+        mock!(aws_sdk_sagemaker::Client::list_models).then_compute_output(move |req| {
+            match req.next_token() {
+                None => ListModelsOutput::builder()
+                    .models(model("reco-model"))
+                    .models(model("packaged"))
+                    .next_token("page-2")
+                    .build(),
+                Some(_) => ListModelsOutput::builder().models(model("racing")).build(),
+            }
+        });
+    let describe_model = mock!(aws_sdk_sagemaker::Client::describe_model)
+        .match_requests(|req| req.model_name() != Some("racing"))
+        .then_compute_output(|req| {
+            let container = if req.model_name() == Some("reco-model") {
+                ContainerDefinition::builder().image(image("v1")).build()
+            } else {
+                ContainerDefinition::builder()
+                    .model_package_name("reco-package/3")
+                    .build()
+            };
+            DescribeModelOutput::builder()
+                .primary_container(container)
+                .build()
+        });
+    let racing_model = mock!(aws_sdk_sagemaker::Client::describe_model)
+        .match_requests(|req| req.model_name() == Some("racing"))
+        .then_error(move || DescribeModelError::generic(missing("model 'racing'")));
+    let package = mock!(aws_sdk_sagemaker::Client::describe_model_package).then_output(|| {
+        DescribeModelPackageOutput::builder()
+            .inference_specification(
+                InferenceSpecification::builder()
+                    .containers(
+                        ModelPackageContainerDefinition::builder()
+                            .image(image("v2"))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let list_endpoints = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(EndpointSummary::builder().endpoint_name("reco").build())
+            .endpoints(EndpointSummary::builder().endpoint_name("orphan").build())
+            .build()
+    });
+    let digest = format!("sha256:{:064x}", 7);
+    let resolved = format!("{HOST}/ml@{digest}");
+    let describe_endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint)
+        .then_compute_output(move |req| {
+            let name = req.endpoint_name().unwrap();
+            DescribeEndpointOutput::builder()
+                .endpoint_name(name)
+                .endpoint_config_name(format!("{name}-config"))
+                .production_variants(
+                    ProductionVariantSummary::builder()
+                        .variant_name("main")
+                        .deployed_images(
+                            DeployedImage::builder()
+                                .specified_image(image("v3"))
+                                .resolved_image(&resolved)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
+        .match_requests(|req| req.endpoint_config_name() == Some("reco-config"))
+        .then_output(|| {
+            DescribeEndpointConfigOutput::builder()
+                .production_variants(
+                    ProductionVariant::builder()
+                        .variant_name("main")
+                        .model_name("reco-model")
+                        .build(),
+                )
+                .build()
+        });
+    let orphan_config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
+        .match_requests(|req| req.endpoint_config_name() == Some("orphan-config"))
+        .then_error(move || {
+            DescribeEndpointConfigError::generic(missing("endpoint configuration 'orphan-config'"))
+        });
+    let list_jobs =
+        mock!(aws_sdk_sagemaker::Client::list_training_jobs).then_compute_output(|req| {
+            assert_eq!(req.status_equals(), Some(&TrainingJobStatus::InProgress));
+            ListTrainingJobsOutput::builder()
+                .training_job_summaries(
+                    TrainingJobSummary::builder()
+                        .training_job_name("nightly-train")
+                        .build(),
+                )
+                .build()
+        });
+    let describe_job = mock!(aws_sdk_sagemaker::Client::describe_training_job).then_output(|| {
+        DescribeTrainingJobOutput::builder()
+            .algorithm_specification(
+                AlgorithmSpecification::builder()
+                    .training_image(image("v4"))
+                    .build(),
+            )
+            .build()
+    });
+    let client = mock_client!(
+        aws_sdk_sagemaker,
+        RuleMode::MatchAny,
+        [
+            &list_models,
+            &describe_model,
+            &racing_model,
+            &package,
+            &list_endpoints,
+            &describe_endpoint,
+            &config,
+            &orphan_config,
+            &list_jobs,
+            &describe_job
+        ]
+    );
+
+    let uses = ecr_gc::inventory::sagemaker::read(&client).await.unwrap();
+    let got: Vec<(String, String)> = uses
+        .into_iter()
+        .map(|u| (u.workload, u.reference.to_string()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("sagemaker:model/reco-model", image("v1")),
+        ("sagemaker:model/packaged", image("v2")),
+        ("sagemaker:endpoint/reco", format!("{HOST}/ml@{digest}")),
+        ("sagemaker:endpoint/reco", image("v1")),
+        ("sagemaker:endpoint/orphan", format!("{HOST}/ml@{digest}")),
+        ("sagemaker:training-job/nightly-train", image("v4")),
+    ]
+    .into_iter()
+    .map(|(w, r)| (w.to_owned(), r))
+    .collect();
+    assert_eq!(got, want);
+}

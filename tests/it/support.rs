@@ -465,7 +465,7 @@ pub fn cli_run(
 
 /// The in-use sources that read the account's own APIs, as
 /// `settings.inUse` names them; each is on unless switched off.
-pub const ACCOUNT_SOURCES: [&str; 8] = [
+pub const ACCOUNT_SOURCES: [&str; 9] = [
     "ecs",
     "lambda",
     "events",
@@ -474,6 +474,7 @@ pub const ACCOUNT_SOURCES: [&str; 8] = [
     "codebuild",
     "stepfunctions",
     "apprunner",
+    "sagemaker",
 ];
 
 /// A policy that keeps only the newest image by count, with no grace

@@ -86,6 +86,7 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             "- Sid: ListCodeBuildProjects" => "- CodeBuildInUse",
             "- Sid: ListStateMachines" => "- StepFunctionsInUse",
             "- Sid: ListAppRunnerServices" => "- AppRunnerInUse",
+            "- Sid: ListSageMakerWorkloads" => "- SageMakerInUse",
             _ => panic!("{sid} is on *"),
         };
         // The statement itself is the second item of an `!If` on its own
@@ -325,6 +326,8 @@ fn the_target_role_grants_what_each_enabled_source_needs() {
             ("ReadStateMachines", "StepFunctionsInUse"),
             ("ListAppRunnerServices", "AppRunnerInUse"),
             ("ReadAppRunnerServices", "AppRunnerInUse"),
+            ("ListSageMakerWorkloads", "SageMakerInUse"),
+            ("ReadSageMakerWorkloads", "SageMakerInUse"),
             ("ReadExternalInUseParameter", "SsmInUse"),
             ("ReadExternalInUseObject", "S3InUse"),
         ] {

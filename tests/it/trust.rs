@@ -361,6 +361,7 @@ impl ListRun {
                     "codebuild": {"enabled": false},
                     "stepfunctions": {"enabled": false},
                     "apprunner": {"enabled": false},
+                    "sagemaker": {"enabled": false},
                     "external": {"s3Object": format!("s3://{bucket}/in-use.json")}
                 }
             }

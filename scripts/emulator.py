@@ -10,12 +10,19 @@ CreateService, DescribeService, ListServices (paged at MaxResults, default
 service DELETED and leaves it listed, as App Runner does for a while. Only
 the fields ecr-gc reads are kept; the services live in memory.
 
+For the tests of the EKS source, `PUT /__emulator/eks/clusters/NAME` with
+{"endpoint": URL, "certificateAuthority": BASE64_PEM} makes EKS's
+DescribeCluster answer that endpoint and certificate authority for the
+cluster moto created (moto invents both), so that ecr-gc reaches a local
+Kubernetes API.
+
 The tests, `make demo` and the benchmarks start this instead of
 `moto_server`, so that ecr-gc's default in-use sources can all be read.
 """
 import argparse
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -103,6 +110,39 @@ APP_RUNNER = {"CreateService": create_service, "DescribeService": describe_servi
               "ListServices": list_services, "DeleteService": delete_service}
 
 
+eks_clusters = {}  # name -> {"endpoint": ..., "certificateAuthority": ...}
+
+
+def json_answer(start_response, status, doc):
+    payload = json.dumps(doc).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
+def with_eks_endpoints(moto_app):
+    def app(environ, start_response):
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD")
+        if path.startswith("/__emulator/eks/clusters/") and method == "PUT":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            with lock:
+                eks_clusters[path.rsplit("/", 1)[1]] = json.loads(environ["wsgi.input"].read(length))
+            return json_answer(start_response, "200 OK", {})
+        named = re.fullmatch(r"/clusters/([^/]+)", path)
+        with lock:
+            override = eks_clusters.get(named.group(1)) if named and method == "GET" else None
+        if override is None:
+            return moto_app(environ, start_response)
+        seen = {}
+        body = b"".join(moto_app(environ, lambda status, headers, *_: seen.update(status=status)))
+        if not seen["status"].startswith("200"):
+            return json_answer(start_response, seen["status"], json.loads(body or b"{}"))
+        doc = json.loads(body)
+        doc["cluster"]["endpoint"] = override["endpoint"]
+        doc["cluster"]["certificateAuthority"] = {"data": override["certificateAuthority"]}
+        return json_answer(start_response, "200 OK", doc)
+    return app
+
+
 def with_app_runner(moto_app):
     def app(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -135,8 +175,8 @@ def main():
     parser.add_argument("-p", "--port", type=int, default=5000)
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
-    run_simple(args.host, args.port, with_app_runner(DomainDispatcherApplication(create_backend_app)),
-               threaded=True)
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    run_simple(args.host, args.port, with_eks_endpoints(with_app_runner(moto_app)), threaded=True)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,16 @@ pub struct Clients {
     pub sfn: aws_sdk_sfn::Client,
     pub apprunner: aws_sdk_apprunner::Client,
     pub sagemaker: aws_sdk_sagemaker::Client,
+    pub eks: aws_sdk_eks::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
     pub sqs: aws_sdk_sqs::Client,
     /// The region the clients call, when the configuration names one.
     pub region: Option<String>,
+    /// The clients' credentials, for what signs requests itself (the EKS
+    /// source's tokens).
+    pub credentials: Option<aws_sdk_sts::config::SharedCredentialsProvider>,
 }
 
 impl Clients {
@@ -61,6 +65,7 @@ impl Clients {
             sfn: aws_sdk_sfn::Client::new(config),
             apprunner: aws_sdk_apprunner::Client::new(config),
             sagemaker: aws_sdk_sagemaker::Client::new(config),
+            eks: aws_sdk_eks::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
             // Path-style addressing works with every endpoint, including
             // a local emulator's.
@@ -72,6 +77,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             region: config.region().map(|r| r.as_ref().to_owned()),
+            credentials: config.credentials_provider(),
         }
     }
 }

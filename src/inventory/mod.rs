@@ -12,10 +12,12 @@
 //!   services' images;
 //! * [`sagemaker`]: SageMaker models, endpoints, and training jobs in
 //!   progress;
+//! * [`eks`]: EKS clusters' pods and pod templates, read from each
+//!   cluster's Kubernetes API ([`kubernetes`]);
 //! * [`workflows`]: the ECS task definitions Step Functions state machines
 //!   run;
 //! * [`external`]: a JSON list of references in an SSM parameter or an S3
-//!   object, for what AWS APIs cannot see (EKS pods, other clusters, CI).
+//!   object, for what AWS APIs cannot see (clusters outside AWS or behind a private endpoint, CI).
 //!
 //! The inventory is collected once per account and region ([`collect`]).
 //! A target's inventory ([`for_target`]) is its own account's, plus what
@@ -31,7 +33,9 @@
 
 pub mod batch;
 pub mod ecs;
+pub mod eks;
 pub mod external;
+pub mod kubernetes;
 pub mod lambda;
 pub mod reference;
 pub mod sagemaker;
@@ -395,6 +399,7 @@ async fn read(
         Source::StepFunctions => workflows::state_machines(&clients.sfn, &clients.ecs).await,
         Source::AppRunner => services::app_runner(&clients.apprunner).await,
         Source::SageMaker => sagemaker::read(&clients.sagemaker).await,
+        Source::Eks { clusters } => eks::read(clients, clusters.as_deref()).await,
         Source::SsmParameter { name } => external::from_ssm(&clients.ssm, name, rules, now).await,
         Source::S3Object { bucket, key } => {
             if rules.bucket_owner.is_none() {
@@ -440,6 +445,9 @@ fn remedy(source: &Source) -> Option<&'static str> {
         }
         Source::SageMaker => {
             "grant sagemaker:ListModels, sagemaker:DescribeModel, sagemaker:DescribeModelPackage, sagemaker:ListEndpoints, sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig, sagemaker:ListTrainingJobs and sagemaker:DescribeTrainingJob (template parameter EnableSageMakerInUse), or switch the source off with settings.inUse.sagemaker.enabled: false"
+        }
+        Source::Eks { .. } => {
+            "grant eks:ListClusters and eks:DescribeCluster (template parameter EnableEksInUse), give the role read access to each cluster (an EKS access entry with AmazonEKSViewPolicy: template parameter EksAccessEntryCluster, or deploy/eks-access-entry.yaml), and reach each cluster's endpoint; or name the clusters to read in settings.inUse.eks.clusters, or switch the source off with settings.inUse.eks.enabled: false"
         }
         Source::SsmParameter { .. } | Source::S3Object { .. } => return None,
     })
@@ -699,6 +707,7 @@ mod tests {
             (Source::StepFunctions, "EnableStepFunctionsInUse"),
             (Source::AppRunner, "EnableAppRunnerInUse"),
             (Source::SageMaker, "EnableSageMakerInUse"),
+            (Source::Eks { clusters: None }, "EnableEksInUse"),
         ];
         for (source, parameter) in own {
             let remedy = remedy(&source).unwrap();

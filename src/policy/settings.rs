@@ -19,6 +19,7 @@
 //!     "stepfunctions": { "enabled": true },
 //!     "apprunner": { "enabled": true },
 //!     "sagemaker": { "enabled": true },
+//!     "eks": { "enabled": true, "clusters": ["prod"] },
 //!     "external": { "ssmParameter": "/ecr-gc/in-use", "s3Object": "s3://bucket/in-use.json",
 //!                   "maxAgeMinutes": 60, "s3BucketOwner": "111122223333" },
 //!     "allowPartialInventory": false
@@ -91,6 +92,10 @@ pub enum Source {
     AppRunner,
     /// SageMaker models, endpoints, and training jobs in progress.
     SageMaker,
+    /// EKS clusters' pods and pod templates, through each cluster's
+    /// Kubernetes API: every cluster of the account and region, or only
+    /// `clusters`.
+    Eks { clusters: Option<Vec<String>> },
     /// An SSM parameter holding a JSON list of image references.
     SsmParameter { name: String },
     /// An S3 object (`s3://bucket/key`) holding the same.
@@ -111,6 +116,7 @@ impl Source {
             Source::StepFunctions => "stepfunctions".into(),
             Source::AppRunner => "apprunner".into(),
             Source::SageMaker => "sagemaker".into(),
+            Source::Eks { .. } => "eks".into(),
             Source::SsmParameter { name } => format!("ssm:{name}"),
             Source::S3Object { bucket, key } => format!("s3://{bucket}/{key}"),
         }
@@ -128,7 +134,8 @@ impl Source {
             | Source::CodeBuild
             | Source::StepFunctions
             | Source::AppRunner
-            | Source::SageMaker => false,
+            | Source::SageMaker
+            | Source::Eks { .. } => false,
             Source::SsmParameter { .. } | Source::S3Object { .. } => true,
         }
     }
@@ -178,6 +185,7 @@ impl Default for InUseSources {
                 Source::StepFunctions,
                 Source::AppRunner,
                 Source::SageMaker,
+                Source::Eks { clusters: None },
             ],
             max_age_minutes: DEFAULT_MAX_AGE_MINUTES,
             s3_bucket_owner: None,
@@ -303,6 +311,7 @@ struct RawInUse {
     stepfunctions: Option<RawEnabled>,
     apprunner: Option<RawEnabled>,
     sagemaker: Option<RawEnabled>,
+    eks: Option<RawEks>,
     external: Option<RawExternal>,
     allow_partial_inventory: Option<bool>,
 }
@@ -312,6 +321,13 @@ struct RawInUse {
 struct RawEcs {
     enabled: Option<bool>,
     task_definition_revisions: Option<u32>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEks {
+    enabled: Option<bool>,
+    clusters: Option<Vec<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -388,6 +404,82 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
     Ok(settings)
 }
 
+/// `settings.inUse.external`: the lists someone else publishes, and how
+/// they are checked.
+fn parse_external(external: RawExternal, sources: &mut InUseSources) -> Result<(), PolicyError> {
+    if let Some(name) = external.ssm_parameter {
+        if name.trim().is_empty() {
+            return Err(invalid(
+                "settings.inUse.external.ssmParameter",
+                "must not be empty",
+            ));
+        }
+        sources.sources.push(Source::SsmParameter { name });
+    }
+    if let Some(uri) = external.s3_object {
+        let parsed = uri
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+            .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty());
+        let Some((bucket, key)) = parsed else {
+            return Err(invalid(
+                "settings.inUse.external.s3Object",
+                format!("`{uri}` is not of the form s3://bucket/key"),
+            ));
+        };
+        sources.sources.push(Source::S3Object {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    if let Some(minutes) = external.max_age_minutes {
+        if !(1..=MAX_MAX_AGE_MINUTES).contains(&minutes) {
+            return Err(invalid(
+                "settings.inUse.external.maxAgeMinutes",
+                format!("{minutes} is outside 1 to {MAX_MAX_AGE_MINUTES} (a week)"),
+            ));
+        }
+        sources.max_age_minutes = minutes;
+    }
+    if let Some(owner) = external.s3_bucket_owner {
+        let owner = AccountId::parse(owner).map_err(|e| {
+            invalid(
+                "settings.inUse.external.s3BucketOwner",
+                format!("{e}; expected the 12-digit account that owns the bucket"),
+            )
+        })?;
+        sources.s3_bucket_owner = Some(owner);
+    }
+    Ok(())
+}
+
+/// `settings.inUse.eks.clusters`: at least one name, each an EKS cluster
+/// name (a letter or digit, then letters, digits, `-` and `_`; at most
+/// 100), none twice.
+fn eks_clusters(names: Vec<String>) -> Result<Vec<String>, PolicyError> {
+    const AT: &str = "settings.inUse.eks.clusters";
+    if names.is_empty() {
+        return Err(invalid(
+            AT,
+            "names no cluster; leave it out to read every cluster, or switch the source off with enabled: false",
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let well_formed = name.len() <= 100
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !well_formed {
+            return Err(invalid(AT, format!("{name:?} is not an EKS cluster name")));
+        }
+        if names[..i].contains(name) {
+            return Err(invalid(AT, format!("{name:?} is named twice")));
+        }
+    }
+    Ok(names)
+}
+
 fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
     let mut sources = InUseSources {
         sources: Vec::new(),
@@ -418,50 +510,13 @@ fn parse_in_use(raw: RawInUse) -> Result<InUseSources, PolicyError> {
             sources.sources.push(source);
         }
     }
+    let eks = raw.eks.unwrap_or_default();
+    if eks.enabled.unwrap_or(true) {
+        let clusters = eks.clusters.map(eks_clusters).transpose()?;
+        sources.sources.push(Source::Eks { clusters });
+    }
     if let Some(external) = raw.external {
-        if let Some(name) = external.ssm_parameter {
-            if name.trim().is_empty() {
-                return Err(invalid(
-                    "settings.inUse.external.ssmParameter",
-                    "must not be empty",
-                ));
-            }
-            sources.sources.push(Source::SsmParameter { name });
-        }
-        if let Some(uri) = external.s3_object {
-            let parsed = uri
-                .strip_prefix("s3://")
-                .and_then(|rest| rest.split_once('/'))
-                .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty());
-            let Some((bucket, key)) = parsed else {
-                return Err(invalid(
-                    "settings.inUse.external.s3Object",
-                    format!("`{uri}` is not of the form s3://bucket/key"),
-                ));
-            };
-            sources.sources.push(Source::S3Object {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            });
-        }
-        if let Some(minutes) = external.max_age_minutes {
-            if !(1..=MAX_MAX_AGE_MINUTES).contains(&minutes) {
-                return Err(invalid(
-                    "settings.inUse.external.maxAgeMinutes",
-                    format!("{minutes} is outside 1 to {MAX_MAX_AGE_MINUTES} (a week)"),
-                ));
-            }
-            sources.max_age_minutes = minutes;
-        }
-        if let Some(owner) = external.s3_bucket_owner {
-            let owner = AccountId::parse(owner).map_err(|e| {
-                invalid(
-                    "settings.inUse.external.s3BucketOwner",
-                    format!("{e}; expected the 12-digit account that owns the bucket"),
-                )
-            })?;
-            sources.s3_bucket_owner = Some(owner);
-        }
+        parse_external(external, &mut sources)?;
     }
     Ok(sources)
 }
@@ -531,6 +586,7 @@ mod tests {
                         Source::StepFunctions,
                         Source::AppRunner,
                         Source::SageMaker,
+                        Source::Eks { clusters: None },
                         Source::S3Object {
                             bucket: "b".into(),
                             key: "k".into(),
@@ -555,11 +611,50 @@ mod tests {
                         Source::StepFunctions,
                         Source::AppRunner,
                         Source::SageMaker,
+                        Source::Eks { clusters: None },
                     ],
                     ..InUseSources::default()
                 },
                 ..Settings::default()
             }),
+        );
+        check(
+            r#"{"inUse":{"eks":{"clusters":["prod","staging_2"]},"sagemaker":{"enabled":false}}}"#,
+            Ok(Settings {
+                in_use: InUseSources {
+                    sources: vec![
+                        Source::Ecs { revisions: 5 },
+                        Source::Lambda,
+                        Source::EventRules,
+                        Source::Schedules,
+                        Source::Batch,
+                        Source::CodeBuild,
+                        Source::StepFunctions,
+                        Source::AppRunner,
+                        Source::Eks {
+                            clusters: Some(vec!["prod".into(), "staging_2".into()]),
+                        },
+                    ],
+                    ..InUseSources::default()
+                },
+                ..Settings::default()
+            }),
+        );
+        check(
+            r#"{"inUse":{"eks":{"clusters":[]}}}"#,
+            Err("settings.inUse.eks.clusters: names no cluster"),
+        );
+        check(
+            r#"{"inUse":{"eks":{"clusters":["-prod"]}}}"#,
+            Err(r#"settings.inUse.eks.clusters: "-prod" is not an EKS cluster name"#),
+        );
+        check(
+            r#"{"inUse":{"eks":{"clusters":["a/b"]}}}"#,
+            Err(r#"settings.inUse.eks.clusters: "a/b" is not an EKS cluster name"#),
+        );
+        check(
+            r#"{"inUse":{"eks":{"clusters":["prod","prod"]}}}"#,
+            Err(r#"settings.inUse.eks.clusters: "prod" is named twice"#),
         );
         check(
             r#"{"inUse":{"scheduler":{"enabled":"no"}}}"#,

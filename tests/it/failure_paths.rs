@@ -38,7 +38,7 @@ async fn a_child_shared_by_two_indexes_stays_while_either_stays() {
             "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 1},
             "action": {"type": "expire"}
         }],
-        "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}}}
+        "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}, "eks": {"enabled": false}}}
     });
     let (code, report) = cli_run(&proxy.endpoint, &policy, "multi");
     assert_eq!(code, Some(1), "a refused delete is a failure: {report}");
@@ -89,7 +89,7 @@ async fn a_child_shared_by_two_indexes_stays_while_either_stays() {
 const DEADLINE_POLICY: &str = r#"{"rules": [{"rulePriority": 1,
     "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 3},
     "action": {"type": "expire"}}],
-  "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}}}}"#;
+  "settings": {"gracePeriodMinutes": 0, "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}, "eks": {"enabled": false}}}}"#;
 
 /// demo/web with six tagged images (DEADLINE_POLICY expires three) behind
 /// the proxy, whose first `listings` listings stall for six seconds; and
@@ -332,7 +332,7 @@ async fn the_consumer_hands_back_what_a_failed_source_or_delete_left() {
     // A source that cannot be read (the SSM parameter does not exist):
     // nothing is deleted, and both messages go back.
     let missing = policy(
-        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false},
+        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}, "eks": {"enabled": false},
         "external": {"ssmParameter": "/ecr-gc/missing"}}),
     );
     let function = crate::support::RuntimeLoop::start(&function_env(
@@ -359,7 +359,7 @@ async fn the_consumer_hands_back_what_a_failed_source_or_delete_left() {
 
     // Sources read: b finishes; a's refused delete sends only a back.
     let none = policy(
-        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}}),
+        json!({"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}, "eks": {"enabled": false}}),
     );
     let function = crate::support::RuntimeLoop::start(&function_env(
         &proxy.endpoint,
@@ -722,7 +722,7 @@ async fn the_run_budget_lets_later_smaller_repositories_fit_at_any_concurrency()
             "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1},
             "action": {"type": "expire"}}],
             "settings": {"gracePeriodMinutes": 0, "maxDeletesPerRun": 7, "concurrency": concurrency,
-                "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}}}});
+                "inUse": {"ecs": {"enabled": false}, "lambda": {"enabled": false}, "events": {"enabled": false}, "scheduler": {"enabled": false}, "batch": {"enabled": false}, "codebuild": {"enabled": false}, "stepfunctions": {"enabled": false}, "apprunner": {"enabled": false}, "sagemaker": {"enabled": false}, "eks": {"enabled": false}}}});
         let path = dir.join(format!("policy-{concurrency}.json"));
         std::fs::write(&path, policy.to_string()).unwrap();
         let mut command = Command::new(BIN);

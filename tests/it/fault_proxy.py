@@ -13,7 +13,8 @@ one per request, then passes through; a fault is one of
   "slow:MS"   answer after MS milliseconds
   "denied"    AccessDenied (XML for query-protocol services such as STS)
   "throttle*" (any fault with *) that fault on every request, forever
-A key "Operation@text" applies only to requests whose body contains text.
+A key "Operation@text" applies only to requests whose body contains text. EKS's
+operations are "eks:ListClusters" and "eks:DescribeCluster", apart from ECS's.
 
 The key "ecr": true makes the proxy behave like ECR where moto_server does
 not: it pages DescribeRepositories, DescribeImages (without imageIds) and
@@ -58,7 +59,8 @@ counts = {}
 # Operations of REST-JSON services, whose errors are JSON like the JSON protocol's.
 BATCH = {"/v1/describejobdefinitions": "DescribeJobDefinitions", "/v1/describejobqueues": "DescribeJobQueues",
          "/v1/listjobs": "ListJobs", "/v1/describejobs": "DescribeJobs"}
-REST_JSON = ("ListFunctions", "GetFunction", "ListSchedules", "GetSchedule", *BATCH.values())
+REST_JSON = ("ListFunctions", "GetFunction", "ListSchedules", "GetSchedule", "eks:ListClusters", "eks:DescribeCluster",
+             *BATCH.values())
 PAGED = {"DescribeRepositories": "repositories", "DescribeImages": "imageDetails", "ListImages": "imageIds"}
 
 
@@ -94,6 +96,11 @@ def operation_of(method, path, headers, body):
     if not action and path.startswith("/schedules"):
         # EventBridge Scheduler's REST API: /schedules lists, /schedules/NAME gets.
         return "ListSchedules" if path.split("?")[0].rstrip("/") == "/schedules" else "GetSchedule"
+    # EKS's REST API, prefixed apart from ECS's ListClusters.
+    if not action and path.split("?")[0] == "/clusters":
+        return "eks:ListClusters"
+    if not action and path.startswith("/clusters/") and path.split("?")[0].count("/") == 2:
+        return "eks:DescribeCluster"
     if not action and method == "GET" and path.count("/") >= 2:
         return "GetObject"  # path-style S3: /bucket/key
     return action

@@ -160,6 +160,7 @@ async fn every_source_protects_what_it_names_and_nothing_else() {
             ("stepfunctions", true),
             ("apprunner", true),
             ("sagemaker", true),
+            ("eks", true),
             ("ssm:/ecr-gc/in-use", true),
             ("s3://in-use/list.json", true)
         ]

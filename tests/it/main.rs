@@ -6,6 +6,8 @@
 //!   EventBridge rules and Scheduler schedules, AWS Batch, CodeBuild
 //!   projects, App Runner services (which `scripts/emulator.py` serves),
 //!   SageMaker models and endpoints, through the binary.
+//! * `eks`: EKS clusters' pods and pod templates, through the binary,
+//!   against a local Kubernetes API over HTTPS (`kube_api.py`).
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
@@ -22,6 +24,7 @@ mod apprunner;
 mod batch;
 mod binary;
 mod codebuild;
+mod eks;
 mod failure_paths;
 mod faults;
 mod in_use;

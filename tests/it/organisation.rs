@@ -460,6 +460,7 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     assert_eq!(counts["ListClusters"], 6);
     assert_eq!(counts["ListEventBuses"], 6);
     assert_eq!(counts["ListSchedules"], 6);
+    assert_eq!(counts["eks:ListClusters"], 6);
     assert_eq!(counts["AssumeRole"], 4);
     // Each log line of a target says which.
     assert!(

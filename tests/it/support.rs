@@ -465,7 +465,7 @@ pub fn cli_run(
 
 /// The in-use sources that read the account's own APIs, as
 /// `settings.inUse` names them; each is on unless switched off.
-pub const ACCOUNT_SOURCES: [&str; 9] = [
+pub const ACCOUNT_SOURCES: [&str; 10] = [
     "ecs",
     "lambda",
     "events",
@@ -475,6 +475,7 @@ pub const ACCOUNT_SOURCES: [&str; 9] = [
     "stepfunctions",
     "apprunner",
     "sagemaker",
+    "eks",
 ];
 
 /// A policy that keeps only the newest image by count, with no grace

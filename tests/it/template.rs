@@ -26,7 +26,11 @@ fn run(program: &str, args: &[&str]) {
 fn cfn_lint_passes() {
     run(
         "cfn-lint",
-        &["template.yaml", "deploy/target-account-role.yaml"],
+        &[
+            "template.yaml",
+            "deploy/target-account-role.yaml",
+            "deploy/eks-access-entry.yaml",
+        ],
     );
 }
 
@@ -87,6 +91,7 @@ fn batch_delete_image_is_granted_on_repository_arns_only() {
             "- Sid: ListStateMachines" => "- StepFunctionsInUse",
             "- Sid: ListAppRunnerServices" => "- AppRunnerInUse",
             "- Sid: ListSageMakerWorkloads" => "- SageMakerInUse",
+            "- Sid: ListEksClusters" => "- EksInUse",
             _ => panic!("{sid} is on *"),
         };
         // The statement itself is the second item of an `!If` on its own
@@ -328,6 +333,8 @@ fn the_target_role_grants_what_each_enabled_source_needs() {
             ("ReadAppRunnerServices", "AppRunnerInUse"),
             ("ListSageMakerWorkloads", "SageMakerInUse"),
             ("ReadSageMakerWorkloads", "SageMakerInUse"),
+            ("ListEksClusters", "EksInUse"),
+            ("ReadEksClusters", "EksInUse"),
             ("ReadExternalInUseParameter", "SsmInUse"),
             ("ReadExternalInUseObject", "S3InUse"),
         ] {

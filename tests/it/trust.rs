@@ -362,6 +362,7 @@ impl ListRun {
                     "stepfunctions": {"enabled": false},
                     "apprunner": {"enabled": false},
                     "sagemaker": {"enabled": false},
+                    "eks": {"enabled": false},
                     "external": {"s3Object": format!("s3://{bucket}/in-use.json")}
                 }
             }

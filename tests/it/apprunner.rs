@@ -36,7 +36,10 @@ async fn a_services_image_is_in_use_and_a_deleted_services_is_not() {
     python(&["-c", SEED, &moto.endpoint]);
 
     // Unreadable first: nothing is deleted, and the report says what to do.
-    let proxy = Proxy::start(&moto.endpoint, json!({"DescribeService": ["denied*"]}));
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        json!({"apprunner:DescribeService": ["denied*"]}),
+    );
     let (code, report) = cli_run(&proxy.endpoint, &policy(), "app");
     assert_eq!(code, Some(1), "{report}");
     let error = report["inUseSources"][0]["error"]

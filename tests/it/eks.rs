@@ -16,7 +16,7 @@ use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_ta
 const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
 /// `kube_api.py` on a free port, killed on drop.
-struct KubeApi {
+pub struct KubeApi {
     child: Child,
     port: u16,
 }
@@ -24,7 +24,7 @@ struct KubeApi {
 impl KubeApi {
     /// Serves `lists` for cluster `prod`, `page_size` items a page;
     /// `refuse` answers 403 to good tokens.
-    fn start(lists: Value, page_size: usize, refuse: bool) -> (KubeApi, String) {
+    pub fn start(lists: Value, page_size: usize, refuse: bool) -> (KubeApi, String) {
         let plan = json!({"cluster": "prod", "secret": "testing", "pageSize": page_size,
                           "lists": lists, "refuse": refuse});
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/kube_api.py");
@@ -66,7 +66,7 @@ impl Drop for KubeApi {
 
 /// Creates clusters `prod` and `staging` in the emulator's EKS, and points
 /// `prod` at the local API and `staging` at a port where nothing listens.
-fn seed_clusters(endpoint: &str, api: &KubeApi, ca: &str) {
+pub fn seed_clusters(endpoint: &str, api: &KubeApi, ca: &str) {
     const SEED: &str = r#"
 import json, sys, urllib.request, boto3
 endpoint, api, ca = sys.argv[1:4]
@@ -85,7 +85,7 @@ for name, url in (("prod", api), ("staging", "https://127.0.0.1:9")):
     python(&["-c", SEED, endpoint, &api, ca]);
 }
 
-fn pod(namespace: &str, name: &str, spec: Value, status: Value) -> Value {
+pub fn pod(namespace: &str, name: &str, spec: Value, status: Value) -> Value {
     json!({"metadata": {"namespace": namespace, "name": name}, "spec": spec, "status": status})
 }
 

@@ -14,7 +14,8 @@ one per request, then passes through; a fault is one of
   "denied"    AccessDenied (XML for query-protocol services such as STS)
   "throttle*" (any fault with *) that fault on every request, forever
 A key "Operation@text" applies only to requests whose body contains text. EKS's
-operations are "eks:ListClusters" and "eks:DescribeCluster", apart from ECS's.
+and App Runner's operations are prefixed ("eks:ListClusters",
+"apprunner:ListServices"), apart from ECS's of the same names.
 
 The key "ecr": true makes the proxy behave like ECR where moto_server does
 not: it pages DescribeRepositories, DescribeImages (without imageIds) and
@@ -84,6 +85,8 @@ def next_fault(operation, body):
 
 def operation_of(method, path, headers, body):
     target = headers.get("X-Amz-Target")
+    if target and target.startswith("AppRunner."):
+        return "apprunner:" + target.rsplit(".", 1)[-1]  # apart from ECS's ListServices
     if target:
         return target.rsplit(".", 1)[-1]
     form = urllib.parse.parse_qs(body)

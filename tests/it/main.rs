@@ -8,6 +8,8 @@
 //!   SageMaker models and endpoints, through the binary.
 //! * `eks`: EKS clusters' pods and pod templates, through the binary,
 //!   against a local Kubernetes API over HTTPS (`kube_api.py`).
+//! * `every_kind`: one workload of each kind on one repository; each keeps
+//!   its image, and any one unreadable source deletes nothing.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
 //!   through `aws-smithy-mocks`.
 //! * `faults`: throttling, 500s, resets and stalls from a proxy in front of
@@ -25,6 +27,7 @@ mod batch;
 mod binary;
 mod codebuild;
 mod eks;
+mod every_kind;
 mod failure_paths;
 mod faults;
 mod in_use;

@@ -10,6 +10,10 @@ CreateService, DescribeService, ListServices (paged at MaxResults, default
 service DELETED and leaves it listed, as App Runner does for a while. Only
 the fields ecr-gc reads are kept; the services live in memory.
 
+Step Functions' ListStateMachineVersions, which moto lacks although it
+publishes versions, is answered from moto's own in-process backend (newest
+first, paged at maxResults, default 100, with nextToken).
+
 For the tests of the EKS source, `PUT /__emulator/eks/clusters/NAME` with
 {"endpoint": URL, "certificateAuthority": BASE64_PEM} makes EKS's
 DescribeCluster answer that endpoint and certificate authority for the
@@ -143,6 +147,39 @@ def with_eks_endpoints(moto_app):
     return app
 
 
+def list_state_machine_versions(body):
+    from moto.stepfunctions.models import stepfunctions_backends
+    arn = body.get("stateMachineArn", "")
+    parts = arn.split(":")
+    if len(parts) != 7:
+        return error("ValidationException", f"Invalid Arn: '{arn}'")
+    backend = stepfunctions_backends[parts[4]][parts[3]]
+    machine = next((m for m in backend.state_machines if m.arn == arn), None)
+    if machine is None:
+        return error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
+    size = int(body.get("maxResults") or 100)
+    start = int(body.get("nextToken") or 0)
+    versions = [{"stateMachineVersionArn": v.arn, "creationDate": time.time()}
+                for _, v in sorted(machine.versions.items(), reverse=True)]
+    out = {"stateMachineVersions": versions[start:start + size]}
+    if start + size < len(versions):
+        out["nextToken"] = str(start + size)
+    return 200, out
+
+
+def with_state_machine_versions(moto_app):
+    def app(environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "") != "AWSStepFunctions.ListStateMachineVersions":
+            return moto_app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        status, out = list_state_machine_versions(json.loads(environ["wsgi.input"].read(length) or b"{}"))
+        payload = json.dumps(out).encode()
+        start_response("200 OK" if status == 200 else "400 Bad Request",
+                       [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(payload)))])
+        return [payload]
+    return app
+
+
 def with_app_runner(moto_app):
     def app(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -176,7 +213,8 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     moto_app = DomainDispatcherApplication(create_backend_app)
-    run_simple(args.host, args.port, with_eks_endpoints(with_app_runner(moto_app)), threaded=True)
+    app = with_eks_endpoints(with_app_runner(with_state_machine_versions(moto_app)))
+    run_simple(args.host, args.port, app, threaded=True)
 
 
 if __name__ == "__main__":

@@ -438,7 +438,7 @@ fn remedy(source: &Source) -> Option<&'static str> {
             "grant codebuild:ListProjects and codebuild:BatchGetProjects (template parameter EnableCodeBuildInUse), or switch the source off with settings.inUse.codebuild.enabled: false"
         }
         Source::StepFunctions => {
-            "grant states:ListStateMachines, states:DescribeStateMachine and ecs:DescribeTaskDefinition (template parameter EnableStepFunctionsInUse), or switch the source off with settings.inUse.stepfunctions.enabled: false"
+            "grant states:ListStateMachines, states:ListStateMachineVersions, states:DescribeStateMachine and ecs:DescribeTaskDefinition (template parameter EnableStepFunctionsInUse), or switch the source off with settings.inUse.stepfunctions.enabled: false"
         }
         Source::AppRunner => {
             "grant apprunner:ListServices and apprunner:DescribeService (template parameter EnableAppRunnerInUse), or switch the source off with settings.inUse.apprunner.enabled: false"

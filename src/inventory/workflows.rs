@@ -8,11 +8,16 @@
 //! included) gives its `TaskDefinition`, and that task definition's images
 //! are in use. Workloads are named `states:stateMachine/<name>`.
 //!
+//! Published versions count too: an alias, or a rule or schedule that
+//! targets a version ARN, starts that version's definition, which may pin
+//! an older revision than the current one. Each version's workload is
+//! named `states:stateMachine/<name>:<version>`; a version deleted between
+//! the listing and its description starts nothing.
+//!
 //! A task definition chosen at run time (`"TaskDefinition.$"`, or a JSONata
 //! expression) could be any revision: the source fails, naming the state
 //! machine and the state, rather than guess. Switch the source off, or
 //! publish those images in an external in-use list, to go on.
-//! The current definition is read; published versions are not yet.
 
 use serde_json::Value;
 
@@ -42,22 +47,62 @@ pub async fn state_machines(
     let mut uses = Vec::new();
     let mut definitions = Definitions::default();
     for (arn, name) in machines {
-        let workload = format!("states:stateMachine/{name}");
-        let out = sfn
-            .describe_state_machine()
-            .state_machine_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| CallError::from_sdk(DESCRIBE, &e))?;
-        let task_definitions = ecs_task_definitions(out.definition())
-            .map_err(|problem| invalid_list(DESCRIBE, format!("{workload}: {problem}")))?;
-        for task_definition in task_definitions {
-            definitions
-                .use_by(ecs, &task_definition, &workload, &mut uses)
-                .await?;
+        let mut runs = vec![(arn.clone(), format!("states:stateMachine/{name}"))];
+        for version in versions(sfn, &arn).await? {
+            let number = version.rsplit(':').next().unwrap_or("?").to_owned();
+            runs.push((version, format!("states:stateMachine/{name}:{number}")));
+        }
+        for (arn, workload) in runs {
+            let out = match sfn
+                .describe_state_machine()
+                .state_machine_arn(&arn)
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                // A version deleted since it was listed starts nothing.
+                Err(e)
+                    if arn.matches(':').count() > 6
+                        && e.as_service_error()
+                            .is_some_and(|e| e.is_state_machine_does_not_exist()) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(CallError::from_sdk(DESCRIBE, &e)),
+            };
+            let task_definitions = ecs_task_definitions(out.definition())
+                .map_err(|problem| invalid_list(DESCRIBE, format!("{workload}: {problem}")))?;
+            for task_definition in task_definitions {
+                definitions
+                    .use_by(ecs, &task_definition, &workload, &mut uses)
+                    .await?;
+            }
         }
     }
     Ok(uses)
+}
+
+/// The ARNs of a state machine's published versions.
+async fn versions(sfn: &aws_sdk_sfn::Client, arn: &str) -> Result<Vec<String>, CallError> {
+    paginate(
+        "ListStateMachineVersions",
+        |token| {
+            sfn.list_state_machine_versions()
+                .state_machine_arn(arn)
+                .set_next_token(token)
+                .send()
+        },
+        |page| {
+            let versions = page.state_machine_versions().iter();
+            Ok((
+                versions
+                    .map(|v| v.state_machine_version_arn().to_owned())
+                    .collect(),
+                page.next_token().map(str::to_owned),
+            ))
+        },
+    )
+    .await
 }
 
 /// The task definitions of every `ecs:runTask` state in an Amazon States

@@ -5,7 +5,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
+use crate::support::{
+    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
+    remaining_tags,
+};
 
 /// Twenty services on a public image fill App Runner's first page; `web-app`,
 /// on the second, runs tag v1; `gone` ran v2 and was deleted.
@@ -58,23 +61,18 @@ async fn a_services_image_is_in_use_and_a_deleted_services_is_not() {
 
     let (code, report) = cli_run(&moto.endpoint, &policy(), "app");
     assert_eq!(code, Some(0), "{report}");
-    let protected = &report["repositories"][0]["protected"];
-    assert_eq!(protected.as_array().unwrap().len(), 1, "{protected}");
-    assert_eq!(tag_of[protected[0]["imageDigest"].as_str().unwrap()], "v1");
-    assert!(
-        protected[0]["protection"]
-            .as_str()
-            .unwrap()
-            .contains("apprunner:service/web-app")
+    let protected = protections(&report, &tag_of);
+    assert_eq!(
+        protected.keys().collect::<Vec<_>>(),
+        [&"v1"],
+        "{protected:?}"
     );
+    assert!(protected["v1"].contains("apprunner:service/web-app"));
     assert_eq!(report["inUseSources"][0]["source"], "apprunner");
     // The fillers' public image and web-app's: the deleted service's is not one.
     assert_eq!(report["inUseSources"][0]["references"], 21);
-    let mut left: Vec<&str> = digests(&client, "app")
-        .await
-        .iter()
-        .map(|d| tag_of[d.as_str()].as_str())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["newest", "v1"]);
+    assert_eq!(
+        remaining_tags(&client, "app", &tag_of).await,
+        ["newest", "v1"]
+    );
 }

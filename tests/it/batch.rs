@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
+use crate::support::{
+    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
+};
 
 const SEED: &str = r#"
 import sys, boto3
@@ -64,18 +66,7 @@ async fn active_job_definitions_protect_their_images() {
 
     let (code, report) = cli_run(&moto.endpoint, &policy(), "etl");
     assert_eq!(code, Some(0), "{report}");
-    let repo = &report["repositories"][0];
-    let protected: BTreeMap<&str, &str> = repo["protected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                tag_of[p["imageDigest"].as_str().unwrap()].as_str(),
-                p["protection"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let protected = protections(&report, &tag_of);
     assert_eq!(
         protected.keys().copied().collect::<Vec<_>>(),
         ["v2", "v3", "v4"]

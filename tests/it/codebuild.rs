@@ -4,7 +4,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
+use crate::support::{
+    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
+    remaining_tags,
+};
 
 const SEED: &str = r#"
 import sys, boto3
@@ -50,23 +53,18 @@ async fn a_projects_build_image_is_in_use() {
 
     let (code, report) = cli_run(&moto.endpoint, &policy(), "tools");
     assert_eq!(code, Some(0), "{report}");
-    let protected = &report["repositories"][0]["protected"];
-    assert_eq!(protected.as_array().unwrap().len(), 1, "{protected}");
-    assert_eq!(tag_of[protected[0]["imageDigest"].as_str().unwrap()], "v1");
-    assert!(
-        protected[0]["protection"]
-            .as_str()
-            .unwrap()
-            .contains("codebuild:project/ci")
+    let protected = protections(&report, &tag_of);
+    assert_eq!(
+        protected.keys().collect::<Vec<_>>(),
+        [&"v1"],
+        "{protected:?}"
     );
+    assert!(protected["v1"].contains("codebuild:project/ci"));
     assert_eq!(report["inUseSources"][0]["source"], "codebuild");
     // Both projects' images are references; only ci's is in this registry.
     assert_eq!(report["inUseSources"][0]["references"], 2);
-    let mut left: Vec<&str> = digests(&client, "tools")
-        .await
-        .iter()
-        .map(|d| tag_of[d.as_str()].as_str())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["newest", "v1"]);
+    assert_eq!(
+        remaining_tags(&client, "tools", &tag_of).await,
+        ["newest", "v1"]
+    );
 }

@@ -11,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
+use crate::support::{
+    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
+    remaining_tags,
+};
 
 const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
@@ -168,17 +171,7 @@ async fn pods_and_pod_templates_keep_their_images_and_are_named() {
     python(&["-c", &put, &moto.endpoint, &ca]);
     let (code, report) = cli_run(&moto.endpoint, &policy(), "web");
     assert_eq!(code, Some(0), "{report}");
-    let protection: BTreeMap<&str, &str> = report["repositories"][0]["protected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                tag_of[p["imageDigest"].as_str().unwrap()].as_str(),
-                p["protection"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let protection = protections(&report, &tag_of);
     for (tag, workload) in [
         ("v1", "eks:prod/default/pod/web-7d9"),
         ("v2", "eks:prod/default/pod/web-7d9"),
@@ -193,13 +186,10 @@ async fn pods_and_pod_templates_keep_their_images_and_are_named() {
             "{tag}: {workload} in {protection:?}"
         );
     }
-    let mut left: Vec<&str> = digests(&client, "web")
-        .await
-        .iter()
-        .map(|d| tag_of[d.as_str()].as_str())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["newest", "v1", "v2", "v3", "v4", "v5", "v6"]);
+    assert_eq!(
+        remaining_tags(&client, "web", &tag_of).await,
+        ["newest", "v1", "v2", "v3", "v4", "v5", "v6"]
+    );
     // Three pods in pages of two: two pod requests, the second continuing.
     let log = api.log();
     let pods: Vec<&Option<String>> = log

@@ -3,13 +3,12 @@
 //! every image survives and is named, and denying any one source's read
 //! deletes nothing at all.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
 use crate::eks::{KubeApi, pod, seed_clusters};
 use crate::support::{
-    ACCOUNT_SOURCES, Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python,
+    ACCOUNT_SOURCES, Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags,
+    python,
 };
 
 /// Each source, the operation the proxy denies to make it unreadable, and
@@ -84,17 +83,7 @@ async fn every_kind_of_workload_keeps_its_image_and_any_unreadable_source_delete
 
     let (code, report) = cli_run(&moto.endpoint, &policy(), "app");
     assert_eq!(code, Some(0), "{report}");
-    let protection: BTreeMap<&str, &str> = report["repositories"][0]["protected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                tag_of[p["imageDigest"].as_str().unwrap()].as_str(),
-                p["protection"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let protection = protections(&report, &tag_of);
     for (source, _, workload) in SOURCES {
         let said = protection.get(source).copied().unwrap_or_default();
         assert!(

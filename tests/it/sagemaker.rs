@@ -7,7 +7,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
+use crate::support::{
+    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
+    remaining_tags,
+};
 
 const SEED: &str = r#"
 import sys, boto3
@@ -61,32 +64,16 @@ async fn models_and_endpoints_keep_their_images() {
 
     let (code, report) = cli_run(&moto.endpoint, &policy(), "ml");
     assert_eq!(code, Some(0), "{report}");
-    let protection: Vec<(&str, &str)> = report["repositories"][0]["protected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                tag_of[p["imageDigest"].as_str().unwrap()].as_str(),
-                p["protection"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    let named = |tag: &str, workload: &str| {
-        protection
-            .iter()
-            .any(|(t, p)| *t == tag && p.contains(workload))
-    };
+    let protection = protections(&report, &tag_of);
+    let named =
+        |tag: &str, workload: &str| protection.get(tag).is_some_and(|p| p.contains(workload));
     assert!(named("v1", "sagemaker:model/reco-model"), "{protection:?}");
     assert!(named("v1", "sagemaker:endpoint/reco"), "{protection:?}");
     assert!(named("v2", "sagemaker:model/pipeline"), "{protection:?}");
     assert!(named("v3", "sagemaker:model/pipeline"), "{protection:?}");
     assert_eq!(report["inUseSources"][0]["source"], "sagemaker");
-    let mut left: Vec<&str> = digests(&client, "ml")
-        .await
-        .iter()
-        .map(|d| tag_of[d.as_str()].as_str())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["newest", "v1", "v2", "v3"]);
+    assert_eq!(
+        remaining_tags(&client, "ml", &tag_of).await,
+        ["newest", "v1", "v2", "v3"]
+    );
 }

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::support::{Moto, Proxy, cli_run, digests, keep_newest_reading, push_tags, python};
+use crate::support::{
+    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
+};
 
 /// Pushes jobs v0..v6, then `newest` a second later, and seeds the rules
 /// and schedules (see seed_schedules.py). Returns the tag of each digest.
@@ -62,17 +64,7 @@ async fn rules_and_schedules_protect_the_revisions_they_start() {
         ["v1", "v2", "v4", "v5"]
     );
     assert_eq!(tags(&report, "deleted", &tag_of), ["v0", "v3", "v6"]);
-    let protections: BTreeMap<&str, &str> = report["repositories"][0]["protected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                tag_of[p["imageDigest"].as_str().unwrap()].as_str(),
-                p["protection"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let protections = protections(&report, &tag_of);
     for (tag, workload) in [
         ("v1", "events:rule/nightly-report"),
         ("v2", "events:rule/ops/cleanup"),

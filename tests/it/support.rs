@@ -538,3 +538,37 @@ pub fn python(args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The protected images of a target's first repository, as tag (by
+/// `tag_of`) to the protection the report gives it.
+pub fn protections<'a>(
+    target: &'a serde_json::Value,
+    tag_of: &'a std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<&'a str, &'a str> {
+    target["repositories"][0]["protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                tag_of[p["imageDigest"].as_str().unwrap()].as_str(),
+                p["protection"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The tags (by `tag_of`) of the images left in `repository`, sorted.
+pub async fn remaining_tags(
+    client: &Client,
+    repository: &str,
+    tag_of: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut left: Vec<String> = digests(client, repository)
+        .await
+        .iter()
+        .map(|d| tag_of[d.as_str()].clone())
+        .collect();
+    left.sort();
+    left
+}

@@ -164,7 +164,7 @@ fn sts_host(region: &str) -> String {
 
 /// `k8s-aws-v1.` and the base64url (unpadded) of a GetCallerIdentity URL
 /// presigned at `now` for 60 seconds, with `x-k8s-aws-id: <cluster>` signed.
-pub fn presign(
+fn presign(
     cluster: &str,
     region: &str,
     credentials: aws_sdk_sts::config::Credentials,

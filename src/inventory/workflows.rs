@@ -47,12 +47,17 @@ pub async fn state_machines(
     let mut uses = Vec::new();
     let mut definitions = Definitions::default();
     for (arn, name) in machines {
-        let mut runs = vec![(arn.clone(), format!("states:stateMachine/{name}"))];
+        // The current definition, then each published version's.
+        let mut runs = vec![(arn.clone(), format!("states:stateMachine/{name}"), false)];
         for version in versions(sfn, &arn).await? {
             let number = version.rsplit(':').next().unwrap_or("?").to_owned();
-            runs.push((version, format!("states:stateMachine/{name}:{number}")));
+            runs.push((
+                version,
+                format!("states:stateMachine/{name}:{number}"),
+                true,
+            ));
         }
-        for (arn, workload) in runs {
+        for (arn, workload, is_version) in runs {
             let out = match sfn
                 .describe_state_machine()
                 .state_machine_arn(&arn)
@@ -62,7 +67,7 @@ pub async fn state_machines(
                 Ok(out) => out,
                 // A version deleted since it was listed starts nothing.
                 Err(e)
-                    if arn.matches(':').count() > 6
+                    if is_version
                         && e.as_service_error()
                             .is_some_and(|e| e.is_state_machine_does_not_exist()) =>
                 {

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use ecr_gc::model::Image;
+use ecr_gc::model::{Image, ImageStatus};
 use ecr_gc::plan::plan;
 use ecr_gc::policy::Policy;
 
@@ -43,6 +43,10 @@ fn images(n: usize) -> Vec<Image> {
                 image_size_in_bytes: Some(50_000_000),
                 image_manifest_media_type: None,
                 subject_manifest_digest: None,
+                image_status: ImageStatus::Active,
+                last_recorded_pull_time: None,
+                last_archived_at: None,
+                last_activated_at: None,
             }
         })
         .collect()

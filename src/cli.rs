@@ -151,6 +151,8 @@ fn parse_images(text: &str) -> Result<Vec<Image>, String> {
 struct PlanOutput {
     now: DateTime<Utc>,
     delete: Vec<PlannedImage>,
+    /// Images moved to the archive storage class (`transition` rules).
+    transition: Vec<PlannedImage>,
     keep: Vec<PlannedImage>,
     summary: PlanSummary,
 }
@@ -160,8 +162,10 @@ struct PlanOutput {
 struct PlanSummary {
     images: usize,
     delete: usize,
+    transition: usize,
     keep: usize,
     bytes_planned: i64,
+    bytes_to_archive: i64,
 }
 
 fn plan_command(
@@ -183,16 +187,25 @@ fn plan_command(
         Output::Json => {
             let delete: Vec<PlannedImage> =
                 plan.to_delete().map(PlannedImage::from_decision).collect();
+            let transition: Vec<PlannedImage> = plan
+                .to_transition()
+                .map(PlannedImage::from_decision)
+                .collect();
             let keep: Vec<PlannedImage> = plan.to_keep().map(PlannedImage::from_decision).collect();
+            let bytes =
+                |list: &[PlannedImage]| list.iter().filter_map(|d| d.image_size_in_bytes).sum();
             let summary = PlanSummary {
                 images: images.len(),
                 delete: delete.len(),
+                transition: transition.len(),
                 keep: keep.len(),
-                bytes_planned: delete.iter().filter_map(|d| d.image_size_in_bytes).sum(),
+                bytes_planned: bytes(&delete),
+                bytes_to_archive: bytes(&transition),
             };
             let out = PlanOutput {
                 now,
                 delete,
+                transition,
                 keep,
                 summary,
             };
@@ -207,6 +220,7 @@ fn plan_command(
                     [
                         match d.action {
                             Action::Delete => "delete".into(),
+                            Action::Transition => "archive".into(),
                             Action::Keep => "keep".into(),
                         },
                         short_digest(&d.image.image_digest),
@@ -228,9 +242,15 @@ fn plan_command(
                 Some(&reasons),
             );
             let deletes = plan.to_delete().count();
+            let archives = plan.to_transition().count();
+            let archived = if archives > 0 || policy.transitions() {
+                format!(" and {archives} archived")
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 stdout,
-                "\n{deletes} of {} images would be deleted (as of {}).",
+                "\n{deletes} of {} images would be deleted{archived} (as of {}).",
                 images.len(),
                 now.to_rfc3339_opts(SecondsFormat::Secs, true)
             );

@@ -34,6 +34,74 @@ pub struct Image {
     /// the image it refers to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_manifest_digest: Option<String>,
+    /// Its storage class, as `imageStatus` says; `ACTIVE` when the listing
+    /// does not say (a listing from before the archive storage class).
+    #[serde(default, skip_serializing_if = "ImageStatus::is_active")]
+    pub image_status: ImageStatus,
+    /// When ECR last recorded a pull of it (refreshed at least once a day).
+    #[serde(
+        default,
+        deserialize_with = "optional_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_recorded_pull_time: Option<DateTime<Utc>>,
+    /// When it last moved to the archive storage class.
+    #[serde(
+        default,
+        deserialize_with = "optional_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_archived_at: Option<DateTime<Utc>>,
+    /// When it was last restored from the archive to standard storage.
+    #[serde(
+        default,
+        deserialize_with = "optional_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_activated_at: Option<DateTime<Utc>>,
+}
+
+/// ECR's `imageStatus`: which storage class an image is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ImageStatus {
+    /// In standard storage: pullable.
+    #[default]
+    Active,
+    /// In the archive storage class: a pull fails with 404.
+    Archived,
+    /// Being restored from the archive: no rule selects, counts or acts on it.
+    Activating,
+    /// A status this version of ecr-gc does not know: treated like
+    /// `ACTIVATING`, never acted on.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ImageStatus {
+    pub fn is_active(&self) -> bool {
+        *self == ImageStatus::Active
+    }
+
+    /// ECR's spelling, for messages.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ImageStatus::Active => "ACTIVE",
+            ImageStatus::Archived => "ARCHIVED",
+            ImageStatus::Activating => "ACTIVATING",
+            ImageStatus::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// ECR's `imageStatus` string, as the SDK hands it over.
+    pub fn parse(text: &str) -> ImageStatus {
+        match text {
+            "ACTIVE" => ImageStatus::Active,
+            "ARCHIVED" => ImageStatus::Archived,
+            "ACTIVATING" => ImageStatus::Activating,
+            _ => ImageStatus::Unknown,
+        }
+    }
 }
 
 /// The one builder of images for the unit tests.
@@ -49,6 +117,44 @@ impl Image {
             image_size_in_bytes: None,
             image_manifest_media_type: None,
             subject_manifest_digest: None,
+            image_status: ImageStatus::Active,
+            last_recorded_pull_time: None,
+            last_archived_at: None,
+            last_activated_at: None,
+        }
+    }
+
+    /// In this storage class.
+    pub(crate) fn status(self, image_status: ImageStatus) -> Image {
+        Image {
+            image_status,
+            ..self
+        }
+    }
+
+    /// Last pulled at this time.
+    pub(crate) fn pulled_at(self, at: DateTime<Utc>) -> Image {
+        Image {
+            last_recorded_pull_time: Some(at),
+            ..self
+        }
+    }
+
+    /// Archived at this time (and so `ARCHIVED`).
+    pub(crate) fn archived_at(self, at: DateTime<Utc>) -> Image {
+        Image {
+            last_archived_at: Some(at),
+            image_status: ImageStatus::Archived,
+            ..self
+        }
+    }
+
+    /// Restored from the archive at this time (and so `ACTIVE`).
+    pub(crate) fn restored_at(self, at: DateTime<Utc>) -> Image {
+        Image {
+            last_activated_at: Some(at),
+            image_status: ImageStatus::Active,
+            ..self
         }
     }
 
@@ -95,6 +201,30 @@ impl Image {
         !self.image_tags.is_empty()
     }
 
+    /// When the image last became active: its push, or its restore from
+    /// the archive if that came later. ECR treats a restored image like a
+    /// newly pushed one: count rules order it by `lastActivatedAt` instead
+    /// of `imagePushedAt` (the user guide's lifecycle evaluation rules), and
+    /// ecr-gc ages it from there for `sinceImagePushed` and the grace
+    /// period too, so a restore is never undone by the next run.
+    pub fn activated_at(&self) -> DateTime<Utc> {
+        match self.last_activated_at {
+            Some(at) if at > self.image_pushed_at => at,
+            _ => self.image_pushed_at,
+        }
+    }
+
+    /// What `sinceImagePulled` ages from: the last recorded pull; an image
+    /// never pulled, from its push; one restored and not pulled since, from
+    /// its restore. The latest of the three, so a missing or stale pull
+    /// time can only make the image younger.
+    pub fn last_used_at(&self) -> DateTime<Utc> {
+        match self.last_recorded_pull_time {
+            Some(at) if at > self.activated_at() => at,
+            _ => self.activated_at(),
+        }
+    }
+
     /// Whether this is a multi-arch index (or manifest list).
     pub fn is_index(&self) -> bool {
         self.image_manifest_media_type
@@ -139,6 +269,13 @@ pub struct ImageFailure {
     pub image_id: ImageId,
     pub failure_code: String,
     pub failure_reason: String,
+}
+
+/// An optional timestamp, in either of the CLI's shapes; `null` is absent.
+fn optional_timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "timestamp")] DateTime<Utc>);
+    Ok(Option::<Wrapped>::deserialize(de)?.map(|Wrapped(at)| at))
 }
 
 /// Accepts `imagePushedAt` as the AWS CLI prints it: v1 prints epoch seconds
@@ -232,6 +369,51 @@ mod tests {
         );
     }
 
+    /// The archive storage class's fields, as `describe-images` prints
+    /// them (either CLI's timestamps); an image without them is ACTIVE and
+    /// never pulled.
+    #[test]
+    fn storage_class_and_pull_times() {
+        let image: Image = serde_json::from_str(
+            r#"{"imageDigest":"sha256:a","imagePushedAt":1700000000,"imageStatus":"ARCHIVED",
+                "lastRecordedPullTime":"2024-01-02T00:00:00Z","lastArchivedAt":1710000000.5,
+                "lastActivatedAt":null}"#,
+        )
+        .unwrap();
+        assert_eq!(image.image_status, ImageStatus::Archived);
+        assert_eq!(
+            image.last_recorded_pull_time,
+            Some(parse_rfc3339("2024-01-02T00:00:00Z").unwrap())
+        );
+        assert_eq!(
+            image.last_archived_at,
+            Some(parse_rfc3339("2024-03-09T16:00:00.5Z").unwrap())
+        );
+        assert_eq!(image.last_activated_at, None);
+        for (status, expected) in [
+            ("ACTIVE", ImageStatus::Active),
+            ("ACTIVATING", ImageStatus::Activating),
+            ("DELETING", ImageStatus::Unknown),
+        ] {
+            let json = format!(
+                r#"{{"imageDigest":"sha256:a","imagePushedAt":1,"imageStatus":"{status}"}}"#
+            );
+            let image: Image = serde_json::from_str(&json).unwrap();
+            assert_eq!(image.image_status, expected);
+            assert_eq!(ImageStatus::parse(status), expected);
+        }
+        let plain: Image =
+            serde_json::from_str(r#"{"imageDigest":"sha256:a","imagePushedAt":1}"#).unwrap();
+        assert_eq!(plain.image_status, ImageStatus::Active);
+        assert_eq!(plain.last_used_at(), plain.image_pushed_at);
+        assert!(
+            serde_json::from_str::<Image>(
+                r#"{"imageDigest":"sha256:a","imagePushedAt":1,"lastArchivedAt":"soon"}"#
+            )
+            .is_err()
+        );
+    }
+
     #[test]
     fn indexes_and_referrers() {
         let hex = "ab".repeat(32);
@@ -242,6 +424,7 @@ mod tests {
             image_size_in_bytes: None,
             image_manifest_media_type: media.map(Into::into),
             subject_manifest_digest: subject.map(Into::into),
+            ..Image::test("sha256:x", &[])
         };
         assert!(image(&[], Some(INDEX_MEDIA_TYPES[0]), None).is_index());
         assert!(image(&[], Some(INDEX_MEDIA_TYPES[1]), None).is_index());

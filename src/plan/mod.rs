@@ -3,46 +3,46 @@
 //! This is ECR's lifecycle-policy evaluation, done exactly and in full:
 //!
 //! * Rules are evaluated in ascending `rulePriority`.
-//! * A rule counts and ages over *every* image its tag requirements select,
-//!   including images that higher-priority rules selected.
-//! * A rule may only expire images that no higher-priority rule selected. So
-//!   an image's fate is decided by the first rule (by priority) that selects
-//!   it, and an image is expired by one rule or by none.
-//! * `imageCountMoreThan` orders images newest first by `imagePushedAt` and
-//!   expires everything past `countNumber`. Ties in `imagePushedAt` are
-//!   broken by digest, ascending, so the plan is deterministic.
-//! * `sinceImagePushed` expires images pushed more than `countNumber` days
-//!   before `now`.
+//! * A rule selects only images of its storage class: `standard` rules
+//!   `ACTIVE` images, `archive` rules `ARCHIVED` ones. An `ACTIVATING`
+//!   image (being restored) is selected, counted and acted on by none.
+//! * A rule counts and ages over *every* image it selects, including
+//!   images that higher-priority rules selected.
+//! * A rule may only act on images that no higher-priority rule selected.
+//!   So an image's fate is decided by the first rule (by priority) that
+//!   selects it, and an image is expired or archived by one rule or none.
+//! * `imageCountMoreThan` orders images newest first by `imagePushedAt`
+//!   (by `lastActivatedAt` for an image restored from the archive) and acts
+//!   on everything past `countNumber`. Ties are broken by digest,
+//!   ascending, so the plan is deterministic.
+//! * `sinceImagePushed`, `sinceImagePulled` and `sinceImageTransitioned`
+//!   act on images more than `countNumber` days old, measured from
+//!   [`Image::activated_at`], [`Image::last_used_at`] and `lastArchivedAt`.
 //!
 //! Then the protections, which hold whatever the rules say: an image the
-//! rules expire but that a workload uses, or that was pushed inside the
-//! grace period, is kept, and the decision says which. Protected images still count for the rules, as ECR
+//! rules delete or archive but that a workload uses, or that was pushed
+//! inside the grace period, is kept, and the decision says which. Archiving
+//! an index archives its children, so a protected child keeps its index
+//! from the archive. Protected images still count for the rules, as ECR
 //! would count them.
 //!
 //! The planner performs no I/O and reads no clock: `now` is a parameter.
 
+#[cfg(test)]
+mod archive_tests;
+mod reason;
 pub mod units;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use crate::model::Image;
-use crate::policy::{Count, Policy, Rule};
+pub use reason::{Action, Protection, Reason, Relation, Verdict};
+
+use crate::model::{Image, ImageStatus};
+use crate::policy::{Count, Policy, Rule, StorageClass};
 use units::{Children, Place, places};
-
-const MILLIS_PER_DAY: i128 = 86_400_000;
-
-/// What happens to one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Delete,
-    Keep,
-}
 
 /// The decision for one image, with the rule that made it and why.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,33 +53,9 @@ pub struct Decision<'a> {
     /// image. `None` when no rule selects it.
     pub rule_priority: Option<u32>,
     pub reason: Reason<'a>,
-    /// Set when the rules expire the image but a protection keeps it.
+    /// Set when the rules delete or archive the image but a protection
+    /// keeps it.
     pub protection: Option<Protection>,
-}
-
-/// Why an image the rules expire is kept all the same.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Protection {
-    /// A workload uses it: `workloads` such as `ecs:prod/web`.
-    UsedBy { workloads: Vec<String> },
-    /// Pushed less than `minutes` ago (or, by a skewed clock, in the future).
-    GracePeriod { age_millis: i64, minutes: u64 },
-}
-
-impl fmt::Display for Protection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Protection::UsedBy { workloads } => write!(f, "in use by {}", workloads.join(", ")),
-            Protection::GracePeriod {
-                age_millis,
-                minutes,
-            } => write!(
-                f,
-                "pushed {:.0} minutes ago, inside the {minutes}-minute grace period",
-                (*age_millis as f64 / 60_000.0).max(0.0)
-            ),
-        }
-    }
 }
 
 impl Decision<'_> {
@@ -90,60 +66,6 @@ impl Decision<'_> {
             Some(protection) => format!("{}; kept: {protection}", self.reason),
         }
     }
-}
-
-/// Why an image is deleted or kept. Displays as a sentence for people.
-/// A rule's verdict on the image, or its relation to another image whose
-/// fate it follows.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reason<'a> {
-    NoRuleSelects,
-    /// The first rule, by priority, that selects the image decides it.
-    Rule(Verdict<'a>),
-    /// A multi-arch child or a referrer: it goes with the image `of`, and
-    /// is deleted when that is (`priority` is the rule that decided `of`).
-    /// A child listed by several indexes goes with all of them (`with`,
-    /// every index digest, `of` among them): it is deleted only when every
-    /// one is, and `of` is then the first, else the first one kept.
-    Follows {
-        relation: Relation,
-        of: String,
-        with: Vec<String>,
-        delete: bool,
-        priority: Option<u32>,
-    },
-    /// A referrer whose subject is not in the repository.
-    OrphanReferrer {
-        subject: String,
-        delete: bool,
-    },
-}
-
-/// What a rule says of an image it decides: one variant per `countType`,
-/// each with its own evaluation ([`Verdict::expires`]) and sentence.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict<'a> {
-    /// `imageCountMoreThan`: the image is number `rank` (1-based, newest
-    /// first) of the `selected` images that the rule selects.
-    Count {
-        rule: &'a Rule,
-        rank: u64,
-        selected: u64,
-        keep: u64,
-    },
-    /// `sinceImagePushed`: the image's age against the rule's limit.
-    Age {
-        rule: &'a Rule,
-        age_millis: i64,
-        days: u64,
-    },
-}
-
-/// How a following image relates to the image it follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Relation {
-    ChildOf,
-    ReferrerOf,
 }
 
 /// The plan for one repository: every image, newest first.
@@ -157,21 +79,37 @@ impl<'a> Plan<'a> {
         self.decisions.iter().filter(|d| d.action == Action::Delete)
     }
 
+    pub fn to_transition(&self) -> impl Iterator<Item = &Decision<'a>> {
+        self.decisions
+            .iter()
+            .filter(|d| d.action == Action::Transition)
+    }
+
     pub fn to_keep(&self) -> impl Iterator<Item = &Decision<'a>> {
         self.decisions.iter().filter(|d| d.action == Action::Keep)
     }
 
-    /// Images the rules expire but a protection keeps.
+    /// Images the rules delete or archive but a protection keeps.
     pub fn protected(&self) -> impl Iterator<Item = &Decision<'a>> {
         self.decisions.iter().filter(|d| d.protection.is_some())
     }
 }
 
-/// Orders images newest first; equal push times fall back to the digest.
+/// Orders images newest first by when they became active (pushed, or
+/// restored); equal times fall back to the digest.
 fn newest_first(a: &Image, b: &Image) -> Ordering {
-    b.image_pushed_at
-        .cmp(&a.image_pushed_at)
+    b.activated_at()
+        .cmp(&a.activated_at())
         .then_with(|| a.image_digest.cmp(&b.image_digest))
+}
+
+/// Whether a rule of this storage class selects an image of this status.
+fn in_class(class: StorageClass, status: ImageStatus) -> bool {
+    matches!(
+        (class, status),
+        (StorageClass::Standard, ImageStatus::Active)
+            | (StorageClass::Archive, ImageStatus::Archived)
+    )
 }
 
 /// Evaluates `policy` over one repository's `images` as of `now`, then
@@ -206,11 +144,22 @@ pub fn plan_with<'a>(
     let places = places(images, &facts.children);
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
+    // Only a transition needs an index's children by digest.
+    let position: HashMap<&str, usize> = if policy.transitions() && !facts.children.is_empty() {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| (image.image_digest.as_str(), i))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let decider = Decider {
         images,
         policy,
         now,
-        in_use: &facts.in_use,
+        facts,
+        position,
     };
     let mut decisions: Vec<Option<Decision<'a>>> = vec![None; images.len()];
     decider.standalone(&places, &order, &mut decisions);
@@ -232,29 +181,32 @@ pub fn plan_with<'a>(
 }
 
 /// What every phase of the planner decides with: the images, the policy,
-/// the time, and what is in use. Each phase fills in the decisions of the
+/// the time, and the facts. Each phase fills in the decisions of the
 /// images in one place, by index into `images`.
 struct Decider<'a, 'f> {
     images: &'a [Image],
     policy: &'a Policy,
     now: DateTime<Utc>,
-    in_use: &'f UsedBy,
+    facts: &'f Facts,
+    /// Each image's position by digest, when an index's children must be
+    /// found (a policy that archives, with indexes).
+    position: HashMap<&'a str, usize>,
 }
 
 impl<'a> Decider<'a, '_> {
     /// The decision for the image at `index` for this reason, with any
-    /// protection that keeps it when the reason expires it.
+    /// protection that keeps it when the reason deletes or archives it.
     fn decide(&self, index: usize, reason: Reason<'a>) -> Decision<'a> {
         let image = &self.images[index];
-        let protection = if reason.expires() {
-            protect(image, self.policy, self.now, self.in_use)
-        } else {
-            None
+        let wanted = reason.action();
+        let protection = match wanted {
+            Action::Keep => None,
+            action => self.protect(index, action),
         };
         Decision {
             image,
-            action: if reason.expires() && protection.is_none() {
-                Action::Delete
+            action: if protection.is_none() {
+                wanted
             } else {
                 Action::Keep
             },
@@ -264,9 +216,39 @@ impl<'a> Decider<'a, '_> {
         }
     }
 
+    /// The protection that keeps the image at `index` from `action`, if
+    /// any: its status, a workload, the grace period, or (archiving an
+    /// index) a protected child.
+    fn protect(&self, index: usize, action: Action) -> Option<Protection> {
+        let image = &self.images[index];
+        let status = image.image_status;
+        let allowed = match action {
+            Action::Transition => status == ImageStatus::Active,
+            _ => matches!(status, ImageStatus::Active | ImageStatus::Archived),
+        };
+        if !allowed {
+            return Some(Protection::Status { status });
+        }
+        if let Some(protection) = protect(image, self.policy, self.now, &self.facts.in_use) {
+            return Some(protection);
+        }
+        if action != Action::Transition || !image.is_index() {
+            return None;
+        }
+        let children = self.facts.children.get(&image.image_digest)?;
+        children.iter().find_map(|digest| {
+            let child = &self.images[*self.position.get(digest.as_str())?];
+            let protection = protect(child, self.policy, self.now, &self.facts.in_use)?;
+            Some(Protection::Child {
+                digest: digest.clone(),
+                protection: Box::new(protection),
+            })
+        })
+    }
+
     /// Standalone images, by the rules: each rule counts every standalone
-    /// image it selects, newest first (`order`), and decides those no
-    /// higher-priority rule selected.
+    /// image of its storage class it selects, newest first (`order`), and
+    /// decides those no higher-priority rule selected.
     fn standalone(
         &self,
         places: &[Place],
@@ -291,7 +273,10 @@ impl<'a> Decider<'a, '_> {
             let mut rank: u64 = 0;
             for &index in order {
                 let image = &images[index];
-                if places[index] != Place::Standalone || !rule.tags.selects(&image.image_tags) {
+                if places[index] != Place::Standalone
+                    || !in_class(rule.storage_class, image.image_status)
+                    || !rule.tags.selects(&image.image_tags)
+                {
                     continue;
                 }
                 rank += 1;
@@ -308,31 +293,57 @@ impl<'a> Decider<'a, '_> {
                 continue;
             }
             let (rule_id, rank) = decided[index];
+            let image = &images[index];
             let reason = match policy.rules.get(rule_id as usize) {
-                None => Reason::NoRuleSelects,
+                None if matches!(
+                    image.image_status,
+                    ImageStatus::Active | ImageStatus::Archived
+                ) =>
+                {
+                    Reason::NoRuleSelects
+                }
+                None => Reason::NotSelectable {
+                    status: image.image_status,
+                },
                 Some(rule) => Reason::Rule(Verdict::new(
                     rule,
                     rank,
                     selected_by_rule[rule_id as usize],
-                    (self.now - images[index].image_pushed_at).num_milliseconds(),
+                    self.age_millis(rule, image),
                 )),
             };
             decisions[index] = Some(self.decide(index, reason));
         }
     }
 
-    /// Children: deleted only with every index that lists them.
+    /// The image's age as the rule's count type measures it.
+    fn age_millis(&self, rule: &Rule, image: &Image) -> Option<i64> {
+        let since = match rule.count {
+            Count::ImagesMoreThan(_) | Count::PushedMoreThanDaysAgo(_) => image.activated_at(),
+            Count::PulledMoreThanDaysAgo(_) => image.last_used_at(),
+            Count::TransitionedMoreThanDaysAgo(_) => image.last_archived_at?,
+        };
+        Some((self.now - since).num_milliseconds())
+    }
+
+    /// Children: kept while any index that lists them is kept, archived
+    /// with an archived index, deleted only with every index.
     fn children(&self, places: &[Place], decisions: &mut [Option<Decision<'a>>]) {
         let images = self.images;
         for (index, place) in places.iter().enumerate() {
             let Place::Child { indexes } = place else {
                 continue;
             };
-            let parent = |i: &usize| decisions[*i].as_ref();
-            let kept = indexes
-                .iter()
-                .find(|i| parent(i).is_none_or(|d| d.action == Action::Keep));
-            let of = *kept.unwrap_or(&indexes[0]);
+            let fate = |i: &usize| decisions[*i].as_ref().map_or(Action::Keep, |d| d.action);
+            let (of, fate) = [Action::Keep, Action::Transition]
+                .into_iter()
+                .find_map(|wanted| {
+                    indexes
+                        .iter()
+                        .find(|i| fate(i) == wanted)
+                        .map(|i| (*i, wanted))
+                })
+                .unwrap_or((indexes[0], Action::Delete));
             let reason = Reason::Follows {
                 relation: Relation::ChildOf,
                 of: images[of].image_digest.clone(),
@@ -340,8 +351,8 @@ impl<'a> Decider<'a, '_> {
                     .iter()
                     .map(|i| images[*i].image_digest.clone())
                     .collect(),
-                delete: kept.is_none(),
-                priority: parent(&of).and_then(|d| d.rule_priority),
+                fate,
+                priority: decisions[of].as_ref().and_then(|d| d.rule_priority),
             };
             decisions[index] = Some(self.decide(index, reason));
         }
@@ -359,19 +370,20 @@ impl<'a> Decider<'a, '_> {
                 _ => None,
             })
             .collect();
+        let follows = |subject: usize, fate: Action, priority: Option<u32>| Reason::Follows {
+            relation: Relation::ReferrerOf,
+            of: images[subject].image_digest.clone(),
+            with: vec![images[subject].image_digest.clone()],
+            fate,
+            priority,
+        };
         loop {
             let before = pending.len();
             pending.retain(|&(index, subject)| {
                 let Some(followed) = decisions[subject].as_ref() else {
                     return true;
                 };
-                let reason = Reason::Follows {
-                    relation: Relation::ReferrerOf,
-                    of: images[subject].image_digest.clone(),
-                    with: vec![images[subject].image_digest.clone()],
-                    delete: followed.action == Action::Delete,
-                    priority: followed.rule_priority,
-                };
+                let reason = follows(subject, followed.action, followed.rule_priority);
                 decisions[index] = Some(self.decide(index, reason));
                 false
             });
@@ -380,14 +392,7 @@ impl<'a> Decider<'a, '_> {
             }
         }
         for (index, subject) in pending {
-            let reason = Reason::Follows {
-                relation: Relation::ReferrerOf,
-                of: images[subject].image_digest.clone(),
-                with: vec![images[subject].image_digest.clone()],
-                delete: false,
-                priority: None,
-            };
-            decisions[index] = Some(self.decide(index, reason));
+            decisions[index] = Some(self.decide(index, follows(subject, Action::Keep, None)));
         }
     }
 
@@ -427,7 +432,8 @@ fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
     }
 }
 
-/// The protection that keeps an image the rules expire, if any.
+/// The protection of a workload or the grace period, if any: what keeps
+/// an image whatever the rules say.
 fn protect(
     image: &Image,
     policy: &Policy,
@@ -440,149 +446,11 @@ fn protect(
         });
     }
     let minutes = policy.settings.safety.grace_period_minutes;
-    let age_millis = (now - image.image_pushed_at).num_milliseconds();
+    let age_millis = (now - image.activated_at()).num_milliseconds();
     (i128::from(age_millis) < i128::from(minutes) * 60_000).then_some(Protection::GracePeriod {
         age_millis,
         minutes,
     })
-}
-
-impl Reason<'_> {
-    /// Whether this reason expires the image.
-    pub fn expires(&self) -> bool {
-        match self {
-            Reason::NoRuleSelects => false,
-            Reason::Follows { delete, .. } | Reason::OrphanReferrer { delete, .. } => *delete,
-            Reason::Rule(verdict) => verdict.expires(),
-        }
-    }
-
-    /// The priority of the deciding rule: the rule that selects the image,
-    /// or, for a child or referrer, the rule that decided what it follows.
-    pub fn rule_priority(&self) -> Option<u32> {
-        match self {
-            Reason::NoRuleSelects | Reason::OrphanReferrer { .. } => None,
-            Reason::Rule(verdict) => Some(verdict.rule().priority),
-            Reason::Follows { priority, .. } => *priority,
-        }
-    }
-}
-
-impl fmt::Display for Reason<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let fate = |delete: bool| if delete { "deleted" } else { "kept" };
-        match self {
-            Reason::NoRuleSelects => f.write_str("no rule selects this image"),
-            Reason::Follows {
-                relation: Relation::ChildOf,
-                with,
-                delete: true,
-                ..
-            } if with.len() > 1 => write!(
-                f,
-                "a child of indexes {}, which are all deleted",
-                with.join(", ")
-            ),
-            Reason::Follows {
-                relation: Relation::ChildOf,
-                of,
-                delete,
-                ..
-            } => write!(f, "a child of index {of}, which is {}", fate(*delete)),
-            Reason::Follows {
-                relation: Relation::ReferrerOf,
-                of,
-                delete,
-                ..
-            } => write!(
-                f,
-                "a referrer (signature, SBOM or attestation) of {of}, which is {}",
-                fate(*delete)
-            ),
-            Reason::OrphanReferrer { subject, delete } => write!(
-                f,
-                "a referrer of {subject}, which is not in the repository; deleteOrphanReferrers is {}",
-                if *delete { "on" } else { "off" }
-            ),
-            Reason::Rule(verdict) => verdict.fmt(f),
-        }
-    }
-}
-
-impl<'a> Verdict<'a> {
-    /// The verdict of `rule` (by its `countType`) on an image that is
-    /// number `rank` of the `selected` images it selects, pushed
-    /// `age_millis` before `now`.
-    fn new(rule: &'a Rule, rank: u64, selected: u64, age_millis: i64) -> Verdict<'a> {
-        match rule.count {
-            Count::ImagesMoreThan(keep) => Verdict::Count {
-                rule,
-                rank,
-                selected,
-                keep,
-            },
-            Count::PushedMoreThanDaysAgo(days) => Verdict::Age {
-                rule,
-                age_millis,
-                days,
-            },
-        }
-    }
-
-    /// Whether the rule expires the image: the one place the count and age
-    /// comparisons are made.
-    pub fn expires(&self) -> bool {
-        match self {
-            Verdict::Count { rank, keep, .. } => rank > keep,
-            Verdict::Age {
-                age_millis, days, ..
-            } => i128::from(*age_millis) > i128::from(*days) * MILLIS_PER_DAY,
-        }
-    }
-
-    /// The rule that gave the verdict.
-    pub fn rule(&self) -> &'a Rule {
-        match self {
-            Verdict::Count { rule, .. } | Verdict::Age { rule, .. } => rule,
-        }
-    }
-}
-
-impl fmt::Display for Verdict<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::Count {
-                rule,
-                rank,
-                selected,
-                keep,
-            } => {
-                let verdict = if self.expires() { "beyond" } else { "within" };
-                write!(
-                    f,
-                    "rule {} keeps the newest {keep} of {}; this is number {rank} of {selected}, {verdict} the count",
-                    rule.priority, rule.tags
-                )
-            }
-            Verdict::Age {
-                rule,
-                age_millis,
-                days,
-            } => {
-                let age_days = *age_millis as f64 / MILLIS_PER_DAY as f64;
-                let verdict = if self.expires() {
-                    "older than"
-                } else {
-                    "not older than"
-                };
-                write!(
-                    f,
-                    "rule {} expires {} pushed more than {days} days ago; this was pushed {age_days:.1} days ago, {verdict} that",
-                    rule.priority, rule.tags
-                )
-            }
-        }
-    }
 }
 
 #[cfg(test)]

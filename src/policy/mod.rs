@@ -1,10 +1,10 @@
 //! The policy document: parse, validate, and explain what is wrong.
 //!
 //! The document's `rules` array is Amazon ECR lifecycle-policy syntax,
-//! verbatim. Validation is as strict as ECR's, and anything ecr-gc does not
-//! implement (transitions, pull-time and transition-time counts, the archive
-//! storage class) is refused by name, never silently ignored: a policy that
-//! loads is a policy that is enforced exactly as written.
+//! verbatim, archive storage class and transitions included. Validation is
+//! as strict as ECR's (the user guide's "Lifecycle policy properties"): a
+//! policy ECR refuses is refused here too, naming the rule and the field,
+//! and a policy that loads is enforced exactly as written.
 //!
 //! Besides `rules`, the document may carry ecr-gc's own `settings`
 //! (repository include/exclude globs). The whole output of
@@ -43,10 +43,6 @@ pub enum PolicyError {
     TooLong { chars: usize },
     #[error("{at}: {message}")]
     Invalid { at: String, message: String },
-    #[error(
-        "{at}: {message}; ecr-gc does not implement this yet, and refuses the policy rather than ignore the rule"
-    )]
-    Unsupported { at: String, message: String },
 }
 
 /// A validated policy: rules sorted by ascending `rulePriority`, plus settings.
@@ -60,8 +56,38 @@ pub struct Policy {
 pub struct Rule {
     pub priority: u32,
     pub description: Option<String>,
+    /// `selection.storageClass`: the rule selects only images in it.
+    pub storage_class: StorageClass,
     pub tags: TagSelector,
     pub count: Count,
+    pub action: RuleAction,
+}
+
+/// `selection.storageClass`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageClass {
+    /// `standard` (the default): `ACTIVE` images.
+    Standard,
+    /// `archive`: `ARCHIVED` images.
+    Archive,
+}
+
+/// `action.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// `expire`: delete the image.
+    Expire,
+    /// `transition` with `targetStorageClass: archive`: archive the image.
+    Transition,
+}
+
+impl StorageClass {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StorageClass::Standard => "standard",
+            StorageClass::Archive => "archive",
+        }
+    }
 }
 
 /// Which images a rule selects (`tagStatus` plus its lists).
@@ -86,6 +112,30 @@ pub enum Count {
     ImagesMoreThan(u64),
     /// `sinceImagePushed` with `countUnit: days`.
     PushedMoreThanDaysAgo(u64),
+    /// `sinceImagePulled` with `countUnit: days`: days since
+    /// `lastRecordedPullTime` (see [`crate::model::Image::last_used_at`]).
+    PulledMoreThanDaysAgo(u64),
+    /// `sinceImageTransitioned` with `countUnit: days`: days since
+    /// `lastArchivedAt`; archived images only.
+    TransitionedMoreThanDaysAgo(u64),
+}
+
+impl Policy {
+    /// Whether any rule selects archived images: only then does a listing
+    /// need them (`imageStatus: ANY`).
+    pub fn selects_archived(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.storage_class == StorageClass::Archive)
+    }
+
+    /// Whether any rule archives images: only then does a deployment need
+    /// `ecr:UpdateImageStorageClass`.
+    pub fn transitions(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.action == RuleAction::Transition)
+    }
 }
 
 impl TagSelector {
@@ -243,13 +293,6 @@ impl Policy {
 /// A refusal of the document, naming where (`rules[0].selection`) and why.
 fn invalid(at: impl Into<String>, message: impl Into<String>) -> PolicyError {
     PolicyError::Invalid {
-        at: at.into(),
-        message: message.into(),
-    }
-}
-
-fn unsupported(at: impl Into<String>, message: impl Into<String>) -> PolicyError {
-    PolicyError::Unsupported {
         at: at.into(),
         message: message.into(),
     }
@@ -416,16 +459,9 @@ mod tests {
             (one(&format!(r#"{{"tagStatus":"any","tagPatternList":["a*"],{COUNT1}}}"#)), &["selection.tagPatternList", "any"]),
             (one(&format!(r#"{{"tagStatus":"tagged","tagPatternList":["a*b*c*d*e*"],{COUNT1}}}"#)), &["tagPatternList", "a*b*c*d*e*", "5 wildcards"]),
             (one(&format!(r#"{{"tagStatus":"any","countNumbr":1,{COUNT1}}}"#)), &["rules[0] (rulePriority 1): selection", "unknown field `countNumbr`"]),
-            (one(&format!(r#"{{"tagStatus":"any","storageClass":"archive",{COUNT1}}}"#)), &["storageClass", "does not implement"]),
-            (one(r#"{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":1}"#), &["countType", "sinceImagePulled", "does not implement"]),
-            (one(r#"{"tagStatus":"any","countType":"sinceImageTransitioned","countUnit":"days","countNumber":1}"#), &["sinceImageTransitioned", "does not implement"]),
-            (
-                r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"transition","targetStorageClass":"archive"}}]}"#.into(),
-                &["rules[0] (rulePriority 1): action.type", "transition", "does not implement"],
-            ),
             (
                 r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"delete"}}]}"#.into(),
-                &["action.type", "delete"],
+                &["action.type", "delete", "`expire` or `transition`"],
             ),
             (
                 r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire","targetStorageClass":"archive"}}]}"#.into(),
@@ -488,6 +524,281 @@ mod tests {
             &doc(&[r(2, &any), r(3, &any)]),
             &["rules[0] (rulePriority 2)", "highest"],
         );
+    }
+
+    /// One rule with this selection and this action.
+    fn with_action(selection: &str, action: &str) -> String {
+        format!(r#"{{"rules":[{{"rulePriority":1,"selection":{selection},"action":{action}}}]}}"#)
+    }
+
+    const EXPIRE: &str = r#"{"type":"expire"}"#;
+    const ARCHIVE: &str = r#"{"type":"transition","targetStorageClass":"archive"}"#;
+
+    /// The archive storage class, transitions and the last-pull and
+    /// time-in-archive counts: what ECR accepts, and what it refuses, each
+    /// refusal naming the rule and the field.
+    #[test]
+    fn archive_rules_are_checked_as_ecr_checks_them() {
+        let since = |kind: &str, days: u64| {
+            format!(r#""countType":"{kind}","countUnit":"days","countNumber":{days}"#)
+        };
+        let sel = |class: &str, count: &str| {
+            format!(r#"{{"tagStatus":"any","storageClass":"{class}",{count}}}"#)
+        };
+        let accepted = [
+            (sel("standard", COUNT1), ARCHIVE),
+            (sel("standard", &since("sinceImagePushed", 30)), ARCHIVE),
+            (sel("standard", &since("sinceImagePulled", 30)), ARCHIVE),
+            (
+                format!(r#"{{"tagStatus":"any",{}}}"#, since("sinceImagePulled", 1)),
+                ARCHIVE,
+            ),
+            (sel("archive", &since("sinceImageTransitioned", 90)), EXPIRE),
+            (
+                sel("archive", &since("sinceImageTransitioned", 365)),
+                EXPIRE,
+            ),
+            (
+                format!(
+                    r#"{{"tagStatus":"tagged","tagPatternList":["v*"],"storageClass":"archive",{}}}"#,
+                    since("sinceImageTransitioned", 90)
+                ),
+                EXPIRE,
+            ),
+        ];
+        for (selection, action) in &accepted {
+            check(&with_action(selection, action), &[]);
+        }
+        let refused: &[(String, &str, &[&str])] = &[
+            (
+                sel("archive", COUNT1),
+                EXPIRE,
+                &[
+                    "selection.countType",
+                    "imageCountMoreThan",
+                    "sinceImageTransitioned",
+                ],
+            ),
+            (
+                sel("archive", &since("sinceImagePushed", 100)),
+                EXPIRE,
+                &[
+                    "selection.countType",
+                    "sinceImagePushed",
+                    "standard images only",
+                ],
+            ),
+            (
+                sel("archive", &since("sinceImagePulled", 100)),
+                ARCHIVE,
+                &["selection.countType", "sinceImagePulled"],
+            ),
+            (
+                sel("archive", &since("sinceImageTransitioned", 100)),
+                ARCHIVE,
+                &["action.type", "must be `expire`"],
+            ),
+            (
+                sel("archive", &since("sinceImageTransitioned", 89)),
+                EXPIRE,
+                &[
+                    "rules[0] (rulePriority 1): selection.countNumber",
+                    "is 89",
+                    "90 days",
+                ],
+            ),
+            (
+                sel("standard", &since("sinceImageTransitioned", 100)),
+                EXPIRE,
+                &["selection.storageClass", "requires storageClass `archive`"],
+            ),
+            (
+                format!(
+                    r#"{{"tagStatus":"any",{}}}"#,
+                    since("sinceImageTransitioned", 100)
+                ),
+                EXPIRE,
+                &["selection.storageClass", "requires"],
+            ),
+            (
+                sel("standard", &since("sinceImagePulled", 30)),
+                EXPIRE,
+                &[
+                    "rules[0] (rulePriority 1): action.type",
+                    "sinceImagePulled",
+                    "only action type `transition`",
+                ],
+            ),
+            (
+                sel("Archive", COUNT1),
+                EXPIRE,
+                &["selection.storageClass", "unknown storage class `Archive`"],
+            ),
+            (
+                sel(
+                    "standard",
+                    r#""countType":"sinceImagePulled","countNumber":3"#,
+                ),
+                ARCHIVE,
+                &[
+                    "selection.countUnit",
+                    "required with countType `sinceImagePulled`",
+                ],
+            ),
+            (
+                sel(
+                    "archive",
+                    r#""countType":"sinceImageTransitioned","countUnit":"hours","countNumber":100"#,
+                ),
+                EXPIRE,
+                &["selection.countUnit", "hours"],
+            ),
+            (
+                sel(
+                    "archive",
+                    r#""countType":"sinceImageTransitioned","countUnit":"days""#,
+                ),
+                EXPIRE,
+                &["selection.countNumber", "required"],
+            ),
+            (
+                sel("standard", COUNT1),
+                r#"{"type":"transition"}"#,
+                &[
+                    "action.targetStorageClass",
+                    "required with action type `transition`",
+                ],
+            ),
+            (
+                sel("standard", COUNT1),
+                r#"{"type":"transition","targetStorageClass":"standard"}"#,
+                &[
+                    "action.targetStorageClass",
+                    "`standard`",
+                    "expected `archive`",
+                ],
+            ),
+            (
+                sel("standard", COUNT1),
+                r#"{"type":"transition","targetStorageClass":"ARCHIVE"}"#,
+                &["action.targetStorageClass", "ARCHIVE"],
+            ),
+            (
+                sel("standard", COUNT1),
+                r#"{"type":"expire","targetStorageClass":"archive"}"#,
+                &[
+                    "action.targetStorageClass",
+                    "only allowed with action type `transition`",
+                ],
+            ),
+            (
+                sel("standard", COUNT1),
+                r#"{"type":"Transition","targetStorageClass":"archive"}"#,
+                &["action.type", "Transition"],
+            ),
+        ];
+        for (selection, action, expected) in refused {
+            check(&with_action(selection, action), expected);
+        }
+    }
+
+    /// The cross-rule checks hold within each storage class: the guide's
+    /// archive-then-expire policy has an `any` rule in each.
+    #[test]
+    fn cross_rule_checks_are_per_storage_class() {
+        let r = |p: u32, sel: &str, action: &str| {
+            format!(r#"{{"rulePriority":{p},"selection":{sel},"action":{action}}}"#)
+        };
+        let doc = |rules: &[String]| format!(r#"{{"rules":[{}]}}"#, rules.join(","));
+        let standard = |status: &str| {
+            format!(
+                r#"{{"tagStatus":"{status}","countType":"sinceImagePulled","countUnit":"days","countNumber":30}}"#
+            )
+        };
+        let archive = |status: &str| {
+            format!(
+                r#"{{"tagStatus":"{status}","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365}}"#
+            )
+        };
+        // Archive every image unpulled for 30 days; delete what has been
+        // archived for a year: two `any` rules, one per class.
+        check(
+            &doc(&[
+                r(1, &standard("any"), ARCHIVE),
+                r(2, &archive("any"), EXPIRE),
+            ]),
+            &[],
+        );
+        check(
+            &doc(&[
+                r(2, &standard("any"), ARCHIVE),
+                r(1, &archive("any"), EXPIRE),
+            ]),
+            &[],
+        );
+        // One untagged rule per class.
+        check(
+            &doc(&[
+                r(1, &standard("untagged"), ARCHIVE),
+                r(2, &archive("untagged"), EXPIRE),
+            ]),
+            &[],
+        );
+        check(
+            &doc(&[
+                r(1, &archive("untagged"), EXPIRE),
+                r(2, &archive("untagged"), EXPIRE),
+            ]),
+            &[
+                "rules[1] (rulePriority 2)",
+                "only one rule may among the rules for storageClass `archive`",
+            ],
+        );
+        // `any` last within its class.
+        check(
+            &doc(&[
+                r(1, &archive("any"), EXPIRE),
+                r(2, &archive("untagged"), EXPIRE),
+            ]),
+            &[
+                "rules[0] (rulePriority 1): selection.tagStatus",
+                "highest rulePriority of the rules for storageClass `archive`",
+            ],
+        );
+        check(
+            &doc(&[
+                r(1, &standard("any"), ARCHIVE),
+                r(2, &standard("untagged"), ARCHIVE),
+                r(3, &archive("any"), EXPIRE),
+            ]),
+            &["rules[0] (rulePriority 1): selection.tagStatus", "highest"],
+        );
+        // Priorities are unique within a class.
+        check(
+            &doc(&[
+                r(1, &archive("untagged"), EXPIRE),
+                r(1, &archive("any"), EXPIRE),
+            ]),
+            &[
+                "rules[1] (rulePriority 1): rulePriority",
+                "unique among the rules for storageClass `archive`",
+            ],
+        );
+        check(
+            &doc(&[
+                r(1, &standard("any"), ARCHIVE),
+                r(1, &archive("any"), EXPIRE),
+            ]),
+            &[],
+        );
+        let policy = Policy::parse(&doc(&[
+            r(2, &standard("any"), ARCHIVE),
+            r(1, &archive("any"), EXPIRE),
+        ]))
+        .unwrap();
+        assert!(policy.selects_archived() && policy.transitions());
+        let plain = Policy::parse(&one(&format!(r#"{{"tagStatus":"any",{COUNT1}}}"#))).unwrap();
+        assert!(!plain.selects_archived() && !plain.transitions());
     }
 
     #[test]

@@ -7,8 +7,13 @@ use serde_json::{Map, Value};
 
 use super::pattern::Pattern;
 use super::{
-    Count, MAX_WILDCARDS, PolicyError, Rule, TagFilter, TagSelector, invalid, unsupported,
+    Count, MAX_WILDCARDS, PolicyError, Rule, RuleAction, StorageClass, TagFilter, TagSelector,
+    invalid,
 };
+
+/// ECR's minimum storage duration in the archive: a policy may not delete
+/// an image archived for fewer days ("Archiving an image", ECR user guide).
+pub const MIN_ARCHIVE_DAYS: u64 = 90;
 
 /// Reads the fields of one JSON object, refusing fields it was not asked for.
 struct Fields {
@@ -156,46 +161,118 @@ pub(super) fn parse_rule(index: usize, value: Value) -> Result<(usize, Rule), Po
     };
     rule.finish("rulePriority, description, selection, action")?;
 
-    parse_action(&at, action)?;
-    let (tags, count) = parse_selection(&at, selection)?;
+    let action = parse_action(&at, action)?;
+    let (storage_class, tags, count) = parse_selection(&at, selection)?;
+    check_combination(&at, storage_class, count, action)?;
     Ok((
         index,
         Rule {
             priority,
             description,
+            storage_class,
             tags,
             count,
+            action,
         },
     ))
 }
 
-fn parse_action(at: &str, value: Value) -> Result<(), PolicyError> {
+/// What ECR allows together: `archive` goes with `sinceImageTransitioned`
+/// and `expire`, and nothing else does; `sinceImagePulled` only archives;
+/// an archived image is deleted only after [`MIN_ARCHIVE_DAYS`].
+fn check_combination(
+    at: &str,
+    storage_class: StorageClass,
+    count: Count,
+    action: RuleAction,
+) -> Result<(), PolicyError> {
+    let field = |name: &str| format!("{at}: selection.{name}");
+    match (storage_class, count, action) {
+        (StorageClass::Archive, Count::TransitionedMoreThanDaysAgo(days), RuleAction::Expire) => {
+            if days < MIN_ARCHIVE_DAYS {
+                return Err(invalid(
+                    field("countNumber"),
+                    format!(
+                        "is {days}; archived images have a minimum storage duration of {MIN_ARCHIVE_DAYS} days, and ECR refuses a policy that deletes them sooner (at least {MIN_ARCHIVE_DAYS})"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        (StorageClass::Archive, Count::TransitionedMoreThanDaysAgo(_), RuleAction::Transition) => {
+            Err(invalid(
+                format!("{at}: action.type"),
+                "must be `expire` for a rule that selects storageClass `archive`; archived images can only be expired",
+            ))
+        }
+        (StorageClass::Archive, other, _) => Err(invalid(
+            field("countType"),
+            format!(
+                "`{}` selects standard images only; a rule with storageClass `archive` must use countType `sinceImageTransitioned`",
+                count_type_name(other)
+            ),
+        )),
+        (StorageClass::Standard, Count::TransitionedMoreThanDaysAgo(_), _) => Err(invalid(
+            field("storageClass"),
+            "countType `sinceImageTransitioned` requires storageClass `archive`",
+        )),
+        (StorageClass::Standard, Count::PulledMoreThanDaysAgo(_), RuleAction::Expire) => {
+            Err(invalid(
+                format!("{at}: action.type"),
+                "countType `sinceImagePulled` allows only action type `transition` (with targetStorageClass `archive`)",
+            ))
+        }
+        (StorageClass::Standard, _, _) => Ok(()),
+    }
+}
+
+/// A count type as the document spells it.
+pub(super) fn count_type_name(count: Count) -> &'static str {
+    match count {
+        Count::ImagesMoreThan(_) => "imageCountMoreThan",
+        Count::PushedMoreThanDaysAgo(_) => "sinceImagePushed",
+        Count::PulledMoreThanDaysAgo(_) => "sinceImagePulled",
+        Count::TransitionedMoreThanDaysAgo(_) => "sinceImageTransitioned",
+    }
+}
+
+/// `action`: `expire`, or `transition` with `targetStorageClass: archive`.
+fn parse_action(at: &str, value: Value) -> Result<RuleAction, PolicyError> {
     let mut action = Fields::new(format!("{at}: action"), value, "`action`")?;
     let kind = action.string("type")?;
     let target = action.string("targetStorageClass")?;
     action.finish("type, targetStorageClass")?;
-    match kind.as_deref() {
-        Some("expire") if target.is_none() => Ok(()),
-        Some("expire") => Err(invalid(
-            format!("{at}: action.targetStorageClass"),
+    let target_field = || format!("{at}: action.targetStorageClass");
+    match (kind.as_deref(), target.as_deref()) {
+        (Some("expire"), None) => Ok(RuleAction::Expire),
+        (Some("expire"), Some(_)) => Err(invalid(
+            target_field(),
             "is only allowed with action type `transition`",
         )),
-        Some("transition") => Err(unsupported(
-            format!("{at}: action.type"),
-            "action type `transition` (moving images to the archive storage class)",
+        (Some("transition"), Some("archive")) => Ok(RuleAction::Transition),
+        (Some("transition"), None) => Err(invalid(
+            target_field(),
+            "is required with action type `transition`; use `archive`",
         )),
-        Some(other) => Err(invalid(
-            format!("{at}: action.type"),
-            format!("unknown action type `{other}`; expected `expire`"),
+        (Some("transition"), Some(other)) => Err(invalid(
+            target_field(),
+            format!("unknown target storage class `{other}`; expected `archive`"),
         )),
-        None => Err(invalid(format!("{at}: action.type"), "is required")),
+        (Some(other), _) => Err(invalid(
+            format!("{at}: action.type"),
+            format!("unknown action type `{other}`; expected `expire` or `transition`"),
+        )),
+        (None, _) => Err(invalid(format!("{at}: action.type"), "is required")),
     }
 }
 
 /// A rule's `selection`: which images it selects (`tagStatus` and a list),
 /// and how it counts them (`countType`, `countUnit`, `countNumber`). Each
 /// part is checked by its own function, which names the field it refuses.
-fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), PolicyError> {
+fn parse_selection(
+    at: &str,
+    value: Value,
+) -> Result<(StorageClass, TagSelector, Count), PolicyError> {
     let mut sel = Fields::new(format!("{at}: selection"), value, "`selection`")?;
     let tag_status = sel.string("tagStatus")?;
     let prefixes = sel.string_list("tagPrefixList")?;
@@ -208,7 +285,7 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
         "tagStatus, tagPatternList, tagPrefixList, storageClass, countType, countUnit, countNumber",
     )?;
     let field = |name: &str| format!("{at}: selection.{name}");
-    parse_storage_class(&field, storage_class.as_deref())?;
+    let storage_class = parse_storage_class(&field, storage_class.as_deref())?;
     let tags = parse_tags(&field, tag_status.as_deref(), prefixes, patterns)?;
     let count = parse_count(
         &field,
@@ -216,20 +293,17 @@ fn parse_selection(at: &str, value: Value) -> Result<(TagSelector, Count), Polic
         count_unit.as_deref(),
         count_number,
     )?;
-    Ok((tags, count))
+    Ok((storage_class, tags, count))
 }
 
-/// `storageClass`: only `standard` (the default) is implemented.
+/// `storageClass`: `standard` (the default) or `archive`.
 fn parse_storage_class(
     field: &dyn Fn(&str) -> String,
     storage_class: Option<&str>,
-) -> Result<(), PolicyError> {
+) -> Result<StorageClass, PolicyError> {
     match storage_class {
-        None | Some("standard") => Ok(()),
-        Some("archive") => Err(unsupported(
-            field("storageClass"),
-            "storage class `archive`",
-        )),
+        None | Some("standard") => Ok(StorageClass::Standard),
+        Some("archive") => Ok(StorageClass::Archive),
         Some(other) => Err(invalid(
             field("storageClass"),
             format!("unknown storage class `{other}`; expected `standard` or `archive`"),
@@ -306,72 +380,84 @@ fn parse_tags(
     })
 }
 
-/// `countType`, with `countUnit` and `countNumber` as it requires.
+/// `countType`, with `countUnit` and `countNumber` as it requires:
+/// `days` for every `since*` type, no unit for `imageCountMoreThan`.
 fn parse_count(
     field: &dyn Fn(&str) -> String,
     count_type: Option<&str>,
     count_unit: Option<&str>,
     count_number: Option<u64>,
 ) -> Result<Count, PolicyError> {
-    Ok(match count_type {
-        None => return Err(invalid(field("countType"), "is required")),
-        Some("imageCountMoreThan") => {
+    let Some(count_type) = count_type else {
+        return Err(invalid(field("countType"), "is required"));
+    };
+    let days = |make: fn(u64) -> Count| -> Result<Count, PolicyError> {
+        match count_unit {
+            Some("days") => Ok(make(required_number(field, count_number)?)),
+            None => Err(invalid(
+                field("countUnit"),
+                format!("is required with countType `{count_type}`; use `days`"),
+            )),
+            Some(other) => Err(invalid(
+                field("countUnit"),
+                format!("unknown countUnit `{other}`; expected `days`"),
+            )),
+        }
+    };
+    match count_type {
+        "imageCountMoreThan" => {
             if count_unit.is_some() {
                 return Err(invalid(
                     field("countUnit"),
-                    "is only allowed with countType `sinceImagePushed`",
+                    "is only allowed with the `since*` count types (sinceImagePushed, sinceImagePulled, sinceImageTransitioned), not `imageCountMoreThan`",
                 ));
             }
-            Count::ImagesMoreThan(required_number(field, count_number)?)
+            Ok(Count::ImagesMoreThan(required_number(field, count_number)?))
         }
-        Some("sinceImagePushed") => {
-            match count_unit {
-                Some("days") => {}
-                None => {
-                    return Err(invalid(
-                        field("countUnit"),
-                        "is required with countType `sinceImagePushed`; use `days`",
-                    ));
-                }
-                Some(other) => {
-                    return Err(invalid(
-                        field("countUnit"),
-                        format!("unknown countUnit `{other}`; expected `days`"),
-                    ));
-                }
-            }
-            Count::PushedMoreThanDaysAgo(required_number(field, count_number)?)
-        }
-        Some(other @ ("sinceImagePulled" | "sinceImageTransitioned")) => {
-            return Err(unsupported(
-                field("countType"),
-                format!("countType `{other}`"),
-            ));
-        }
-        Some(other) => {
-            return Err(invalid(
-                field("countType"),
-                format!(
-                    "unknown countType `{other}`; expected `imageCountMoreThan` or `sinceImagePushed`"
-                ),
-            ));
-        }
-    })
+        "sinceImagePushed" => days(Count::PushedMoreThanDaysAgo),
+        "sinceImagePulled" => days(Count::PulledMoreThanDaysAgo),
+        "sinceImageTransitioned" => days(Count::TransitionedMoreThanDaysAgo),
+        other => Err(invalid(
+            field("countType"),
+            format!(
+                "unknown countType `{other}`; expected `imageCountMoreThan`, `sinceImagePushed`, `sinceImagePulled` or `sinceImageTransitioned`"
+            ),
+        )),
+    }
 }
 
 fn required_number(field: &dyn Fn(&str) -> String, value: Option<u64>) -> Result<u64, PolicyError> {
     value.ok_or_else(|| invalid(field("countNumber"), "is required"))
 }
 
-/// The checks that span rules: unique priorities, one `untagged` rule, and
-/// `any` last.
+/// The checks that span rules, each within one storage class (the rules of
+/// one class never select the images of the other, as the user guide's
+/// archive-then-expire example shows): unique priorities, one `untagged`
+/// rule, and an `any` rule last.
 pub(super) fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError> {
+    for class in [StorageClass::Standard, StorageClass::Archive] {
+        let of_class: Vec<&(usize, Rule)> = rules
+            .iter()
+            .filter(|(_, rule)| rule.storage_class == class)
+            .collect();
+        check_class(&of_class, class)?;
+    }
+    Ok(())
+}
+
+fn check_class(rules: &[&(usize, Rule)], class: StorageClass) -> Result<(), PolicyError> {
     let at = |index: usize, rule: &Rule| format!("rules[{index}] (rulePriority {})", rule.priority);
-    for (i, (index, rule)) in rules.iter().enumerate() {
+    let among = match class {
+        StorageClass::Standard => "",
+        StorageClass::Archive => " among the rules for storageClass `archive`",
+    };
+    for (i, (index, rule)) in rules.iter().map(|r| (&r.0, &r.1)).enumerate() {
         if let Some((other, _)) = rules[..i].iter().find(|(_, r)| r.priority == rule.priority) {
             return Err(invalid(
                 format!("{}: rulePriority", at(*index, rule)),
-                format!("duplicates the rulePriority of rules[{other}]; priorities must be unique"),
+                format!(
+                    "duplicates the rulePriority of rules[{other}]; priorities must be unique{among}"
+                ),
             ));
         }
         if rule.tags == TagSelector::Untagged
@@ -381,7 +467,7 @@ pub(super) fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError>
         {
             return Err(invalid(
                 format!("{}: selection.tagStatus", at(*index, rule)),
-                format!("rules[{other}] already selects untagged images; only one rule may"),
+                format!("rules[{other}] already selects untagged images; only one rule may{among}"),
             ));
         }
     }
@@ -390,10 +476,14 @@ pub(super) fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError>
         .iter()
         .find(|(_, r)| r.tags == TagSelector::Any && r.priority != highest)
     {
+        let scope = match class {
+            StorageClass::Standard => "in the policy",
+            StorageClass::Archive => "of the rules for storageClass `archive`",
+        };
         return Err(invalid(
             format!("{}: selection.tagStatus", at(*index, rule)),
             format!(
-                "a rule with tagStatus `any` must have the highest rulePriority in the policy, and {highest} is higher"
+                "a rule with tagStatus `any` must have the highest rulePriority {scope}, and {highest} is higher"
             ),
         ));
     }

@@ -562,6 +562,7 @@ mod tests {
             image_tags: Vec::new(),
             image_pushed_at: DateTime::<Utc>::MIN_UTC,
             image_size_in_bytes: None,
+            image_status: crate::model::ImageStatus::Active,
             rule_priority: Some(1),
             reason: String::new(),
             protection: None,

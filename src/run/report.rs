@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::aws::ecr::ApiCallCounts;
 use crate::aws::targets::Target;
 use crate::inventory::SourceReport;
-use crate::model::{Image, ImageFailure};
+use crate::model::{Image, ImageFailure, ImageStatus};
 use crate::plan::{Decision, Reason, Relation};
 
 /// What started a run, as reports and log lines name it in `trigger`.
@@ -114,6 +114,9 @@ pub struct PlannedImage {
     pub image_pushed_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size_in_bytes: Option<i64>,
+    /// Its storage class when the plan was made; left out when `ACTIVE`.
+    #[serde(skip_serializing_if = "ImageStatus::is_active")]
+    pub image_status: ImageStatus,
     pub rule_priority: Option<u32>,
     pub reason: String,
     /// What keeps an image the rules expire, when something does.
@@ -146,6 +149,7 @@ impl PlannedImage {
             image_tags: image.image_tags.clone(),
             image_pushed_at: image.image_pushed_at,
             image_size_in_bytes: image.image_size_in_bytes,
+            image_status: image.image_status,
             rule_priority: decision.rule_priority,
             reason: decision.reason.to_string(),
             protection: decision.protection.as_ref().map(ToString::to_string),

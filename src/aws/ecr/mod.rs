@@ -26,7 +26,7 @@ use aws_sdk_ecr::types::ImageIdentifier;
 use thiserror::Error;
 
 use crate::aws::{CallError, PageError, paginate};
-use crate::model::{AccountId, INDEX_MEDIA_TYPES, Image, RepositoryName, from_epoch};
+use crate::model::{AccountId, INDEX_MEDIA_TYPES, Image, ImageStatus, RepositoryName, from_epoch};
 
 /// ECR's largest page for the list operations.
 pub const PAGE_SIZE: i32 = 1000;
@@ -434,7 +434,17 @@ fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> 
         image_size_in_bytes: detail.image_size_in_bytes(),
         image_manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
         subject_manifest_digest: detail.subject_manifest_digest().map(str::to_owned),
+        image_status: detail
+            .image_status()
+            .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str())),
+        last_recorded_pull_time: detail.last_recorded_pull_time().and_then(time),
+        last_archived_at: detail.last_archived_at().and_then(time),
+        last_activated_at: detail.last_activated_at().and_then(time),
     })
+}
+
+fn time(at: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    from_epoch(at.secs(), at.subsec_nanos())
 }
 
 /// ECR API calls by operation: the cost of a run.

@@ -20,10 +20,30 @@ DescribeCluster answer that endpoint and certificate authority for the
 cluster moto created (moto invents both), so that ecr-gc reaches a local
 Kubernetes API.
 
+ECR's archive storage class, which moto lacks, is layered over moto's ECR:
+every image's `imageStatus` (ACTIVE unless archived), `lastRecordedPullTime`,
+`lastArchivedAt` and `lastActivatedAt` are kept here and added to
+DescribeImages; DescribeImages and ListImages list ACTIVE images only
+unless their filter's `imageStatus` says ARCHIVED, ACTIVATING or ANY (a
+DescribeImages by imageIds answers whatever the status); BatchGetImage
+refuses archived images as a pull does (ImageNotFound); BatchDeleteImage
+forgets what it deleted. UpdateImageStorageClass archives an ACTIVE image
+(an index with the children its manifest lists, as one unit) and answers
+ARCHIVED, or starts restoring an ARCHIVED one (ACTIVATING); it refuses an
+image in any other state (ImageStorageClassUpdateNotSupportedException), a
+missing image (ImageNotFoundException) or repository
+(RepositoryNotFoundException), and a bad request
+(InvalidParameterException). For the tests' seeding, `PUT
+/__emulator/ecr/images` with {"registryId", "repositoryName",
+"imageDigest", and any of "imageStatus", "imagePushedAt",
+"lastRecordedPullTime", "lastArchivedAt", "lastActivatedAt" (epoch
+seconds)} sets an image's state, as a pull, an archive or a restore would.
+
 The tests, `make demo` and the benchmarks start this instead of
 `moto_server`, so that ecr-gc's default in-use sources can all be read.
 """
 import argparse
+import io
 import json
 import os
 import re
@@ -206,6 +226,170 @@ def with_app_runner(moto_app):
     return app
 
 
+ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921."
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+ecr_images = {}  # (registryId, region, repositoryName, digest) -> state fields
+
+
+def moto_json(moto_app, environ, operation, body):
+    """One ECR call to moto in-process, with the caller's credentials."""
+    payload = json.dumps(body).encode()
+    sub = dict(environ)
+    sub["HTTP_X_AMZ_TARGET"] = ECR_TARGET + operation
+    sub["CONTENT_LENGTH"] = str(len(payload))
+    sub["wsgi.input"] = io.BytesIO(payload)
+    seen = {}
+    raw = b"".join(moto_app(sub, lambda status, headers, *_: seen.update(status=status)))
+    return int(seen["status"].split()[0]), json.loads(raw or b"{}")
+
+
+def ecr_key(body, region, digest):
+    return (body.get("registryId") or ACCOUNT, region, body.get("repositoryName", ""), digest)
+
+
+def state_of(body, region, digest):
+    with lock:
+        return dict(ecr_images.get(ecr_key(body, region, digest), {}))
+
+
+def status_of(body, region, digest):
+    return state_of(body, region, digest).get("imageStatus", "ACTIVE")
+
+
+def wanted_status(body):
+    """The statuses a listing's filter asks for: ACTIVE unless it says."""
+    wanted = (body.get("filter") or {}).pop("imageStatus", "ACTIVE")
+    return None if wanted == "ANY" else wanted
+
+
+def describe_images(moto_app, environ, body, region):
+    wanted = None if body.get("imageIds") else wanted_status(body)
+    status, doc = moto_json(moto_app, environ, "DescribeImages", body)
+    if status != 200:
+        return status, doc
+    details = []
+    for detail in doc.get("imageDetails", []):
+        detail.update(state_of(body, region, detail["imageDigest"]))
+        detail.setdefault("imageStatus", "ACTIVE")
+        if wanted is None or detail["imageStatus"] == wanted:
+            details.append(detail)
+    doc["imageDetails"] = details
+    return status, doc
+
+
+def list_images(moto_app, environ, body, region):
+    wanted = wanted_status(body)
+    status, doc = moto_json(moto_app, environ, "ListImages", body)
+    if status == 200 and wanted is not None:
+        doc["imageIds"] = [i for i in doc.get("imageIds", [])
+                           if status_of(body, region, i.get("imageDigest")) == wanted]
+    return status, doc
+
+
+def batch_get_image(moto_app, environ, body, region):
+    ids = body.get("imageIds", [])
+    stored = [i for i in ids if status_of(body, region, i.get("imageDigest")) != "ACTIVE"]
+    body["imageIds"] = [i for i in ids if i not in stored]
+    status, doc = (200, {"images": [], "failures": []}) if not body["imageIds"] else \
+        moto_json(moto_app, environ, "BatchGetImage", body)
+    if status == 200:
+        doc.setdefault("failures", []).extend(
+            {"imageId": i, "failureCode": "ImageNotFound",
+             "failureReason": "The image is archived and cannot be pulled"} for i in stored)
+    return status, doc
+
+
+def batch_delete_image(moto_app, environ, body, region):
+    status, doc = moto_json(moto_app, environ, "BatchDeleteImage", body)
+    if status == 200:
+        failed = {f.get("imageId", {}).get("imageDigest") for f in doc.get("failures", [])}
+        with lock:
+            for image_id in body.get("imageIds", []):
+                if image_id.get("imageDigest") not in failed:
+                    ecr_images.pop(ecr_key(body, region, image_id.get("imageDigest")), None)
+    return status, doc
+
+
+def update_image_storage_class(moto_app, environ, body, region):
+    image_id = body.get("imageId") or {}
+    target = body.get("targetStorageClass")
+    if target not in ("ARCHIVE", "STANDARD") or not body.get("repositoryName") or not image_id:
+        return error("InvalidParameterException",
+                     "repositoryName, imageId and targetStorageClass (ARCHIVE or STANDARD) are required")
+    status, doc = moto_json(moto_app, environ, "DescribeImages",
+                            {k: body[k] for k in ("registryId", "repositoryName") if k in body} | {"imageIds": [image_id]})
+    if status != 200:
+        return status, doc
+    detail = doc["imageDetails"][0]
+    digest = detail["imageDigest"]
+    current = status_of(body, region, digest)
+    now = time.time()
+    if target == "ARCHIVE" and current == "ACTIVE":
+        unit = [digest] + children_of(moto_app, environ, body, detail)
+        with lock:
+            for member in unit:
+                state = ecr_images.setdefault(ecr_key(body, region, member), {})
+                state.update(imageStatus="ARCHIVED", lastArchivedAt=now)
+        new = "ARCHIVED"
+    elif target == "STANDARD" and current == "ARCHIVED":
+        with lock:
+            ecr_images[ecr_key(body, region, digest)]["imageStatus"] = "ACTIVATING"
+        new = "ACTIVATING"
+    else:
+        return error("ImageStorageClassUpdateNotSupportedException",
+                     f"cannot move an image that is {current} to {target}")
+    return 200, {"registryId": body.get("registryId") or ACCOUNT, "repositoryName": body["repositoryName"],
+                 "imageId": {"imageDigest": digest}, "imageStatus": new}
+
+
+def children_of(moto_app, environ, body, detail):
+    """The digests an index lists, present in the repository."""
+    if detail.get("imageManifestMediaType") not in INDEX_TYPES:
+        return []
+    request = {k: body[k] for k in ("registryId", "repositoryName") if k in body}
+    status, doc = moto_json(moto_app, environ, "BatchGetImage",
+                            request | {"imageIds": [{"imageDigest": detail["imageDigest"]}]})
+    if status != 200 or not doc.get("images"):
+        return []
+    manifest = json.loads(doc["images"][0]["imageManifest"])
+    return [m["digest"] for m in manifest.get("manifests", [])]
+
+
+ECR_ARCHIVE = {"DescribeImages": describe_images, "ListImages": list_images, "BatchGetImage": batch_get_image,
+               "BatchDeleteImage": batch_delete_image, "UpdateImageStorageClass": update_image_storage_class}
+ECR_TIMES = ("imagePushedAt", "lastRecordedPullTime", "lastArchivedAt", "lastActivatedAt")
+
+
+def seed_ecr_image(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    fields = {k: doc[k] for k in ("imageStatus", *ECR_TIMES) if k in doc}
+    with lock:
+        ecr_images.setdefault(ecr_key(doc, doc.get("region") or "us-east-1", doc["imageDigest"]), {}).update(fields)
+    return {}
+
+
+def with_ecr_archive(moto_app):
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == "/__emulator/ecr/images" and environ.get("REQUEST_METHOD") == "PUT":
+            return json_answer(start_response, "200 OK", seed_ecr_image(environ))
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        handler = ECR_ARCHIVE.get(target[len(ECR_TARGET):]) if target.startswith(ECR_TARGET) else None
+        if handler is None:
+            return moto_app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        status, out = handler(moto_app, environ, body, region_of(environ))
+        payload = json.dumps(out).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))]
+        if status != 200:
+            headers.append(("x-amzn-ErrorType", out.get("__type", "")))
+        start_response(f"{status} {'OK' if status == 200 else 'Bad Request'}", headers)
+        return [payload]
+    return app
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -213,7 +397,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("MOTO_PORT", str(args.port))
     moto_app = DomainDispatcherApplication(create_backend_app)
-    app = with_eks_endpoints(with_app_runner(with_state_machine_versions(moto_app)))
+    app = with_ecr_archive(with_eks_endpoints(with_app_runner(with_state_machine_versions(moto_app))))
     run_simple(args.host, args.port, app, threaded=True)
 
 

@@ -9,7 +9,7 @@
 //! Every outcome is reported and logged as it happens. A repository that
 //! cannot be collected is reported and skipped; the run goes on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -17,15 +17,16 @@ use futures::stream::{self, StreamExt};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use crate::aws::ecr::{DeleteOutcome, Ecr, EcrError};
+use crate::aws::ecr::{Ecr, EcrError};
 use crate::inventory::Inventory;
+use crate::model::ImageStatus;
 use crate::model::RepositoryName;
 use crate::plan::{Facts, plan_with};
 use crate::policy::Policy;
 use crate::policy::settings::Safety;
+pub use crate::run::apply::apply;
 use crate::run::report::{
-    self, Cause, Level, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport,
-    SkippedImage, Summary,
+    self, Cause, Level, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, Summary,
 };
 
 /// Which repositories a run collects.
@@ -208,18 +209,22 @@ fn hold_in_order(
             for image in &out.protected {
                 log.emit(report::image_protected(&name, image));
             }
+            let changes = (out.planned.len() + out.planned_transitions.len()) as u64;
             out.held = match inventory_failure {
-                Some(failure) if !out.planned.is_empty() => Some(failure.to_owned()),
+                Some(failure) if changes > 0 => Some(failure.to_owned()),
                 _ => hold(&out, &policy.settings.safety, budget),
             };
             if out.held.is_none()
                 && let Some(left) = &mut budget
             {
-                *left -= out.planned.len() as u64;
+                *left -= changes;
             }
             if out.held.is_none() && run.dry_run {
                 for image in &out.planned {
                     log.emit(report::image_deleted(&name, image, true));
+                }
+                for image in &out.planned_transitions {
+                    log.emit(report::image_transitioned(&name, image, true));
                 }
             }
         }
@@ -262,7 +267,7 @@ pub async fn survey(
         repository_name: name.to_owned(),
         ..RepositoryReport::default()
     };
-    let images = match ecr.images(name).await {
+    let images = match ecr.images_with(name, policy.selects_archived()).await {
         Ok(images) => images,
         Err(error) => {
             out.error = Some(RepositoryError {
@@ -272,9 +277,11 @@ pub async fn survey(
             return out;
         }
     };
+    // An archived index cannot be read (BatchGetImage is a pull): its
+    // children, archived with it, stand alone in the plan.
     let indexes: Vec<String> = images
         .iter()
-        .filter(|i| i.is_index())
+        .filter(|i| i.is_index() && i.image_status == ImageStatus::Active)
         .map(|i| i.image_digest.clone())
         .collect();
     let children = if indexes.is_empty() {
@@ -301,248 +308,69 @@ pub async fn survey(
     let plan = plan_with(&images, policy, now, &facts);
     out.images_scanned = images.len() as u64;
     out.planned = plan.to_delete().map(PlannedImage::from_decision).collect();
+    out.planned_transitions = plan
+        .to_transition()
+        .map(PlannedImage::from_decision)
+        .collect();
     out.protected = plan.protected().map(PlannedImage::from_decision).collect();
-    out.images_kept = out.images_scanned - out.planned.len() as u64;
-    out.bytes_planned = out
-        .planned
-        .iter()
-        .filter_map(|p| p.image_size_in_bytes)
-        .sum();
+    out.images_kept = plan.to_keep().count() as u64;
+    out.images_active = images.iter().filter(|i| i.image_status.is_active()).count() as u64;
+    let bytes = |list: &[PlannedImage]| list.iter().filter_map(|p| p.image_size_in_bytes).sum();
+    out.bytes_planned = bytes(&out.planned);
+    out.bytes_to_archive = bytes(&out.planned_transitions);
     out
 }
 
-/// Whether a safety limit stops every deletion in this repository, and why.
-/// `run_budget` is what is left of `maxDeletesPerRun`.
+/// Whether a safety limit stops every deletion and transition in this
+/// repository, and why. `run_budget` is what is left of
+/// `maxDeletesPerRun`. A transition counts against the limits as a
+/// deletion does (archiving an image that is still pulled is an outage
+/// too); the report counts the two apart.
 pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>) -> Option<String> {
-    let planned = report.planned.len() as u64;
-    if planned == 0 {
+    let deletes = report.planned.len() as u64;
+    let archives = report.planned_transitions.len() as u64;
+    let changes = deletes + archives;
+    if changes == 0 {
         return None;
     }
+    let what = match (deletes, archives) {
+        (_, 0) => format!("deletes {deletes} images"),
+        (0, _) => format!("archives {archives} images"),
+        _ => format!("deletes {deletes} and archives {archives} images, {changes} in all"),
+    };
     if let Some(max) = safety.max_deletes_per_repository
-        && planned > max
+        && changes > max
     {
         return Some(format!(
-            "the plan deletes {planned} images, more than maxDeletesPerRepository ({max})"
+            "the plan {what}, more than maxDeletesPerRepository ({max})"
         ));
     }
-    if !safety.allow_deleting_every_image && planned == report.images_scanned {
-        return Some(format!(
-            "the plan deletes every image in the repository ({planned}); set allowDeletingEveryImage to allow that"
-        ));
+    if !safety.allow_deleting_every_image {
+        // Nothing left at all, or nothing left that can be pulled.
+        let active_deleted = report
+            .planned
+            .iter()
+            .filter(|p| p.image_status.is_active())
+            .count() as u64;
+        if deletes == report.images_scanned {
+            return Some(format!(
+                "the plan deletes every image in the repository ({deletes}); set allowDeletingEveryImage to allow that"
+            ));
+        }
+        if archives > 0 && active_deleted + archives == report.images_active {
+            return Some(format!(
+                "the plan {what}, which leaves no image in the repository that can be pulled; set allowDeletingEveryImage to allow that"
+            ));
+        }
     }
     if let Some(left) = run_budget
-        && planned > left
+        && changes > left
     {
         return Some(format!(
-            "the plan deletes {planned} images, more than the {left} left of maxDeletesPerRun"
+            "the plan {what}, more than the {left} left of maxDeletesPerRun"
         ));
     }
     None
-}
-
-/// Deletes a surveyed repository's planned images, compare-and-delete: each
-/// is re-read just before, and one whose tags changed since the plan, or
-/// that is gone, is skipped and logged. A tag added after the plan therefore
-/// saves its image. Then `delete_in_two_phases`, and `record` what ECR
-/// answered.
-pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
-    if out.planned.is_empty() {
-        return;
-    }
-    if ecr.time_is_up() {
-        for planned in &out.planned {
-            let left = not_attempted(planned);
-            log.emit(report::image_skipped(&out.repository_name, &left));
-            out.skipped.push(left);
-        }
-        out.unfinished = Some(unfinished(out.planned.len()));
-        return;
-    }
-    let Some(candidates) = compare(ecr, out, log).await else {
-        return;
-    };
-    if candidates.is_empty() {
-        return;
-    }
-    let (outcome, held_children) =
-        delete_in_two_phases(ecr, &out.repository_name, &out.planned, candidates).await;
-    record(out, outcome, held_children, log);
-}
-
-/// Re-reads the planned images and returns the digests still as planned;
-/// the others are skipped and logged. `None` when the re-read failed: the
-/// repository's error, and nothing is deleted.
-async fn compare(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) -> Option<Vec<String>> {
-    let digests: Vec<String> = out.planned.iter().map(|p| p.image_digest.clone()).collect();
-    let current = match ecr.current_tags(&out.repository_name, &digests).await {
-        Ok(current) => current,
-        Err(error) => {
-            out.error = Some(RepositoryError {
-                error_code: error.code().to_owned(),
-                error_message: format!(
-                    "re-reading the planned images before deleting failed, so nothing was deleted: {error}"
-                ),
-            });
-            return None;
-        }
-    };
-    let mut candidates = Vec::with_capacity(digests.len());
-    for planned in &out.planned {
-        let skipped = match current.get(&planned.image_digest) {
-            None => Some(SkippedImage {
-                image_digest: planned.image_digest.clone(),
-                image_tags: planned.image_tags.clone(),
-                current_image_tags: None,
-                reason: "the image is no longer in the repository".into(),
-            }),
-            Some(tags) if !same_tags(tags, &planned.image_tags) => Some(SkippedImage {
-                image_digest: planned.image_digest.clone(),
-                image_tags: planned.image_tags.clone(),
-                current_image_tags: Some(tags.clone()),
-                reason: "its tags changed since the plan".into(),
-            }),
-            Some(_) => None,
-        };
-        match skipped {
-            Some(skipped) => {
-                log.emit(report::image_skipped(&out.repository_name, &skipped));
-                out.skipped.push(skipped);
-            }
-            None => candidates.push(planned.image_digest.clone()),
-        }
-    }
-    Some(candidates)
-}
-
-/// Deletes the candidates: indexes (and everything else) first; their
-/// children in a later call, and only those whose every index ECR confirmed
-/// gone, so ECR never answers ImageReferencedByManifestList. Returns what
-/// ECR answered for both calls, and the children held because an index of
-/// theirs remains.
-async fn delete_in_two_phases(
-    ecr: &Ecr,
-    name: &str,
-    planned: &[PlannedImage],
-    candidates: Vec<String>,
-) -> (DeleteOutcome, Vec<SkippedImage>) {
-    let by_digest: HashMap<&str, &PlannedImage> = planned
-        .iter()
-        .map(|p| (p.image_digest.as_str(), p))
-        .collect();
-    let (children, first): (Vec<String>, Vec<String>) = candidates.into_iter().partition(|d| {
-        by_digest
-            .get(d.as_str())
-            .is_some_and(|p| !p.index_digests.is_empty())
-    });
-    let mut outcome = ecr.delete(name, &first).await;
-    let gone: HashSet<&str> = outcome.deleted.iter().map(String::as_str).collect();
-    let mut second = Vec::with_capacity(children.len());
-    let mut held_children = Vec::new();
-    for child in children {
-        let Some(planned) = by_digest.get(child.as_str()) else {
-            unreachable!("a candidate is one of the planned images");
-        };
-        // Every index that lists it must be gone, not only one: ECR refuses
-        // to delete a child that a remaining index lists.
-        match planned
-            .index_digests
-            .iter()
-            .find(|index| !gone.contains(index.as_str()))
-        {
-            None => second.push(child),
-            Some(index) => held_children.push(SkippedImage {
-                image_digest: planned.image_digest.clone(),
-                image_tags: planned.image_tags.clone(),
-                current_image_tags: Some(planned.image_tags.clone()),
-                reason: format!("its index {index} was not deleted"),
-            }),
-        }
-    }
-    if !second.is_empty() {
-        outcome.extend(ecr.delete(name, &second).await);
-    }
-    (outcome, held_children)
-}
-
-/// Records and logs what the deletes left: held children, images not
-/// attempted (the repository is then unfinished), already gone, deleted
-/// and failed.
-fn record(
-    out: &mut RepositoryReport,
-    outcome: DeleteOutcome,
-    held_children: Vec<SkippedImage>,
-    log: &dyn LogSink,
-) {
-    let name = &out.repository_name;
-    let by_digest: HashMap<&str, &PlannedImage> = out
-        .planned
-        .iter()
-        .map(|p| (p.image_digest.as_str(), p))
-        .collect();
-    for skipped in held_children {
-        log.emit(report::image_skipped(name, &skipped));
-        out.skipped.push(skipped);
-    }
-    if !outcome.not_attempted.is_empty() {
-        out.unfinished = Some(unfinished(outcome.not_attempted.len()));
-    }
-    for digest in &outcome.not_attempted {
-        if let Some(planned) = by_digest.get(digest.as_str()) {
-            let left = not_attempted(planned);
-            log.emit(report::image_skipped(name, &left));
-            out.skipped.push(left);
-        }
-    }
-    for digest in &outcome.already_gone {
-        if let Some(planned) = by_digest.get(digest.as_str()) {
-            let gone = SkippedImage {
-                image_digest: planned.image_digest.clone(),
-                image_tags: planned.image_tags.clone(),
-                current_image_tags: None,
-                reason: "already gone: ECR answered ImageNotFound".into(),
-            };
-            log.emit(report::image_already_gone(name, &gone));
-            out.skipped.push(gone);
-        }
-    }
-    let mut deleted = Vec::with_capacity(outcome.deleted.len());
-    for digest in &outcome.deleted {
-        if let Some(image) = by_digest.get(digest.as_str()) {
-            log.emit(report::image_deleted(name, image, false));
-            deleted.push((*image).clone());
-        }
-    }
-    for failure in &outcome.failures {
-        log.emit(report::image_failed(name, failure));
-    }
-    out.bytes_reclaimed = deleted.iter().filter_map(|p| p.image_size_in_bytes).sum();
-    out.deleted = deleted;
-    out.failed = outcome.failures;
-}
-
-/// Why a repository did not finish: planned deletions left for the next run.
-fn unfinished(left: usize) -> String {
-    format!(
-        "{left} planned deletions were not attempted: the invocation's deadline was near; the next run finishes them"
-    )
-}
-
-fn not_attempted(planned: &PlannedImage) -> SkippedImage {
-    SkippedImage {
-        image_digest: planned.image_digest.clone(),
-        image_tags: planned.image_tags.clone(),
-        current_image_tags: Some(planned.image_tags.clone()),
-        reason: "not attempted: the invocation's deadline was near; the next run finishes it"
-            .into(),
-    }
-}
-
-fn same_tags(a: &[String], b: &[String]) -> bool {
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort();
-    b.sort();
-    a == b
 }
 
 #[cfg(test)]
@@ -553,6 +381,21 @@ mod tests {
     fn check(
         planned: usize,
         scanned: u64,
+        safety: Safety,
+        budget: Option<u64>,
+        expected: Option<&str>,
+    ) {
+        check_archive(planned, 0, scanned, scanned, safety, budget, expected);
+    }
+
+    /// Like `check`, with `archives` planned transitions, `scanned` images
+    /// of which `active` are ACTIVE (the planned deletions are).
+    #[track_caller]
+    fn check_archive(
+        planned: usize,
+        archives: usize,
+        scanned: u64,
+        active: u64,
         safety: Safety,
         budget: Option<u64>,
         expected: Option<&str>,
@@ -569,8 +412,10 @@ mod tests {
             index_digests: Vec::new(),
         };
         let report = RepositoryReport {
-            planned: vec![image; planned],
+            planned: vec![image.clone(); planned],
+            planned_transitions: vec![image; archives],
             images_scanned: scanned,
+            images_active: active,
             ..RepositoryReport::default()
         };
         let held = hold(&report, &safety, budget);
@@ -628,5 +473,39 @@ mod tests {
             None,
             Some("(0)"),
         );
+        // Transitions count against the same limits, and are named apart.
+        check_archive(0, 3, 10, 10, default, None, None);
+        check_archive(
+            2,
+            2,
+            10,
+            10,
+            limits,
+            None,
+            Some(
+                "deletes 2 and archives 2 images, 4 in all, more than maxDeletesPerRepository (3)",
+            ),
+        );
+        check_archive(
+            0,
+            3,
+            10,
+            10,
+            default,
+            Some(2),
+            Some("archives 3 images, more than the 2 left of maxDeletesPerRun"),
+        );
+        // Archiving every ACTIVE image leaves nothing to pull.
+        check_archive(
+            1,
+            2,
+            8,
+            3,
+            default,
+            None,
+            Some("leaves no image in the repository that can be pulled"),
+        );
+        check_archive(1, 2, 8, 3, everything, None, None);
+        check_archive(0, 2, 8, 3, default, None, None);
     }
 }

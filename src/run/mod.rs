@@ -3,11 +3,13 @@
 //! produce.
 //!
 //! * [`engine`] chooses repositories, lists them, plans, holds what is in
-//!   use, deletes (unless dry run) and records every outcome.
+//!   use, and (unless dry run) has `apply` delete and archive, compare
+//!   first, and record every outcome.
 //! * [`collection`] runs the engine over many targets (accounts x regions)
 //!   with one inventory per target, and lists targets for fan-out.
 //! * [`report`] is the run report and the JSON log lines.
 
+mod apply;
 pub mod collection;
 pub mod engine;
 pub mod report;

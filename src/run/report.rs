@@ -70,10 +70,16 @@ pub struct RepositoryReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RepositoryError>,
     pub images_scanned: u64,
+    /// Of those, the `ACTIVE` ones (the others are archived or being
+    /// restored, listed only when a rule selects the archive).
+    pub images_active: u64,
     pub images_kept: u64,
     /// Images the policy expires: deleted unless this is a dry run or the
     /// repository is held.
     pub planned: Vec<PlannedImage>,
+    /// Images the policy archives (`transition` rules): archived unless
+    /// this is a dry run or the repository is held.
+    pub planned_transitions: Vec<PlannedImage>,
     /// Images the rules expire but a protection (such as the grace period)
     /// keeps; each says which.
     pub protected: Vec<PlannedImage>,
@@ -88,6 +94,11 @@ pub struct RepositoryReport {
     pub deleted: Vec<PlannedImage>,
     /// Images that were not deleted, in ECR's `ImageFailure` shape.
     pub failed: Vec<ImageFailure>,
+    /// Images ECR confirmed archived (a child with its index).
+    pub transitioned: Vec<PlannedImage>,
+    /// Images that were not archived, with UpdateImageStorageClass's error
+    /// code and message, in the `ImageFailure` shape.
+    pub transition_failed: Vec<ImageFailure>,
     /// Set when planned deletions were not attempted (the invocation's
     /// deadline was near): the repository did not finish, and the next run
     /// finishes it. The images are under `skipped`.
@@ -95,6 +106,8 @@ pub struct RepositoryReport {
     pub unfinished: Option<String>,
     pub bytes_planned: i64,
     pub bytes_reclaimed: i64,
+    /// The size of the images planned for the archive.
+    pub bytes_to_archive: i64,
     pub duration_ms: u64,
 }
 
@@ -181,8 +194,13 @@ pub struct Summary {
     pub images_skipped: u64,
     pub images_deleted: u64,
     pub images_failed: u64,
+    /// Transitions, counted apart from deletions.
+    pub transitions_planned: u64,
+    pub images_transitioned: u64,
+    pub transitions_failed: u64,
     pub bytes_planned: i64,
     pub bytes_reclaimed: i64,
+    pub bytes_to_archive: i64,
 }
 
 impl Summary {
@@ -200,8 +218,12 @@ impl Summary {
             s.images_skipped += r.skipped.len() as u64;
             s.images_deleted += r.deleted.len() as u64;
             s.images_failed += r.failed.len() as u64;
+            s.transitions_planned += r.planned_transitions.len() as u64;
+            s.images_transitioned += r.transitioned.len() as u64;
+            s.transitions_failed += r.transition_failed.len() as u64;
             s.bytes_planned += r.bytes_planned;
             s.bytes_reclaimed += r.bytes_reclaimed;
+            s.bytes_to_archive += r.bytes_to_archive;
         }
         s
     }
@@ -317,6 +339,7 @@ impl Report {
     pub fn has_failures(&self) -> bool {
         self.summary.repositories_failed > 0
             || self.summary.images_failed > 0
+            || self.summary.transitions_failed > 0
             || self.summary.repositories_unfinished > 0
             || !self.not_started.is_empty()
             || self.in_use_sources.iter().any(|s| s.error.is_some())
@@ -433,13 +456,52 @@ pub fn image_deleted(repository_name: &str, image: &PlannedImage, dry_run: bool)
     )
 }
 
-/// The line for one per-image failure, with ECR's code and reason verbatim.
-pub fn image_failed(repository_name: &str, failure: &ImageFailure) -> Value {
+/// The line for one archived image (or, in a dry run, one that would be).
+pub fn image_transitioned(repository_name: &str, image: &PlannedImage, dry_run: bool) -> Value {
     line(
-        Level::Error,
-        "image not deleted",
+        Level::Info,
+        if dry_run {
+            "image would be archived (dry run)"
+        } else {
+            "image archived"
+        },
         json!({
             "repositoryName": repository_name,
+            "action": "transition",
+            "targetStorageClass": "ARCHIVE",
+            "imageDigest": image.image_digest,
+            "imageTags": image.image_tags,
+            "rulePriority": image.rule_priority,
+            "imageSizeInBytes": image.image_size_in_bytes,
+            "reason": image.reason,
+            "dryRun": dry_run,
+        }),
+    )
+}
+
+/// The line for one per-image failure, with ECR's code and reason verbatim.
+pub fn image_failed(repository_name: &str, failure: &ImageFailure) -> Value {
+    failure_line("image not deleted", "expire", repository_name, failure)
+}
+
+/// The line for one image not archived, with ECR's code and message
+/// verbatim.
+pub fn image_not_transitioned(repository_name: &str, failure: &ImageFailure) -> Value {
+    failure_line("image not archived", "transition", repository_name, failure)
+}
+
+fn failure_line(
+    message: &str,
+    action: &str,
+    repository_name: &str,
+    failure: &ImageFailure,
+) -> Value {
+    line(
+        Level::Error,
+        message,
+        json!({
+            "repositoryName": repository_name,
+            "action": action,
             "imageDigest": failure.image_id.image_digest,
             "imageTag": failure.image_id.image_tag,
             "failureCode": failure.failure_code,
@@ -511,8 +573,12 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
         "imagesSkipped": r.skipped.len(),
         "imagesDeleted": r.deleted.len(),
         "imagesFailed": r.failed.len(),
+        "transitionsPlanned": r.planned_transitions.len(),
+        "imagesTransitioned": r.transitioned.len(),
+        "transitionsFailed": r.transition_failed.len(),
         "bytesPlanned": r.bytes_planned,
         "bytesReclaimed": r.bytes_reclaimed,
+        "bytesToArchive": r.bytes_to_archive,
         "durationMs": r.duration_ms,
     });
     if let (Some(held), Value::Object(map)) = (&r.held, &mut fields) {

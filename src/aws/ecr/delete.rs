@@ -34,7 +34,7 @@ impl Default for ImageRetry {
 }
 
 impl ImageRetry {
-    fn delay(&self, attempt: u32) -> std::time::Duration {
+    pub(super) fn delay(&self, attempt: u32) -> std::time::Duration {
         self.base_delay.saturating_mul(1 << attempt.min(16))
     }
 }

@@ -14,15 +14,17 @@
 //! [`EcrError`]. Deleting, with its retries, is the `delete` module's.
 
 mod delete;
+mod transition;
 
 pub use delete::{DeleteOutcome, ImageRetry, TRANSIENT_FAILURES};
+pub use transition::{TRANSIENT_CALL_FAILURES, TransitionOutcome};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ecr::types::ImageIdentifier;
+use aws_sdk_ecr::types::{DescribeImagesFilter, ImageIdentifier, ImageStatusFilter};
 use thiserror::Error;
 
 use crate::aws::{CallError, PageError, paginate};
@@ -144,6 +146,13 @@ fn check_index_answer(
 }
 
 /// An ECR client for one registry, counting its calls.
+/// An image as re-read just before acting on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub tags: Vec<String>,
+    pub status: ImageStatus,
+}
+
 pub struct Ecr {
     client: Client,
     registry_id: Option<String>,
@@ -159,6 +168,7 @@ struct Calls {
     list_images: AtomicU64,
     batch_get_image: AtomicU64,
     batch_delete_image: AtomicU64,
+    update_image_storage_class: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -204,6 +214,7 @@ impl Ecr {
             list_images: get(&self.calls.list_images),
             batch_get_image: get(&self.calls.batch_get_image),
             batch_delete_image: get(&self.calls.batch_delete_image),
+            update_image_storage_class: get(&self.calls.update_image_storage_class),
         }
     }
 
@@ -235,8 +246,25 @@ impl Ecr {
     }
 
     /// Every image in `repository`.
+    /// Every `ACTIVE` image in the repository.
     pub async fn images(&self, repository: &str) -> Result<Vec<Image>, EcrError> {
+        self.images_with(repository, false).await
+    }
+
+    /// Every image in the repository: `ACTIVE` ones, and with `archived`
+    /// the `ARCHIVED` and `ACTIVATING` ones too (`imageStatus: ANY`), which
+    /// only a policy with rules for the archive needs.
+    pub async fn images_with(
+        &self,
+        repository: &str,
+        archived: bool,
+    ) -> Result<Vec<Image>, EcrError> {
         const OP: &str = "DescribeImages";
+        let filter = archived.then(|| {
+            DescribeImagesFilter::builder()
+                .image_status(ImageStatusFilter::Any)
+                .build()
+        });
         paginate(
             OP,
             |token| {
@@ -245,6 +273,7 @@ impl Ecr {
                     .describe_images()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)
+                    .set_filter(filter.clone())
                     .max_results(PAGE_SIZE)
                     .set_next_token(token)
                     .send()
@@ -265,11 +294,14 @@ impl Ecr {
     /// a digest that is gone is absent from the map. DescribeImages with
     /// `imageIds`, at most [`DELETE_BATCH`] per call: this is the re-read
     /// of compare-and-delete.
-    pub async fn current_tags(
+    /// Re-reads these images by digest, whatever their storage class: the
+    /// tags and status of each still there (compare-and-delete, and
+    /// compare-and-transition).
+    pub async fn current(
         &self,
         repository: &str,
         digests: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, EcrError> {
+    ) -> Result<HashMap<String, Current>, EcrError> {
         let mut current = HashMap::with_capacity(digests.len());
         for chunk in digests.chunks(DELETE_BATCH) {
             match self.describe_ids(repository, chunk).await {
@@ -299,7 +331,7 @@ impl Ecr {
         &self,
         repository: &str,
         digests: &[String],
-    ) -> Result<Vec<(String, Vec<String>)>, EcrError> {
+    ) -> Result<Vec<(String, Current)>, EcrError> {
         const OP: &str = "DescribeImages";
         bump(&self.calls.describe_images);
         let ids = digests
@@ -318,7 +350,15 @@ impl Ecr {
         Ok(page
             .image_details()
             .iter()
-            .filter_map(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec())))
+            .filter_map(|d| {
+                let current = Current {
+                    tags: d.image_tags().to_vec(),
+                    status: d
+                        .image_status()
+                        .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str())),
+                };
+                Some((d.image_digest()?.to_owned(), current))
+            })
             .collect())
     }
 
@@ -456,6 +496,8 @@ pub struct ApiCallCounts {
     pub list_images: u64,
     pub batch_get_image: u64,
     pub batch_delete_image: u64,
+    /// One per image archived (or tried).
+    pub update_image_storage_class: u64,
 }
 
 impl ApiCallCounts {
@@ -465,6 +507,7 @@ impl ApiCallCounts {
             + self.list_images
             + self.batch_get_image
             + self.batch_delete_image
+            + self.update_image_storage_class
     }
 }
 
@@ -475,5 +518,6 @@ impl std::ops::AddAssign<&ApiCallCounts> for ApiCallCounts {
         self.list_images += o.list_images;
         self.batch_get_image += o.batch_get_image;
         self.batch_delete_image += o.batch_delete_image;
+        self.update_image_storage_class += o.update_image_storage_class;
     }
 }

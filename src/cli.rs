@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::aws::targets::Targets;
 use crate::aws::{Connector, SdkRetry};
 use crate::model::{AccountId, Image, RepositoryName, parse_rfc3339};
-use crate::plan::{Action, plan};
+use crate::plan::{Action, Decision, Plan, plan};
 use crate::policy::Policy;
 use crate::run::collection;
 use crate::run::engine::{Run, Scope};
@@ -184,79 +184,85 @@ fn plan_command(
     let plan = plan(&images, &policy, now);
     let mut stdout = std::io::stdout().lock();
     match output {
-        Output::Json => {
-            let delete: Vec<PlannedImage> =
-                plan.to_delete().map(PlannedImage::from_decision).collect();
-            let transition: Vec<PlannedImage> = plan
-                .to_transition()
-                .map(PlannedImage::from_decision)
-                .collect();
-            let keep: Vec<PlannedImage> = plan.to_keep().map(PlannedImage::from_decision).collect();
-            let bytes =
-                |list: &[PlannedImage]| list.iter().filter_map(|d| d.image_size_in_bytes).sum();
-            let summary = PlanSummary {
-                images: images.len(),
-                delete: delete.len(),
-                transition: transition.len(),
-                keep: keep.len(),
-                bytes_planned: bytes(&delete),
-                bytes_to_archive: bytes(&transition),
-            };
-            let out = PlanOutput {
-                now,
-                delete,
-                transition,
-                keep,
-                summary,
-            };
-            serde_json::to_writer_pretty(&mut stdout, &out).map_err(|e| e.to_string())?;
-            let _ = writeln!(stdout);
-        }
-        Output::Table => {
-            let rows: Vec<[String; 5]> = plan
-                .decisions
-                .iter()
-                .map(|d| {
-                    [
-                        match d.action {
-                            Action::Delete => "delete".into(),
-                            Action::Transition => "archive".into(),
-                            Action::Keep => "keep".into(),
-                        },
-                        short_digest(&d.image.image_digest),
-                        tags(&d.image.image_tags),
-                        d.image
-                            .image_pushed_at
-                            .to_rfc3339_opts(SecondsFormat::Secs, true),
-                        d.rule_priority
-                            .map(|p| p.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                    ]
-                })
-                .collect();
-            let reasons: Vec<String> = plan.decisions.iter().map(|d| d.explain()).collect();
-            print_table(
-                &mut stdout,
-                ["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"],
-                &rows,
-                Some(&reasons),
-            );
-            let deletes = plan.to_delete().count();
-            let archives = plan.to_transition().count();
-            let archived = if archives > 0 || policy.transitions() {
-                format!(" and {archives} archived")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                stdout,
-                "\n{deletes} of {} images would be deleted{archived} (as of {}).",
-                images.len(),
-                now.to_rfc3339_opts(SecondsFormat::Secs, true)
-            );
-        }
+        Output::Json => plan_json(&mut stdout, &plan, now)?,
+        Output::Table => plan_table(&mut stdout, &plan, &policy, now),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plan as one JSON object: `delete`, `transition` and `keep`, and a
+/// summary.
+fn plan_json(out: &mut impl Write, plan: &Plan<'_>, now: DateTime<Utc>) -> Result<(), String> {
+    let list = |decisions: &mut dyn Iterator<Item = &Decision<'_>>| -> Vec<PlannedImage> {
+        decisions.map(PlannedImage::from_decision).collect()
+    };
+    let delete = list(&mut plan.to_delete());
+    let transition = list(&mut plan.to_transition());
+    let keep = list(&mut plan.to_keep());
+    let bytes = |list: &[PlannedImage]| list.iter().filter_map(|d| d.image_size_in_bytes).sum();
+    let summary = PlanSummary {
+        images: plan.decisions.len(),
+        delete: delete.len(),
+        transition: transition.len(),
+        keep: keep.len(),
+        bytes_planned: bytes(&delete),
+        bytes_to_archive: bytes(&transition),
+    };
+    let doc = PlanOutput {
+        now,
+        delete,
+        transition,
+        keep,
+        summary,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| e.to_string())?;
+    let _ = writeln!(out);
+    Ok(())
+}
+
+/// The plan as a table, a row per image with its reason, and a count.
+fn plan_table(out: &mut impl Write, plan: &Plan<'_>, policy: &Policy, now: DateTime<Utc>) {
+    let rows: Vec<[String; 5]> = plan
+        .decisions
+        .iter()
+        .map(|d| {
+            [
+                match d.action {
+                    Action::Delete => "delete".into(),
+                    Action::Transition => "archive".into(),
+                    Action::Keep => "keep".into(),
+                },
+                short_digest(&d.image.image_digest),
+                tags(&d.image.image_tags),
+                d.image
+                    .image_pushed_at
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+                d.rule_priority
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let reasons: Vec<String> = plan.decisions.iter().map(|d| d.explain()).collect();
+    print_table(
+        out,
+        ["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"],
+        &rows,
+        Some(&reasons),
+    );
+    let deletes = plan.to_delete().count();
+    let archives = plan.to_transition().count();
+    let archived = if archives > 0 || policy.transitions() {
+        format!(" and {archives} archived")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "\n{deletes} of {} images would be deleted{archived} (as of {}).",
+        plan.decisions.len(),
+        now.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
 }
 
 /// The targets `--registry-id` or `--targets` name, checked; else the
@@ -411,10 +417,15 @@ fn print_notes(out: &mut impl Write, report: &Collection) {
                 r.repository_name, skipped.image_digest, skipped.reason
             );
         }
-        for f in &r.failed {
+        for (what, f) in r
+            .failed
+            .iter()
+            .map(|f| ("failed", f))
+            .chain(r.transition_failed.iter().map(|f| ("not archived", f)))
+        {
             let _ = writeln!(
                 out,
-                "failed: {} {} {}: {}",
+                "{what}: {} {} {}: {}",
                 r.repository_name,
                 f.image_id.image_digest.as_deref().unwrap_or("-"),
                 f.failure_code,
@@ -445,6 +456,13 @@ fn print_totals(out: &mut impl Write, report: &Collection) {
         s.images_failed,
         s.bytes_reclaimed
     );
+    if s.transitions_planned > 0 {
+        let _ = writeln!(
+            out,
+            "Archive: {} planned, {} archived, {} not archived.",
+            s.transitions_planned, s.images_transitioned, s.transitions_failed
+        );
+    }
 }
 
 fn short_digest(digest: &str) -> String {

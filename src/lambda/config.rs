@@ -52,6 +52,12 @@ pub enum ConfigError {
     },
     #[error("ECR_GC_DRY_RUN={value}: expected `true` or `false`")]
     DryRun { value: String },
+    #[error("ECR_GC_ARCHIVE={value}: expected `true` or `false`")]
+    Archive { value: String },
+    #[error(
+        "the policy archives images (a rule with action `transition`), but ECR_GC_ARCHIVE=false says the function may not call ecr:UpdateImageStorageClass; deploy with the template's EnableArchiving=true (and the target roles' too), or drop the transition rules"
+    )]
+    ArchiveNotGranted,
     #[error(transparent)]
     Number(#[from] EnvNumberError),
     #[error(
@@ -95,6 +101,18 @@ impl Config {
         };
         let policy =
             Policy::parse(&text).map_err(|error| ConfigError::Policy { source_name, error })?;
+        // The template says whether it granted archiving; a policy that
+        // archives without the grant would fail image by image, so it is
+        // refused before any call.
+        match var("ECR_GC_ARCHIVE").map(|v| v.trim().to_ascii_lowercase()) {
+            None => {}
+            Some(v) if v.is_empty() || v == "true" => {}
+            Some(v) if v == "false" && policy.transitions() => {
+                return Err(ConfigError::ArchiveNotGranted);
+            }
+            Some(v) if v == "false" => {}
+            Some(value) => return Err(ConfigError::Archive { value }),
+        }
         let retry = SdkRetry::from_env(&var)?;
         let deadline_margin = match var("ECR_GC_DEADLINE_MARGIN_MS") {
             None => DEFAULT_DEADLINE_MARGIN,
@@ -236,5 +254,29 @@ mod tests {
             ])
             .contains("ECR_GC_FANOUT_QUEUE_URL=my-queue")
         );
+        // A policy that archives needs the grant the template gives with
+        // EnableArchiving; ECR_GC_ARCHIVE=false says it was not given.
+        let archiving = include_str!("../../examples/archive-policy.json");
+        assert!(config_ok(&[("ECR_GC_POLICY", archiving)]));
+        assert!(config_ok(&[
+            ("ECR_GC_POLICY", archiving),
+            ("ECR_GC_ARCHIVE", "true")
+        ]));
+        assert!(config_ok(&[
+            ("ECR_GC_POLICY", policy),
+            ("ECR_GC_ARCHIVE", "false")
+        ]));
+        assert!(
+            error(&[("ECR_GC_POLICY", archiving), ("ECR_GC_ARCHIVE", "false")])
+                .contains("EnableArchiving=true")
+        );
+        assert!(
+            error(&[("ECR_GC_POLICY", policy), ("ECR_GC_ARCHIVE", "yes")])
+                .contains("ECR_GC_ARCHIVE=yes")
+        );
+    }
+
+    fn config_ok(vars: &[(&str, &str)]) -> bool {
+        config(vars).is_ok()
     }
 }

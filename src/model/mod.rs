@@ -61,6 +61,18 @@ pub struct Image {
     pub last_activated_at: Option<DateTime<Utc>>,
 }
 
+/// The event an image's age is measured from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Push,
+    /// Its restore from the archive (`lastActivatedAt`).
+    Restore,
+    /// Its last recorded pull.
+    Pull,
+    /// Its move to the archive (`lastArchivedAt`).
+    Archive,
+}
+
 /// ECR's `imageStatus`: which storage class an image is in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -219,9 +231,23 @@ impl Image {
     /// its restore. The latest of the three, so a missing or stale pull
     /// time can only make the image younger.
     pub fn last_used_at(&self) -> DateTime<Utc> {
+        self.last_used().0
+    }
+
+    /// [`Image::last_used_at`], and which of the three it is.
+    pub fn last_used(&self) -> (DateTime<Utc>, Since) {
+        let activated = self.activated_at();
         match self.last_recorded_pull_time {
-            Some(at) if at > self.activated_at() => at,
-            _ => self.activated_at(),
+            Some(at) if at > activated => (at, Since::Pull),
+            _ => (activated, self.activated_since()),
+        }
+    }
+
+    /// Whether [`Image::activated_at`] is the push or the restore.
+    pub fn activated_since(&self) -> Since {
+        match self.last_activated_at {
+            Some(at) if at > self.image_pushed_at => Since::Restore,
+            _ => Since::Push,
         }
     }
 

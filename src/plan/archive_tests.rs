@@ -306,6 +306,8 @@ fn reasons_name_the_time_each_rule_measures() {
     let p = policy(&[rule(1, PULLED_30, ARCHIVE), rule(2, ARCHIVED_90, EXPIRE)]);
     let images = [
         image("a", &[], 100).pulled_at(at(45 * DAY)),
+        image("e", &[], 300).restored_at(at(40 * DAY)),
+        image("f", &[], 50),
         archived("b", &[], 400, 120),
         image("c", &[], 400).status(ImageStatus::Archived),
         image("d", &[], 400).status(ImageStatus::Activating),
@@ -319,6 +321,8 @@ fn reasons_name_the_time_each_rule_measures() {
     assert_eq!(
         lines,
         [
+            "Transition rule 1 archives any image last pulled more than 30 days ago; this was restored from the archive 40.0 days ago and not pulled since, older than that",
+            "Transition rule 1 archives any image last pulled more than 30 days ago; this was never pulled; it was pushed 50.0 days ago, older than that",
             "Transition rule 1 archives any image last pulled more than 30 days ago; this was last pulled 45.0 days ago, older than that",
             "Delete rule 2 expires any image archived more than 90 days ago; this was archived 120.0 days ago, older than that",
             "Keep rule 2 expires any image archived more than 90 days ago; ECR gave no lastArchivedAt for this one, so it is kept",

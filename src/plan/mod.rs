@@ -38,9 +38,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-pub use reason::{Action, Protection, Reason, Relation, Verdict};
+pub use reason::{Action, Age, Protection, Reason, Relation, Verdict};
 
-use crate::model::{Image, ImageStatus};
+use crate::model::{Image, ImageStatus, Since};
 use crate::policy::{Count, Policy, Rule, StorageClass};
 use units::{Children, Place, places};
 
@@ -309,21 +309,30 @@ impl<'a> Decider<'a, '_> {
                     rule,
                     rank,
                     selected_by_rule[rule_id as usize],
-                    self.age_millis(rule, image),
+                    self.age(rule, image),
                 )),
             };
             decisions[index] = Some(self.decide(index, reason));
         }
     }
 
-    /// The image's age as the rule's count type measures it.
-    fn age_millis(&self, rule: &Rule, image: &Image) -> Option<i64> {
-        let since = match rule.count {
-            Count::ImagesMoreThan(_) | Count::PushedMoreThanDaysAgo(_) => image.activated_at(),
-            Count::PulledMoreThanDaysAgo(_) => image.last_used_at(),
-            Count::TransitionedMoreThanDaysAgo(_) => image.last_archived_at?,
+    /// The image's age as the rule's count type measures it, and from
+    /// what; `None` when ECR gave no time to measure from.
+    fn age(&self, rule: &Rule, image: &Image) -> Age {
+        let (at, since) = match rule.count {
+            Count::ImagesMoreThan(_) | Count::PushedMoreThanDaysAgo(_) => {
+                (Some(image.activated_at()), image.activated_since())
+            }
+            Count::PulledMoreThanDaysAgo(_) => {
+                let (at, since) = image.last_used();
+                (Some(at), since)
+            }
+            Count::TransitionedMoreThanDaysAgo(_) => (image.last_archived_at, Since::Archive),
         };
-        Some((self.now - since).num_milliseconds())
+        Age {
+            millis: at.map(|at| (self.now - at).num_milliseconds()),
+            since,
+        }
     }
 
     /// Children: kept while any index that lists them is kept, archived

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::model::ImageStatus;
+use crate::model::{ImageStatus, Since};
 use crate::policy::{Count, Rule, RuleAction};
 
 pub(super) const MILLIS_PER_DAY: i128 = 86_400_000;
@@ -127,12 +127,16 @@ pub enum Verdict<'a> {
     },
     /// `sinceImagePushed`, `sinceImagePulled`, `sinceImageTransitioned`:
     /// the image's age (since what the rule's count type says) against the
-    /// rule's limit. `None` when ECR gave no time to age from.
-    Age {
-        rule: &'a Rule,
-        age_millis: Option<i64>,
-        days: u64,
-    },
+    /// rule's limit.
+    Age { rule: &'a Rule, age: Age, days: u64 },
+}
+
+/// How old an image is, as a rule measures it: `millis` since `since`, or
+/// `None` when ECR gave no time to measure from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Age {
+    pub millis: Option<i64>,
+    pub since: Since,
 }
 
 /// How a following image relates to the image it follows.
@@ -223,14 +227,9 @@ impl fmt::Display for Reason<'_> {
 
 impl<'a> Verdict<'a> {
     /// The verdict of `rule` (by its `countType`) on an image that is
-    /// number `rank` of the `selected` images it selects, aged `age_millis`
-    /// by what the count type measures.
-    pub(super) fn new(
-        rule: &'a Rule,
-        rank: u64,
-        selected: u64,
-        age_millis: Option<i64>,
-    ) -> Verdict<'a> {
+    /// number `rank` of the `selected` images it selects, of this `age` by
+    /// what the count type measures.
+    pub(super) fn new(rule: &'a Rule, rank: u64, selected: u64, age: Age) -> Verdict<'a> {
         match rule.count {
             Count::ImagesMoreThan(keep) => Verdict::Count {
                 rule,
@@ -240,11 +239,7 @@ impl<'a> Verdict<'a> {
             },
             Count::PushedMoreThanDaysAgo(days)
             | Count::PulledMoreThanDaysAgo(days)
-            | Count::TransitionedMoreThanDaysAgo(days) => Verdict::Age {
-                rule,
-                age_millis,
-                days,
-            },
+            | Count::TransitionedMoreThanDaysAgo(days) => Verdict::Age { rule, age, days },
         }
     }
 
@@ -254,9 +249,9 @@ impl<'a> Verdict<'a> {
     pub fn met(&self) -> bool {
         match self {
             Verdict::Count { rank, keep, .. } => rank > keep,
-            Verdict::Age {
-                age_millis, days, ..
-            } => age_millis.is_some_and(|age| i128::from(age) > i128::from(*days) * MILLIS_PER_DAY),
+            Verdict::Age { age, days, .. } => age
+                .millis
+                .is_some_and(|age| i128::from(age) > i128::from(*days) * MILLIS_PER_DAY),
         }
     }
 
@@ -296,35 +291,43 @@ impl fmt::Display for Verdict<'_> {
                     rule.priority, rule.tags
                 )
             }
-            Verdict::Age {
-                rule,
-                age_millis,
-                days,
-            } => {
-                let (since, what) = match rule.count {
+            Verdict::Age { rule, age, days } => {
+                let (measured, what) = match rule.count {
                     Count::PulledMoreThanDaysAgo(_) => ("last pulled", "lastRecordedPullTime"),
                     Count::TransitionedMoreThanDaysAgo(_) => ("archived", "lastArchivedAt"),
                     _ => ("pushed", "imagePushedAt"),
                 };
                 write!(
                     f,
-                    "rule {} {} {} {since} more than {days} days ago; ",
+                    "rule {} {} {} {measured} more than {days} days ago; ",
                     rule.priority,
                     verb(rule),
                     rule.tags
                 )?;
-                match age_millis {
-                    None => write!(f, "ECR gave no {what} for this one, so it is kept"),
-                    Some(age) => {
-                        let age_days = *age as f64 / MILLIS_PER_DAY as f64;
-                        let verdict = if self.met() {
-                            "older than"
-                        } else {
-                            "not older than"
-                        };
-                        write!(f, "this was {since} {age_days:.1} days ago, {verdict} that")
+                let Some(millis) = age.millis else {
+                    return write!(f, "ECR gave no {what} for this one, so it is kept");
+                };
+                let age_days = millis as f64 / MILLIS_PER_DAY as f64;
+                let verdict = if self.met() {
+                    "older than"
+                } else {
+                    "not older than"
+                };
+                let pulls = matches!(rule.count, Count::PulledMoreThanDaysAgo(_));
+                let (event, after) = match age.since {
+                    Since::Pull => ("last pulled", ""),
+                    Since::Archive => ("archived", ""),
+                    Since::Restore if pulls => {
+                        ("restored from the archive", " and not pulled since")
                     }
-                }
+                    Since::Restore => ("restored from the archive", ""),
+                    Since::Push if pulls => ("never pulled; it was pushed", ""),
+                    Since::Push => ("pushed", ""),
+                };
+                write!(
+                    f,
+                    "this was {event} {age_days:.1} days ago{after}, {verdict} that"
+                )
             }
         }
     }

@@ -33,25 +33,25 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
         for skipped in &left {
             log.emit(report::image_skipped(&out.repository_name, skipped));
         }
-        out.unfinished = Some(unfinished(left.len()));
+        out.unfinished = Some(unfinished(out.planned.len(), out.planned_transitions.len()));
         out.skipped.extend(left);
         return;
     }
     let Some((deletes, transitions)) = compare(ecr, out, log).await else {
         return;
     };
-    let mut left = 0;
+    let (mut deletes_left, mut transitions_left) = (0, 0);
     if !deletes.is_empty() {
         let (outcome, held_children) =
             delete_in_two_phases(ecr, &out.repository_name, &out.planned, deletes).await;
-        left += record(out, outcome, held_children, log);
+        deletes_left = record(out, outcome, held_children, log);
     }
     if !transitions.is_empty() {
         let (outcome, held_children) = transition_units(ecr, out, transitions).await;
-        left += record_transitions(out, outcome, held_children, log);
+        transitions_left = record_transitions(out, outcome, held_children, log);
     }
-    if left > 0 {
-        out.unfinished = Some(unfinished(left));
+    if deletes_left + transitions_left > 0 {
+        out.unfinished = Some(unfinished(deletes_left, transitions_left));
     }
 }
 
@@ -331,10 +331,13 @@ fn log_skipped(name: &str, skipped: &[SkippedImage], log: &dyn LogSink) {
 }
 
 /// Why a repository did not finish: planned changes left for the next run.
-fn unfinished(left: usize) -> String {
-    format!(
-        "{left} planned deletions or transitions were not attempted: the invocation's deadline was near; the next run finishes them"
-    )
+fn unfinished(deletes: usize, transitions: usize) -> String {
+    let left = match (deletes, transitions) {
+        (_, 0) => format!("{deletes} planned deletions were"),
+        (0, _) => format!("{transitions} planned transitions were"),
+        _ => format!("{deletes} planned deletions and {transitions} planned transitions were"),
+    };
+    format!("{left} not attempted: the invocation's deadline was near; the next run finishes them")
 }
 
 fn not_attempted(planned: &PlannedImage) -> SkippedImage {

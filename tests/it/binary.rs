@@ -64,6 +64,75 @@ fn planned(images: &str) -> Vec<(Vec<String>, u64)> {
         .collect()
 }
 
+/// `plan` on a listing with archived, restored and restoring images, under
+/// the archive-then-expire policy: the `transition` array beside `delete`,
+/// and the table's `archive` rows.
+#[test]
+fn plan_archives_and_deletes_offline_from_an_archive_listing() {
+    let args = [
+        "plan",
+        "--policy",
+        "examples/archive-policy.json",
+        "--images",
+        "examples/archived-images.json",
+        "--now",
+        "2026-11-27T12:00:00Z",
+    ];
+    let out = ecr_gc(&[&args[..], &["--output", "json"]].concat(), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tags = |list: &str| -> Vec<String> {
+        plan[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i["imageTags"]
+                    .as_array()
+                    .unwrap()
+                    .first()
+                    .map_or("<untagged>".into(), |t| t.as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    // v2.9.0 was last pulled 73 days ago, the untagged one never (pushed
+    // 87 days ago); v1.0.0 was restored two days ago; v0.9.0 has been
+    // archived for more than a year, v0.9.1 for two months; v0.8.0 is
+    // being restored.
+    assert_eq!(tags("transition"), ["<untagged>", "v2.9.0"]);
+    assert_eq!(tags("delete"), ["v0.9.0"]);
+    // Newest first, a restore counting as a push.
+    assert_eq!(tags("keep"), ["v1.0.0", "v3.0.0", "v0.9.1", "v0.8.0"]);
+    assert_eq!(plan["summary"]["transition"], serde_json::json!(2));
+    assert_eq!(
+        plan["summary"]["bytesToArchive"],
+        serde_json::json!(50111111 + 50987654)
+    );
+    assert_eq!(
+        plan["delete"][0]["imageStatus"],
+        serde_json::json!("ARCHIVED")
+    );
+    let table = ecr_gc(&args, &[]);
+    let stdout = text(&table.stdout);
+    let actions: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "keep", "keep", "archive", "archive", "keep", "delete", "keep"
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 of 7 images would be deleted and 2 archived"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn plan_works_offline_on_both_cli_versions_listings() {
     let expected: Vec<(Vec<String>, u64)> = vec![

@@ -8,6 +8,8 @@
 //!   SageMaker models and endpoints, through the binary.
 //! * `eks`: EKS clusters' pods and pod templates, through the binary,
 //!   against a local Kubernetes API over HTTPS (`kube_api.py`).
+//! * `archive`: the archive storage class end to end: transitions and
+//!   deletions from the archive, the fewest calls, a dry run, refusals.
 //! * `every_kind`: one workload of each kind on one repository; each keeps
 //!   its image, and any one unreadable source deletes nothing.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
@@ -23,6 +25,7 @@
 //!   through the real binary: events, queue messages, in-use lists.
 
 mod apprunner;
+mod archive;
 mod batch;
 mod binary;
 mod codebuild;

@@ -439,8 +439,9 @@ pub fn cli_run(
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("policy.json");
     std::fs::write(&path, policy.to_string()).unwrap();
-    let out = Command::new(BIN)
-        .args([
+    let out = cli(
+        endpoint,
+        &[
             "run",
             "--apply",
             "--output",
@@ -448,19 +449,35 @@ pub fn cli_run(
             "--repository",
             repository,
             "--policy",
-        ])
-        .arg(&path)
+        ],
+        &path,
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report["targets"][0].clone())
+}
+
+/// `ecr-gc ARGS POLICY` as a CLI process, reaching AWS at `endpoint` with
+/// test credentials, and `env` besides.
+pub fn cli(
+    endpoint: &str,
+    args: &[&str],
+    policy: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg(policy)
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
         .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), report["targets"][0].clone())
+        .unwrap()
 }
 
 /// The in-use sources that read the account's own APIs, as

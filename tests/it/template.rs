@@ -52,22 +52,30 @@ fn sam_validate_lint_passes() {
 #[test]
 fn batch_delete_image_is_granted_on_repository_arns_only() {
     let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
-    let at = template
-        .find("Action: ecr:BatchDeleteImage")
-        .expect("the function may delete images");
-    let resource: Vec<&str> = template[at..]
-        .lines()
-        .skip(1)
-        .take(2)
-        .map(str::trim)
-        .collect();
-    assert_eq!(resource[0], "Resource: !Sub", "{resource:?}");
-    assert!(
-        resource[1]
-            .starts_with("- arn:${AWS::Partition}:ecr:${Region}:${AWS::AccountId}:repository/"),
-        "{resource:?}"
-    );
-    assert_eq!(template.matches("ecr:BatchDeleteImage").count(), 1);
+    // Deleting, and archiving (only when the template says the policy
+    // archives: EnableArchiving, which also tells the function), each
+    // granted once, on the deletable repositories' ARNs only.
+    for action in ["ecr:BatchDeleteImage", "ecr:UpdateImageStorageClass"] {
+        let at = template
+            .find(&format!("Action: {action}"))
+            .unwrap_or_else(|| panic!("the function may not {action}"));
+        let resource: Vec<&str> = template[at..]
+            .lines()
+            .skip(1)
+            .take(2)
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            resource,
+            [
+                "Resource: !Sub",
+                "- arn:${AWS::Partition}:ecr:${Region}:${AWS::AccountId}:repository/${DeletableRepositories}"
+            ],
+            "{action}"
+        );
+        assert_eq!(template.matches(action).count(), 1, "{action}");
+    }
+    assert!(template.contains("ECR_GC_ARCHIVE: !Ref EnableArchiving"));
     // Only list calls that support no resource-level permissions are on *,
     // and only when their in-use source is switched on.
     let lines: Vec<&str> = template.lines().collect();
@@ -337,6 +345,7 @@ fn the_target_role_grants_what_each_enabled_source_needs() {
             ("ReadEksClusters", "EksInUse"),
             ("ReadExternalInUseParameter", "SsmInUse"),
             ("ReadExternalInUseObject", "S3InUse"),
+            ("ArchiveImagesInNamedRepositoriesOnly", "Archiving"),
         ] {
             let at = lines
                 .iter()

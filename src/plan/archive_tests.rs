@@ -330,3 +330,233 @@ fn reasons_name_the_time_each_rule_measures() {
         ]
     );
 }
+
+/// A tiny deterministic generator: each scenario is a function of its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// A random valid policy over both storage classes, in ECR's syntax.
+fn random_policy(rng: &mut Rng) -> String {
+    let mut rules = Vec::new();
+    let mut priority = 1 + rng.below(3) as u32;
+    let tags = |rng: &mut Rng, status: &str| match status {
+        "tagged" => format!(
+            r#""tagStatus":"tagged","tagPatternList":["{}"]"#,
+            ["v*", "prod-*", "*-rc", "v1*"][rng.below(4) as usize]
+        ),
+        other => format!(r#""tagStatus":"{other}""#),
+    };
+    for status in ["tagged", "tagged", "untagged", "any"] {
+        if rng.below(3) == 0 {
+            continue;
+        }
+        let (count, action) = match rng.below(5) {
+            0 => (
+                format!(
+                    r#""countType":"imageCountMoreThan","countNumber":{}"#,
+                    1 + rng.below(4)
+                ),
+                EXPIRE,
+            ),
+            1 => (
+                format!(
+                    r#""countType":"imageCountMoreThan","countNumber":{}"#,
+                    1 + rng.below(4)
+                ),
+                ARCHIVE,
+            ),
+            2 => (
+                format!(
+                    r#""countType":"sinceImagePushed","countUnit":"days","countNumber":{}"#,
+                    1 + rng.below(60)
+                ),
+                EXPIRE,
+            ),
+            3 => (
+                format!(
+                    r#""countType":"sinceImagePushed","countUnit":"days","countNumber":{}"#,
+                    1 + rng.below(60)
+                ),
+                ARCHIVE,
+            ),
+            _ => (
+                format!(
+                    r#""countType":"sinceImagePulled","countUnit":"days","countNumber":{}"#,
+                    1 + rng.below(60)
+                ),
+                ARCHIVE,
+            ),
+        };
+        rules.push(rule(
+            priority,
+            &format!("{{{},{count}}}", tags(rng, status)),
+            action,
+        ));
+        priority += 1 + rng.below(2) as u32;
+    }
+    for status in ["tagged", "untagged", "any"] {
+        if rng.below(2) == 0 {
+            continue;
+        }
+        let days = 90 + rng.below(200);
+        let selection = format!(
+            r#"{{{},"storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":{days}}}"#,
+            tags(rng, status)
+        );
+        rules.push(rule(priority, &selection, EXPIRE));
+        priority += 1;
+    }
+    if rules.is_empty() {
+        rules.push(rule(
+            1,
+            r#"{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":2}"#,
+            ARCHIVE,
+        ));
+    }
+    format!(
+        r#"{{"rules":[{}],"settings":{{"gracePeriodMinutes":{}}}}}"#,
+        rules.join(","),
+        [0, 60, 1_440][rng.below(3) as usize]
+    )
+}
+
+/// A random repository of standalone images with every storage history.
+fn random_images(rng: &mut Rng) -> Vec<Image> {
+    let pool = ["v1.0", "v2.3", "prod-a", "prod-b", "x-rc", "dev", "v10"];
+    (0..rng.below(30))
+        .map(|n| {
+            let mut tags: Vec<&str> = Vec::new();
+            for _ in 0..rng.below(3) {
+                let tag = pool[rng.below(pool.len() as u64) as usize];
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            // Coarse times, so that ties in push time happen.
+            let minutes = |rng: &mut Rng| (rng.below(400) as i64) * DAY / 4;
+            let mut image =
+                Image::test(&format!("sha256:{n:04}"), &tags).pushed_at(at(minutes(rng)));
+            if rng.below(2) == 0 {
+                image = image.pulled_at(at(minutes(rng)));
+            }
+            match rng.below(6) {
+                0 | 1 => image.archived_at(at(minutes(rng))),
+                2 => image.restored_at(at(minutes(rng))),
+                3 => image.status(ImageStatus::Activating),
+                _ => image,
+            }
+        })
+        .collect()
+}
+
+/// What ECR's documented semantics say of each image, computed the naive
+/// way: the first rule (by priority) that selects it decides; count rules
+/// rank it among every image they select, newest first (a restore counts
+/// as a push, ties by digest); ages are measured from what the count type
+/// names; then protections keep it.
+fn oracle(policy: &Policy, images: &[Image], in_use: &UsedBy, now: DateTime<Utc>) -> Vec<Action> {
+    let selects = |rule: &Rule, image: &Image| {
+        in_class(rule.storage_class, image.image_status) && rule.tags.selects(&image.image_tags)
+    };
+    let newer = |a: &Image, b: &Image| {
+        (a.activated_at(), std::cmp::Reverse(&a.image_digest))
+            > (b.activated_at(), std::cmp::Reverse(&b.image_digest))
+    };
+    let older_than = |at: Option<DateTime<Utc>>, days: u64| {
+        at.is_some_and(|at| (now - at).num_milliseconds() > days as i64 * 86_400_000)
+    };
+    images
+        .iter()
+        .map(|image| {
+            let Some(rule) = policy.rules.iter().find(|r| selects(r, image)) else {
+                return Action::Keep;
+            };
+            let met = match rule.count {
+                Count::ImagesMoreThan(n) => {
+                    let rank = 1 + images
+                        .iter()
+                        .filter(|other| selects(rule, other) && newer(other, image))
+                        .count() as u64;
+                    rank > n
+                }
+                Count::PushedMoreThanDaysAgo(d) => older_than(Some(image.activated_at()), d),
+                Count::PulledMoreThanDaysAgo(d) => {
+                    let used = [
+                        image.last_recorded_pull_time,
+                        Some(image.image_pushed_at),
+                        image.last_activated_at,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .max();
+                    older_than(used, d)
+                }
+                Count::TransitionedMoreThanDaysAgo(d) => older_than(image.last_archived_at, d),
+            };
+            let grace = policy.settings.safety.grace_period_minutes as i64;
+            let protected = in_use.contains_key(&image.image_digest)
+                || (now - image.activated_at()).num_minutes() < grace
+                    && (now - image.activated_at()).num_milliseconds() < grace * 60_000;
+            match (met, rule.action) {
+                (false, _) => Action::Keep,
+                _ if protected => Action::Keep,
+                (true, crate::policy::RuleAction::Expire) => Action::Delete,
+                (true, crate::policy::RuleAction::Transition) => Action::Transition,
+            }
+        })
+        .collect()
+}
+
+/// Random policies over both storage classes and random repositories:
+/// the planner agrees with the naive reading of ECR's semantics, image by
+/// image, and never archives what is not ACTIVE nor acts on what is
+/// restoring.
+#[test]
+fn random_policies_plan_as_the_semantics_say() {
+    let now = parse_rfc3339(NOW).unwrap();
+    for seed in 1..=2_000u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let policy = Policy::parse(&random_policy(&mut rng)).unwrap();
+        let images = random_images(&mut rng);
+        let mut facts = Facts::default();
+        for image in &images {
+            if rng.below(8) == 0 {
+                facts
+                    .in_use
+                    .insert(image.image_digest.clone(), vec!["ecs:x".into()]);
+            }
+        }
+        let plan = plan_with(&images, &policy, now, &facts);
+        let expected = oracle(&policy, &images, &facts.in_use, now);
+        for decision in &plan.decisions {
+            let at = images
+                .iter()
+                .position(|i| i.image_digest == decision.image.image_digest)
+                .unwrap();
+            assert_eq!(
+                decision.action,
+                expected[at],
+                "seed {seed}: {} ({:?}): {}\n{policy:#?}",
+                decision.image.image_digest,
+                decision.image.image_status,
+                decision.explain()
+            );
+            match decision.action {
+                Action::Transition => assert!(decision.image.image_status.is_active()),
+                Action::Delete => assert!(matches!(
+                    decision.image.image_status,
+                    ImageStatus::Active | ImageStatus::Archived
+                )),
+                Action::Keep => {}
+            }
+        }
+    }
+}

@@ -1113,3 +1113,180 @@ async fn sagemaker_models_endpoints_and_training_jobs_are_in_use() {
     .collect();
     assert_eq!(got, want);
 }
+
+/// The archive: a listing asks for archived images (`imageStatus: ANY`),
+/// page by page, only when told to; UpdateImageStorageClass answers are
+/// read, never assumed: ImageNotFound is gone, a server error is retried, an
+/// answer other than ARCHIVED is a failure, and the deadline stops the
+/// calls.
+mod archive {
+    use super::*;
+    use aws_sdk_ecr::operation::update_image_storage_class::{
+        UpdateImageStorageClassError, UpdateImageStorageClassOutput,
+    };
+    use aws_sdk_ecr::types::{ImageStatus, ImageStatusFilter};
+    use aws_smithy_mocks::MockResponse::{Error, Output};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    #[tokio::test]
+    async fn archived_images_are_listed_only_when_asked_for_on_every_page() {
+        let filters = Arc::new(Mutex::new(Vec::new()));
+        let seen = filters.clone();
+        let rule = mock!(Client::describe_images).then_compute_output(move |req| {
+            seen.lock()
+                .unwrap()
+                .push(req.filter().and_then(|f| f.image_status()).cloned());
+            let start: usize = req.next_token().map(|t| t.parse().unwrap()).unwrap_or(0);
+            let end = (start + 1_000).min(1_500);
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(
+                    (start..end)
+                        .map(|i| {
+                            let status = if i % 2 == 0 { "ARCHIVED" } else { "ACTIVE" };
+                            ImageDetail::builder()
+                                .image_digest(digest(i))
+                                .image_pushed_at(DateTime::from_secs(1_700_000_000))
+                                .image_status(ImageStatus::from(status))
+                                .last_archived_at(DateTime::from_secs(1_710_000_000))
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .set_next_token((end < 1_500).then(|| end.to_string()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+        let ecr = Ecr::new(client, None);
+        let all = ecr.images_with("r", true).await.unwrap();
+        assert_eq!(all.len(), 1_500);
+        assert_eq!(
+            all.iter()
+                .filter(|i| i.image_status == ecr_gc::model::ImageStatus::Archived)
+                .count(),
+            750
+        );
+        assert!(all[0].last_archived_at.is_some());
+        ecr.images("r").await.unwrap();
+        assert_eq!(
+            *filters.lock().unwrap(),
+            [
+                Some(ImageStatusFilter::Any),
+                Some(ImageStatusFilter::Any),
+                None,
+                None
+            ]
+        );
+    }
+
+    fn failed(code: &str) -> UpdateImageStorageClassError {
+        UpdateImageStorageClassError::generic(
+            ErrorMetadata::builder()
+                .code(code)
+                .message(format!("{code} from the mock"))
+                .build(),
+        )
+    }
+
+    fn answered(status: &str) -> UpdateImageStorageClassOutput {
+        UpdateImageStorageClassOutput::builder()
+            .image_status(ImageStatus::from(status))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn archive_answers_are_read_not_assumed() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let server_errors = Arc::new(Mutex::new(0));
+        let seen = calls.clone();
+        let errors = server_errors.clone();
+        let rule = mock!(Client::update_image_storage_class).then_compute_response(move |req| {
+            let digest = req
+                .image_id()
+                .and_then(|i| i.image_digest())
+                .unwrap()
+                .to_owned();
+            seen.lock().unwrap().push((
+                digest.clone(),
+                req.target_storage_class().map(|t| t.as_str().to_owned()),
+                req.registry_id().map(str::to_owned),
+            ));
+            match digest.as_str() {
+                d if d == digest_of(1) => Output(answered("ARCHIVED")),
+                d if d == digest_of(2) => Error(failed("ImageNotFoundException")),
+                d if d == digest_of(3) => {
+                    let mut n = errors.lock().unwrap();
+                    *n += 1;
+                    if *n <= 2 {
+                        Error(failed("ServerException"))
+                    } else {
+                        Output(answered("ARCHIVED"))
+                    }
+                }
+                d if d == digest_of(4) => Output(answered("ACTIVE")),
+                _ => Error(failed("ImageStorageClassUpdateNotSupportedException")),
+            }
+        });
+        let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+        let ecr = Ecr::new(
+            client,
+            Some(ecr_gc::model::AccountId::parse("123456789012").unwrap()),
+        )
+        .with_image_retry(FAST_RETRY);
+        let digests: Vec<String> = (1..=5).map(digest_of).collect();
+        let outcome = ecr.transition("r", &digests).await;
+        assert_eq!(outcome.archived, [digest_of(1), digest_of(3)]);
+        assert_eq!(outcome.already_gone, [digest_of(2)]);
+        let failures: Vec<(String, String)> = outcome
+            .failures
+            .iter()
+            .map(|f| {
+                (
+                    f.image_id.image_digest.clone().unwrap(),
+                    f.failure_code.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                (digest_of(4), "NotArchived".to_owned()),
+                (
+                    digest_of(5),
+                    "ImageStorageClassUpdateNotSupportedException".to_owned()
+                )
+            ]
+        );
+        assert_eq!(
+            outcome.failures[1].failure_reason,
+            "ImageStorageClassUpdateNotSupportedException from the mock"
+        );
+        let calls = calls.lock().unwrap().clone();
+        // One call per image, by digest, to ARCHIVE, naming the registry;
+        // the one that failed twice with a server error was tried again.
+        assert!(calls.iter().all(|(_, target, registry)| {
+            target.as_deref() == Some("ARCHIVE") && registry.as_deref() == Some("123456789012")
+        }));
+        assert_eq!(calls.iter().filter(|c| c.0 == digest_of(3)).count(), 3);
+        assert_eq!(calls.len(), 4 + 3);
+        assert_eq!(
+            ecr.api_calls().update_image_storage_class,
+            calls.len() as u64
+        );
+    }
+
+    #[tokio::test]
+    async fn the_deadline_stops_archiving_between_images() {
+        let rule = mock!(Client::update_image_storage_class).then_output(|| answered("ARCHIVED"));
+        let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+        let ecr = Ecr::new(client, None).with_stop_at(Some(std::time::Instant::now()));
+        let digests: Vec<String> = (1..=3).map(digest_of).collect();
+        let outcome = ecr.transition("r", &digests).await;
+        assert!(outcome.archived.is_empty());
+        assert_eq!(outcome.not_attempted, digests);
+        assert_eq!(ecr.api_calls().update_image_storage_class, 0);
+    }
+
+    fn digest_of(i: usize) -> String {
+        digest(i)
+    }
+}

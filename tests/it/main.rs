@@ -10,6 +10,9 @@
 //!   against a local Kubernetes API over HTTPS (`kube_api.py`).
 //! * `archive`: the archive storage class end to end: transitions and
 //!   deletions from the archive, the fewest calls, a dry run, refusals.
+//! * `archive_properties`: random repositories and policies over both
+//!   storage classes through the engine; no archive or delete may break a
+//!   protection.
 //! * `every_kind`: one workload of each kind on one repository; each keeps
 //!   its image, and any one unreadable source deletes nothing.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
@@ -26,6 +29,7 @@
 
 mod apprunner;
 mod archive;
+mod archive_properties;
 mod batch;
 mod binary;
 mod codebuild;
@@ -37,7 +41,7 @@ mod in_use;
 mod mocks;
 mod moto;
 mod organisation;
-mod properties;
+pub mod properties;
 mod sagemaker;
 mod schedules;
 mod support;

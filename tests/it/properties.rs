@@ -24,12 +24,12 @@ use ecr_gc::run::report::Collected;
 use proptest::prelude::*;
 use serde_json::json;
 
-const NOW: i64 = 1_800_000_000;
+pub const NOW: i64 = 1_800_000_000;
 const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// A tiny deterministic generator: the scenario is a function of the seed.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -38,10 +38,10 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    fn chance(&mut self, percent: u64) -> bool {
+    pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }
@@ -266,54 +266,63 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
                 .iter()
                 .find(|i| Some(i.digest.as_str()) == id.image_digest())
             {
-                let entries: Vec<_> = image
-                    .index_of
-                    .iter()
-                    .map(|d| json!({"digest": d}))
-                    .collect();
-                out = out.images(
-                    EcrImage::builder()
-                        .image_id(
-                            ImageIdentifier::builder()
-                                .image_digest(&image.digest)
-                                .build(),
-                        )
-                        .image_manifest(
-                            json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries})
-                                .to_string(),
-                        )
-                        .build(),
-                );
+                out = out.images(index_image(&image.digest, &image.index_of));
             }
         }
         out.build()
     });
     let (store, seen) = (registry.clone(), batches.clone());
     let delete = mock!(Client::batch_delete_image).then_compute_output(move |req| {
-        let digests: Vec<String> = req
-            .image_ids()
-            .iter()
-            .filter_map(|i| i.image_digest().map(str::to_owned))
-            .collect();
+        let (digests, out) = deleted(req);
         seen.lock().unwrap().push(digests.clone());
         store
             .lock()
             .unwrap()
             .retain(|i| !digests.contains(&i.digest));
-        let mut out = BatchDeleteImageOutput::builder();
-        for d in digests {
-            out = out.image_ids(ImageIdentifier::builder().image_digest(d).build());
-        }
-        out.build()
+        out
     });
     let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &get, &delete]);
+    run_engine(client, &s.in_use, &s.policy);
+    batches.lock().unwrap().clone()
+}
+
+/// ECR's image of a multi-arch index listing `children`.
+pub fn index_image(digest: &str, children: &[String]) -> EcrImage {
+    let entries: Vec<_> = children.iter().map(|d| json!({"digest": d})).collect();
+    EcrImage::builder()
+        .image_id(ImageIdentifier::builder().image_digest(digest).build())
+        .image_manifest(
+            json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).to_string(),
+        )
+        .build()
+}
+
+/// A BatchDeleteImage request's digests, and ECR's answer deleting them all.
+pub fn deleted(
+    req: &aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageInput,
+) -> (Vec<String>, BatchDeleteImageOutput) {
+    let digests: Vec<String> = req
+        .image_ids()
+        .iter()
+        .filter_map(|i| i.image_digest().map(str::to_owned))
+        .collect();
+    let mut out = BatchDeleteImageOutput::builder();
+    for d in &digests {
+        out = out.image_ids(ImageIdentifier::builder().image_digest(d).build());
+    }
+    (digests, out.build())
+}
+
+/// Runs the engine, not in a dry run, on the repository `rr` of `client`
+/// under `policy`, at `NOW`, with `in_use` the digests an ECS workload
+/// uses; the repository must be collected without error.
+pub fn run_engine(client: Client, in_use: &BTreeSet<String>, policy: &str) {
     let inventory = Inventory {
         registry: Some(Registry {
             account: "123456789012".into(),
             region: "us-east-1".into(),
         }),
-        uses: s
-            .in_use
+        uses: in_use
             .iter()
             .map(|d| InUse {
                 reference: reference::parse(&format!("{HOST}/rr@{d}")).unwrap(),
@@ -322,7 +331,7 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
             .collect(),
         sources: Vec::new(),
     };
-    let policy = Policy::parse(&s.policy).unwrap_or_else(|e| panic!("{e}: {}", s.policy));
+    let policy = Policy::parse(policy).unwrap_or_else(|e| panic!("{e}: {policy}"));
     let run = Run {
         trigger: ecr_gc::run::report::Cause::Manual,
         scope: Scope::Named(vec![crate::support::repo("rr")]),
@@ -348,7 +357,6 @@ fn batches_of(s: &Scenario) -> Vec<Vec<String>> {
         "{:?}",
         report.repositories[0].error
     );
-    batches.lock().unwrap().clone()
 }
 
 fn check(s: &Scenario) {

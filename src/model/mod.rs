@@ -11,6 +11,8 @@
 
 mod names;
 
+use std::num::NonZeroI64;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
@@ -41,24 +43,59 @@ pub struct Image {
     /// When ECR last recorded a pull of it (refreshed at least once a day).
     #[serde(
         default,
-        deserialize_with = "optional_timestamp",
+        deserialize_with = "optional_moment",
         skip_serializing_if = "Option::is_none"
     )]
-    pub last_recorded_pull_time: Option<DateTime<Utc>>,
+    pub last_recorded_pull_time: Option<Moment>,
     /// When it last moved to the archive storage class.
     #[serde(
         default,
-        deserialize_with = "optional_timestamp",
+        deserialize_with = "optional_moment",
         skip_serializing_if = "Option::is_none"
     )]
-    pub last_archived_at: Option<DateTime<Utc>>,
+    pub last_archived_at: Option<Moment>,
     /// When it was last restored from the archive to standard storage.
     #[serde(
         default,
-        deserialize_with = "optional_timestamp",
+        deserialize_with = "optional_moment",
         skip_serializing_if = "Option::is_none"
     )]
-    pub last_activated_at: Option<DateTime<Utc>>,
+    pub last_activated_at: Option<Moment>,
+}
+
+/// An instant to the millisecond in eight bytes, with room for "none"
+/// (`Option<Moment>` is eight bytes too, where `Option<DateTime<Utc>>` is
+/// twelve): the planner holds a million images at once, and each has three
+/// of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Moment(NonZeroI64);
+
+impl Moment {
+    /// Milliseconds since the epoch, shifted by one at and after it so that
+    /// zero never occurs: the mapping is one to one.
+    pub fn new(at: DateTime<Utc>) -> Moment {
+        let millis = at.timestamp_millis();
+        let stored = if millis >= 0 { millis + 1 } else { millis };
+        match NonZeroI64::new(stored) {
+            Some(stored) => Moment(stored),
+            None => unreachable!("a shifted millisecond count is never zero"),
+        }
+    }
+
+    pub fn at(self) -> DateTime<Utc> {
+        let stored = self.0.get();
+        let millis = if stored > 0 { stored - 1 } else { stored };
+        match Utc.timestamp_millis_opt(millis).single() {
+            Some(at) => at,
+            None => unreachable!("a Moment is made from a valid DateTime"),
+        }
+    }
+}
+
+impl Serialize for Moment {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        self.at().serialize(out)
+    }
 }
 
 /// The event an image's age is measured from.
@@ -147,7 +184,7 @@ impl Image {
     /// Last pulled at this time.
     pub(crate) fn pulled_at(self, at: DateTime<Utc>) -> Image {
         Image {
-            last_recorded_pull_time: Some(at),
+            last_recorded_pull_time: Some(Moment::new(at)),
             ..self
         }
     }
@@ -155,7 +192,7 @@ impl Image {
     /// Archived at this time (and so `ARCHIVED`).
     pub(crate) fn archived_at(self, at: DateTime<Utc>) -> Image {
         Image {
-            last_archived_at: Some(at),
+            last_archived_at: Some(Moment::new(at)),
             image_status: ImageStatus::Archived,
             ..self
         }
@@ -164,7 +201,7 @@ impl Image {
     /// Restored from the archive at this time (and so `ACTIVE`).
     pub(crate) fn restored_at(self, at: DateTime<Utc>) -> Image {
         Image {
-            last_activated_at: Some(at),
+            last_activated_at: Some(Moment::new(at)),
             image_status: ImageStatus::Active,
             ..self
         }
@@ -220,7 +257,7 @@ impl Image {
     /// ecr-gc ages it from there for `sinceImagePushed` and the grace
     /// period too, so a restore is never undone by the next run.
     pub fn activated_at(&self) -> DateTime<Utc> {
-        match self.last_activated_at {
+        match self.last_activated_at.map(Moment::at) {
             Some(at) if at > self.image_pushed_at => at,
             _ => self.image_pushed_at,
         }
@@ -237,7 +274,7 @@ impl Image {
     /// [`Image::last_used_at`], and which of the three it is.
     pub fn last_used(&self) -> (DateTime<Utc>, Since) {
         let activated = self.activated_at();
-        match self.last_recorded_pull_time {
+        match self.last_recorded_pull_time.map(Moment::at) {
             Some(at) if at > activated => (at, Since::Pull),
             _ => (activated, self.activated_since()),
         }
@@ -245,7 +282,7 @@ impl Image {
 
     /// Whether [`Image::activated_at`] is the push or the restore.
     pub fn activated_since(&self) -> Since {
-        match self.last_activated_at {
+        match self.last_activated_at.map(Moment::at) {
             Some(at) if at > self.image_pushed_at => Since::Restore,
             _ => Since::Push,
         }
@@ -298,10 +335,10 @@ pub struct ImageFailure {
 }
 
 /// An optional timestamp, in either of the CLI's shapes; `null` is absent.
-fn optional_timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+fn optional_moment<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Moment>, D::Error> {
     #[derive(Deserialize)]
     struct Wrapped(#[serde(deserialize_with = "timestamp")] DateTime<Utc>);
-    Ok(Option::<Wrapped>::deserialize(de)?.map(|Wrapped(at)| at))
+    Ok(Option::<Wrapped>::deserialize(de)?.map(|Wrapped(at)| Moment::new(at)))
 }
 
 /// Accepts `imagePushedAt` as the AWS CLI prints it: v1 prints epoch seconds
@@ -408,13 +445,24 @@ mod tests {
         .unwrap();
         assert_eq!(image.image_status, ImageStatus::Archived);
         assert_eq!(
-            image.last_recorded_pull_time,
+            image.last_recorded_pull_time.map(Moment::at),
             Some(parse_rfc3339("2024-01-02T00:00:00Z").unwrap())
         );
         assert_eq!(
-            image.last_archived_at,
+            image.last_archived_at.map(Moment::at),
             Some(parse_rfc3339("2024-03-09T16:00:00.5Z").unwrap())
         );
+        // A Moment keeps the millisecond, on either side of the epoch.
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "1970-01-01T00:00:00.001Z",
+            "1969-12-31T23:59:59.999Z",
+            "2026-11-28T10:11:12.345Z",
+        ] {
+            let at = parse_rfc3339(text).unwrap();
+            assert_eq!(Moment::new(at).at(), at, "{text}");
+        }
+        assert_eq!(std::mem::size_of::<Option<Moment>>(), 8);
         assert_eq!(image.last_activated_at, None);
         for (status, expected) in [
             ("ACTIVE", ImageStatus::Active),

@@ -300,6 +300,19 @@ fn children_follow_the_gentlest_fate_of_their_indexes() {
     );
 }
 
+/// A decision stays as small as before the archive (a million are held at
+/// once), and an image grows by no more than its status and three
+/// eight-byte times.
+#[test]
+fn decisions_and_images_stay_small() {
+    assert_eq!(std::mem::size_of::<Decision<'_>>(), 112);
+    assert!(
+        std::mem::size_of::<Image>() <= 152,
+        "{}",
+        std::mem::size_of::<Image>()
+    );
+}
+
 /// The reasons say what was measured.
 #[test]
 fn reasons_name_the_time_each_rule_measures() {
@@ -490,16 +503,18 @@ fn oracle(policy: &Policy, images: &[Image], in_use: &UsedBy, now: DateTime<Utc>
                 Count::PushedMoreThanDaysAgo(d) => older_than(Some(image.activated_at()), d),
                 Count::PulledMoreThanDaysAgo(d) => {
                     let used = [
-                        image.last_recorded_pull_time,
+                        image.last_recorded_pull_time.map(|m| m.at()),
                         Some(image.image_pushed_at),
-                        image.last_activated_at,
+                        image.last_activated_at.map(|m| m.at()),
                     ]
                     .into_iter()
                     .flatten()
                     .max();
                     older_than(used, d)
                 }
-                Count::TransitionedMoreThanDaysAgo(d) => older_than(image.last_archived_at, d),
+                Count::TransitionedMoreThanDaysAgo(d) => {
+                    older_than(image.last_archived_at.map(|m| m.at()), d)
+                }
             };
             let grace = policy.settings.safety.grace_period_minutes as i64;
             let protected = in_use.contains_key(&image.image_digest)

@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 
 pub use reason::{Action, Age, Protection, Reason, Relation, Verdict};
 
-use crate::model::{Image, ImageStatus, Since};
+use crate::model::{Image, ImageStatus, Moment, Since};
 use crate::policy::{Count, Policy, Rule, StorageClass};
 use units::{Children, Place, places};
 
@@ -239,10 +239,7 @@ impl<'a> Decider<'a, '_> {
         children.iter().find_map(|digest| {
             let child = &self.images[*self.position.get(digest.as_str())?];
             let protection = protect(child, self.policy, self.now, &self.facts.in_use)?;
-            Some(Protection::Child {
-                digest: digest.clone(),
-                protection: Box::new(protection),
-            })
+            Some(Protection::Child(Box::new((digest.clone(), protection))))
         })
     }
 
@@ -327,7 +324,9 @@ impl<'a> Decider<'a, '_> {
                 let (at, since) = image.last_used();
                 (Some(at), since)
             }
-            Count::TransitionedMoreThanDaysAgo(_) => (image.last_archived_at, Since::Archive),
+            Count::TransitionedMoreThanDaysAgo(_) => {
+                (image.last_archived_at.map(Moment::at), Since::Archive)
+            }
         };
         Age {
             millis: at.map(|at| (self.now - at).num_milliseconds()),

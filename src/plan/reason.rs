@@ -43,11 +43,9 @@ pub enum Protection {
     /// in the future.
     GracePeriod { age_millis: i64, minutes: u64 },
     /// Archiving an index archives its children with it, so a child's
-    /// protection keeps the index.
-    Child {
-        digest: String,
-        protection: Box<Protection>,
-    },
+    /// protection keeps the index: the child's digest and its protection
+    /// (boxed, so that a million decisions stay small).
+    Child(Box<(String, Protection)>),
     /// Its storage class does not allow the action: it is being restored
     /// (or in a status ecr-gc does not know), or already archived.
     Status { status: ImageStatus },
@@ -65,9 +63,10 @@ impl fmt::Display for Protection {
                 "pushed {:.0} minutes ago, inside the {minutes}-minute grace period",
                 (*age_millis as f64 / 60_000.0).max(0.0)
             ),
-            Protection::Child { digest, protection } => write!(
+            Protection::Child(child) => write!(
                 f,
-                "its child {digest}, which archiving the index would archive too, is protected: {protection}"
+                "its child {}, which archiving the index would archive too, is protected: {}",
+                child.0, child.1
             ),
             Protection::Status {
                 status: ImageStatus::Archived,

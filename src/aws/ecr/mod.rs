@@ -28,7 +28,9 @@ use aws_sdk_ecr::types::{DescribeImagesFilter, ImageIdentifier, ImageStatusFilte
 use thiserror::Error;
 
 use crate::aws::{CallError, PageError, paginate};
-use crate::model::{AccountId, INDEX_MEDIA_TYPES, Image, ImageStatus, RepositoryName, from_epoch};
+use crate::model::{
+    AccountId, INDEX_MEDIA_TYPES, Image, ImageStatus, Moment, RepositoryName, from_epoch,
+};
 
 /// ECR's largest page for the list operations.
 pub const PAGE_SIZE: i32 = 1000;
@@ -477,14 +479,14 @@ fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> 
         image_status: detail
             .image_status()
             .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str())),
-        last_recorded_pull_time: detail.last_recorded_pull_time().and_then(time),
-        last_archived_at: detail.last_archived_at().and_then(time),
-        last_activated_at: detail.last_activated_at().and_then(time),
+        last_recorded_pull_time: detail.last_recorded_pull_time().and_then(moment),
+        last_archived_at: detail.last_archived_at().and_then(moment),
+        last_activated_at: detail.last_activated_at().and_then(moment),
     })
 }
 
-fn time(at: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
-    from_epoch(at.secs(), at.subsec_nanos())
+fn moment(at: &aws_smithy_types::DateTime) -> Option<Moment> {
+    from_epoch(at.secs(), at.subsec_nanos()).map(Moment::new)
 }
 
 /// ECR API calls by operation: the cost of a run.

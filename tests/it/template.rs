@@ -256,14 +256,33 @@ fn every_quiet_failure_has_an_alarm() {
         }
     }
     // The metric filters match the log lines ecr-gc writes, verbatim.
-    for (filter, message) in [
-        ("InventoryIncompleteMetric", "in-use inventory incomplete"),
-        ("ImagesFailedMetric", "image not deleted"),
-        ("TargetsNotCollectedMetric", "target not collected"),
+    for (filter, messages) in [
+        (
+            "InventoryIncompleteMetric",
+            &["in-use inventory incomplete"][..],
+        ),
+        (
+            "ImagesFailedMetric",
+            &["image not deleted", "image not archived"][..],
+        ),
+        ("TargetsNotCollectedMetric", &["target not collected"][..]),
     ] {
         let text = resource(&template, filter);
+        let pattern = messages
+            .iter()
+            .map(|m| format!("$.message = \"{m}\""))
+            .collect::<Vec<_>>();
+        let pattern = if pattern.len() == 1 {
+            pattern[0].clone()
+        } else {
+            pattern
+                .iter()
+                .map(|p| format!("({p})"))
+                .collect::<Vec<_>>()
+                .join(" || ")
+        };
         assert!(
-            text.contains(&format!("FilterPattern: '{{ $.message = \"{message}\" }}'")),
+            text.contains(&format!("FilterPattern: '{{ {pattern} }}'")),
             "{text}"
         );
         let source = [
@@ -272,10 +291,12 @@ fn every_quiet_failure_has_an_alarm() {
             include_str!("../../src/run/collection.rs"),
         ]
         .concat();
-        assert!(
-            source.contains(&format!("\"{message}\"")),
-            "no log line says {message:?}"
-        );
+        for message in messages {
+            assert!(
+                source.contains(&format!("\"{message}\"")),
+                "no log line says {message:?}"
+            );
+        }
     }
 }
 

@@ -263,15 +263,10 @@ impl Image {
         }
     }
 
-    /// What `sinceImagePulled` ages from: the last recorded pull; an image
-    /// never pulled, from its push; one restored and not pulled since, from
-    /// its restore. The latest of the three, so a missing or stale pull
-    /// time can only make the image younger.
-    pub fn last_used_at(&self) -> DateTime<Utc> {
-        self.last_used().0
-    }
-
-    /// [`Image::last_used_at`], and which of the three it is.
+    /// What `sinceImagePulled` ages from, and which it is: the last
+    /// recorded pull; an image never pulled, from its push; one restored and
+    /// not pulled since, from its restore. The latest of the three, so a
+    /// missing or stale pull time can only make the image younger.
     pub fn last_used(&self) -> (DateTime<Utc>, Since) {
         let activated = self.activated_at();
         match self.last_recorded_pull_time.map(Moment::at) {
@@ -479,7 +474,7 @@ mod tests {
         let plain: Image =
             serde_json::from_str(r#"{"imageDigest":"sha256:a","imagePushedAt":1}"#).unwrap();
         assert_eq!(plain.image_status, ImageStatus::Active);
-        assert_eq!(plain.last_used_at(), plain.image_pushed_at);
+        assert_eq!(plain.last_used().0, plain.image_pushed_at);
         assert!(
             serde_json::from_str::<Image>(
                 r#"{"imageDigest":"sha256:a","imagePushedAt":1,"lastArchivedAt":"soon"}"#

@@ -17,7 +17,7 @@
 //!   ascending, so the plan is deterministic.
 //! * `sinceImagePushed`, `sinceImagePulled` and `sinceImageTransitioned`
 //!   act on images more than `countNumber` days old, measured from
-//!   [`Image::activated_at`], [`Image::last_used_at`] and `lastArchivedAt`.
+//!   [`Image::activated_at`], [`Image::last_used`] and `lastArchivedAt`.
 //!
 //! Then the protections, which hold whatever the rules say: an image the
 //! rules delete or archive but that a workload uses, or that was pushed
@@ -820,7 +820,7 @@ mod tests {
         let plan = plan(&images, &p, parse_rfc3339(NOW).unwrap());
         let fresh = &plan.decisions[1];
         assert_eq!((fresh.action, fresh.rule_priority), (Action::Keep, Some(1)));
-        assert!(fresh.reason.expires());
+        assert_eq!(fresh.reason.action(), Action::Delete);
         assert_eq!(
             fresh.explain(),
             "rule 1 keeps the newest 1 of any image; this is number 2 of 4, beyond the count; \

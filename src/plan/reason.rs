@@ -161,11 +161,6 @@ impl Reason<'_> {
         }
     }
 
-    /// Whether this reason deletes the image (before any protection).
-    pub fn expires(&self) -> bool {
-        self.action() == Action::Delete
-    }
-
     /// The priority of the deciding rule: the rule that selects the image,
     /// or, for a child or referrer, the rule that decided what it follows.
     pub fn rule_priority(&self) -> Option<u32> {

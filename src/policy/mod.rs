@@ -113,7 +113,7 @@ pub enum Count {
     /// `sinceImagePushed` with `countUnit: days`.
     PushedMoreThanDaysAgo(u64),
     /// `sinceImagePulled` with `countUnit: days`: days since
-    /// `lastRecordedPullTime` (see [`crate::model::Image::last_used_at`]).
+    /// `lastRecordedPullTime` (see [`crate::model::Image::last_used`]).
     PulledMoreThanDaysAgo(u64),
     /// `sinceImageTransitioned` with `countUnit: days`: days since
     /// `lastArchivedAt`; archived images only.

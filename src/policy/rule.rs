@@ -227,7 +227,7 @@ fn check_combination(
 }
 
 /// A count type as the document spells it.
-pub(super) fn count_type_name(count: Count) -> &'static str {
+fn count_type_name(count: Count) -> &'static str {
     match count {
         Count::ImagesMoreThan(_) => "imageCountMoreThan",
         Count::PushedMoreThanDaysAgo(_) => "sinceImagePushed",

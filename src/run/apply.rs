@@ -239,22 +239,14 @@ fn record(
     held_children: Vec<SkippedImage>,
     log: &dyn LogSink,
 ) -> usize {
-    let by_digest = by_digest(&out.planned);
+    let answered = Answered {
+        done: &outcome.deleted,
+        not_attempted: &outcome.not_attempted,
+        already_gone: &outcome.already_gone,
+        held_children,
+    };
     let name = &out.repository_name;
-    let mut skipped = held_children;
-    skipped.extend(settled(
-        &by_digest,
-        &outcome.not_attempted,
-        &outcome.already_gone,
-    ));
-    log_skipped(name, &skipped, log);
-    let mut deleted = Vec::with_capacity(outcome.deleted.len());
-    for digest in &outcome.deleted {
-        if let Some(image) = by_digest.get(digest.as_str()) {
-            log.emit(report::image_deleted(name, image, false));
-            deleted.push((*image).clone());
-        }
-    }
+    let (skipped, deleted) = settle(name, &out.planned, answered, report::image_deleted, log);
     for failure in &outcome.failures {
         log.emit(report::image_failed(name, failure));
     }
@@ -273,22 +265,15 @@ fn record_transitions(
     held_children: Vec<SkippedImage>,
     log: &dyn LogSink,
 ) -> usize {
-    let by_digest = by_digest(&out.planned_transitions);
+    let answered = Answered {
+        done: &outcome.archived,
+        not_attempted: &outcome.not_attempted,
+        already_gone: &outcome.already_gone,
+        held_children,
+    };
     let name = &out.repository_name;
-    let mut skipped = held_children;
-    skipped.extend(settled(
-        &by_digest,
-        &outcome.not_attempted,
-        &outcome.already_gone,
-    ));
-    log_skipped(name, &skipped, log);
-    let mut archived = Vec::with_capacity(outcome.archived.len());
-    for digest in &outcome.archived {
-        if let Some(image) = by_digest.get(digest.as_str()) {
-            log.emit(report::image_transitioned(name, image, false));
-            archived.push((*image).clone());
-        }
-    }
+    let planned = &out.planned_transitions;
+    let (skipped, archived) = settle(name, planned, answered, report::image_transitioned, log);
     for failure in &outcome.failures {
         log.emit(report::image_not_transitioned(name, failure));
     }
@@ -298,26 +283,54 @@ fn record_transitions(
     outcome.not_attempted.len()
 }
 
-/// The planned images not attempted (the deadline) and already gone.
-fn settled(
-    by_digest: &HashMap<&str, &PlannedImage>,
-    not_sent: &[String],
-    already_gone: &[String],
-) -> Vec<SkippedImage> {
-    let left = not_sent
-        .iter()
-        .filter_map(|d| by_digest.get(d.as_str()))
-        .map(|p| not_attempted(p));
-    let gone = already_gone
-        .iter()
-        .filter_map(|d| by_digest.get(d.as_str()))
-        .map(|p| SkippedImage {
-            image_digest: p.image_digest.clone(),
-            image_tags: p.image_tags.clone(),
-            current_image_tags: None,
-            reason: "already gone: ECR answered ImageNotFound".into(),
-        });
-    left.chain(gone).collect()
+/// What ECR answered for one kind of action, by digest, and the children
+/// held back from it.
+struct Answered<'o> {
+    done: &'o [String],
+    not_attempted: &'o [String],
+    already_gone: &'o [String],
+    held_children: Vec<SkippedImage>,
+}
+
+/// Settles one kind of action against its `planned` images: the held, the
+/// not attempted (the deadline) and the already gone are logged and
+/// returned as skipped; the done are logged with `line` and returned.
+fn settle(
+    name: &str,
+    planned: &[PlannedImage],
+    answered: Answered<'_>,
+    line: fn(&str, &PlannedImage, bool) -> serde_json::Value,
+    log: &dyn LogSink,
+) -> (Vec<SkippedImage>, Vec<PlannedImage>) {
+    let by_digest = by_digest(planned);
+    let planned_of = |digests: &[String]| -> Vec<&PlannedImage> {
+        digests
+            .iter()
+            .filter_map(|d| by_digest.get(d.as_str()).copied())
+            .collect()
+    };
+    let mut skipped = answered.held_children;
+    skipped.extend(
+        planned_of(answered.not_attempted)
+            .into_iter()
+            .map(not_attempted),
+    );
+    skipped.extend(
+        planned_of(answered.already_gone)
+            .into_iter()
+            .map(|p| SkippedImage {
+                image_digest: p.image_digest.clone(),
+                image_tags: p.image_tags.clone(),
+                current_image_tags: None,
+                reason: "already gone: ECR answered ImageNotFound".into(),
+            }),
+    );
+    log_skipped(name, &skipped, log);
+    let done = planned_of(answered.done);
+    for image in &done {
+        log.emit(line(name, image, false));
+    }
+    (skipped, done.into_iter().cloned().collect())
 }
 
 fn log_skipped(name: &str, skipped: &[SkippedImage], log: &dyn LogSink) {

@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use crate::support::{
-    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
-    remaining_tags,
+    Moto, Proxy, assert_failed_closed, cli_run, digests, keep_newest_reading, protections,
+    push_tags, python, remaining_tags,
 };
 
 /// Twenty services on a public image fill App Runner's first page; `web-app`,
@@ -44,19 +44,17 @@ async fn a_services_image_is_in_use_and_a_deleted_services_is_not() {
         json!({"apprunner:DescribeService": ["denied*"]}),
     );
     let (code, report) = cli_run(&proxy.endpoint, &policy(), "app");
-    assert_eq!(code, Some(1), "{report}");
-    let error = report["inUseSources"][0]["error"]
-        .as_str()
-        .unwrap_or_default();
-    for part in [
-        "apprunner:service/filler-00",
-        "DescribeService",
-        "AccessDenied",
-        "apprunner:DescribeService",
-        "settings.inUse.apprunner.enabled",
-    ] {
-        assert!(error.contains(part), "{part}: {error}");
-    }
+    assert_failed_closed(
+        code,
+        &report,
+        &[
+            "apprunner:service/filler-00",
+            "DescribeService",
+            "AccessDenied",
+            "apprunner:DescribeService",
+            "settings.inUse.apprunner.enabled",
+        ],
+    );
     assert_eq!(digests(&client, "app").await.len(), 3);
 
     let (code, report) = cli_run(&moto.endpoint, &policy(), "app");

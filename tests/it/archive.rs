@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ACCOUNT_SOURCES, Moto, Proxy, cli, create_repository, free_port, push, push_index,
+    ACCOUNT_SOURCES, Moto, Proxy, cli, create_repository, emulator_put, free_port, push, push_index,
 };
 
 const DAY: f64 = 86_400.0;
@@ -17,25 +17,10 @@ const DAY: f64 = 86_400.0;
 /// Sets an image's archive state in the emulator (epoch-second times, as
 /// `ago` days before now).
 fn seed(endpoint: &str, repository: &str, digest: &str, fields: Value) {
-    use std::io::{Read, Write};
     let mut doc = fields;
     doc["repositoryName"] = json!(repository);
     doc["imageDigest"] = json!(digest);
-    let body = doc.to_string();
-    let address = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "PUT /__emulator/ecr/images HTTP/1.0\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
-        "{response}"
-    );
+    emulator_put(endpoint, "/__emulator/ecr/images", &doc);
 }
 
 fn ago(days: f64) -> f64 {

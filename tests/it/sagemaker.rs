@@ -8,8 +8,8 @@
 use serde_json::{Value, json};
 
 use crate::support::{
-    Moto, Proxy, cli_run, digests, keep_newest_reading, protections, push_tags, python,
-    remaining_tags,
+    Moto, Proxy, assert_failed_closed, cli_run, digests, keep_newest_reading, protections,
+    push_tags, python, remaining_tags,
 };
 
 const SEED: &str = r#"
@@ -47,19 +47,17 @@ async fn models_and_endpoints_keep_their_images() {
         json!({"DescribeEndpointConfig": ["denied*"]}),
     );
     let (code, report) = cli_run(&proxy.endpoint, &policy(), "ml");
-    assert_eq!(code, Some(1), "{report}");
-    let error = report["inUseSources"][0]["error"]
-        .as_str()
-        .unwrap_or_default();
-    for part in [
-        "sagemaker:endpoint/reco",
-        "DescribeEndpointConfig",
-        "AccessDenied",
-        "EnableSageMakerInUse",
-        "settings.inUse.sagemaker.enabled",
-    ] {
-        assert!(error.contains(part), "{part}: {error}");
-    }
+    assert_failed_closed(
+        code,
+        &report,
+        &[
+            "sagemaker:endpoint/reco",
+            "DescribeEndpointConfig",
+            "AccessDenied",
+            "EnableSageMakerInUse",
+            "settings.inUse.sagemaker.enabled",
+        ],
+    );
     assert_eq!(digests(&client, "ml").await.len(), 5);
 
     let (code, report) = cli_run(&moto.endpoint, &policy(), "ml");

@@ -546,6 +546,38 @@ pub async fn push_tags(
     tag_of
 }
 
+/// Asserts that a run failed closed on its first in-use source: exit
+/// status 1, and that source's error naming every one of `parts`.
+#[track_caller]
+pub fn assert_failed_closed(code: Option<i32>, report: &serde_json::Value, parts: &[&str]) {
+    assert_eq!(code, Some(1), "{report}");
+    let error = report["inUseSources"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    for part in parts {
+        assert!(error.contains(part), "{part}: {error}");
+    }
+}
+
+/// `PUT` of `body` to the emulator's `path` (its seeding endpoints, such as
+/// `/__emulator/ecr/images`), which must answer 200.
+pub fn emulator_put(endpoint: &str, path: &str, body: &serde_json::Value) {
+    use std::io::{Read, Write};
+    let body = body.to_string();
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "PUT {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1);
+    assert_eq!(status, Some("200"), "{response}");
+}
+
 /// Runs `python3` with `args` (a seeding script), which must succeed.
 pub fn python(args: &[&str]) {
     let out = Command::new("python3").args(args).output().unwrap();

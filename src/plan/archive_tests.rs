@@ -7,16 +7,17 @@ use chrono::TimeDelta;
 
 use super::*;
 use crate::model::{ImageStatus, parse_rfc3339};
+use crate::policy::{Count, Rule};
 
-const NOW: &str = "2026-06-30T00:00:00Z";
-const DAY: i64 = 24 * 60;
+pub(super) const NOW: &str = "2026-06-30T00:00:00Z";
+pub(super) const DAY: i64 = 24 * 60;
 
-fn at(minutes_ago: i64) -> DateTime<Utc> {
+pub(super) fn at(minutes_ago: i64) -> DateTime<Utc> {
     parse_rfc3339(NOW).unwrap() - TimeDelta::minutes(minutes_ago)
 }
 
 /// An image named `name` (digest `sha256:<name>`), pushed `days_ago`.
-fn image(name: &str, tags: &[&str], days_ago: i64) -> Image {
+pub(super) fn image(name: &str, tags: &[&str], days_ago: i64) -> Image {
     Image::test(&format!("sha256:{name}"), tags).pushed_at(at(days_ago * DAY))
 }
 
@@ -345,10 +346,10 @@ fn reasons_name_the_time_each_rule_measures() {
 }
 
 /// A tiny deterministic generator: each scenario is a function of its seed.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -477,7 +478,7 @@ fn random_images(rng: &mut Rng) -> Vec<Image> {
 /// names; then protections keep it.
 fn oracle(policy: &Policy, images: &[Image], in_use: &UsedBy, now: DateTime<Utc>) -> Vec<Action> {
     let selects = |rule: &Rule, image: &Image| {
-        in_class(rule.storage_class, image.image_status) && rule.tags.selects(&image.image_tags)
+        rule.storage_class.holds(image.image_status) && rule.tags.selects(&image.image_tags)
     };
     let newer = |a: &Image, b: &Image| {
         (a.activated_at(), std::cmp::Reverse(&a.image_digest))
@@ -515,6 +516,7 @@ fn oracle(policy: &Policy, images: &[Image], in_use: &UsedBy, now: DateTime<Utc>
                 Count::TransitionedMoreThanDaysAgo(d) => {
                     older_than(image.last_archived_at.map(|m| m.at()), d)
                 }
+                Count::Every => unreachable!("random_policy writes no keep rules"),
             };
             let grace = policy.settings.safety.grace_period_minutes as i64;
             let protected = in_use.contains_key(&image.image_digest)
@@ -525,6 +527,9 @@ fn oracle(policy: &Policy, images: &[Image], in_use: &UsedBy, now: DateTime<Utc>
                 _ if protected => Action::Keep,
                 (true, crate::policy::RuleAction::Expire) => Action::Delete,
                 (true, crate::policy::RuleAction::Transition) => Action::Transition,
+                (true, crate::policy::RuleAction::Keep) => {
+                    unreachable!("random_policy writes no keep rules")
+                }
             }
         })
         .collect()

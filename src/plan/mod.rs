@@ -30,7 +30,10 @@
 
 #[cfg(test)]
 mod archive_tests;
+#[cfg(test)]
+mod extension_tests;
 mod reason;
+mod rules;
 pub mod units;
 
 use std::cmp::Ordering;
@@ -40,8 +43,8 @@ use chrono::{DateTime, Utc};
 
 pub use reason::{Action, Age, Protection, Reason, Relation, Verdict};
 
-use crate::model::{Image, ImageStatus, Moment, Since};
-use crate::policy::{Count, Policy, Rule, StorageClass};
+use crate::model::{Image, ImageStatus};
+use crate::policy::Policy;
 use units::{Children, Place, places};
 
 /// The decision for one image, with the rule that made it and why.
@@ -101,15 +104,6 @@ fn newest_first(a: &Image, b: &Image) -> Ordering {
     b.activated_at()
         .cmp(&a.activated_at())
         .then_with(|| a.image_digest.cmp(&b.image_digest))
-}
-
-/// Whether a rule of this storage class selects an image of this status.
-fn in_class(class: StorageClass, status: ImageStatus) -> bool {
-    matches!(
-        (class, status),
-        (StorageClass::Standard, ImageStatus::Active)
-            | (StorageClass::Archive, ImageStatus::Archived)
-    )
 }
 
 /// Evaluates `policy` over one repository's `images` as of `now`, then
@@ -241,97 +235,6 @@ impl<'a> Decider<'a, '_> {
             let protection = protect(child, self.policy, self.now, &self.facts.in_use)?;
             Some(Protection::Child(Box::new((digest.clone(), protection))))
         })
-    }
-
-    /// Standalone images, by the rules: each rule counts every standalone
-    /// image of its storage class it selects, newest first (`order`), and
-    /// decides those no higher-priority rule selected.
-    fn standalone(
-        &self,
-        places: &[Place],
-        order: &[usize],
-        decisions: &mut [Option<Decision<'a>>],
-    ) {
-        let (policy, images) = (self.policy, self.images);
-        // For each standalone image, the first rule that selects it (by
-        // index) and its rank there; and for each rule, how many images it
-        // selects. Two integers per image: at a million images this scratch
-        // is one of the planner's largest allocations, so the reasons are
-        // built later, and it is freed when this phase returns.
-        const UNDECIDED: u32 = u32::MAX;
-        let mut decided: Vec<(u32, u64)> = vec![(UNDECIDED, 0); images.len()];
-        let mut selected_by_rule: Vec<u64> = vec![0; policy.rules.len()];
-        // A policy has at most a few hundred rules (30,720 characters), so
-        // a u32 counts them; zipping with it needs no conversion that could
-        // fail.
-        for ((rule_id, rule), selected) in
-            (0u32..).zip(&policy.rules).zip(selected_by_rule.iter_mut())
-        {
-            let mut rank: u64 = 0;
-            for &index in order {
-                let image = &images[index];
-                if places[index] != Place::Standalone
-                    || !in_class(rule.storage_class, image.image_status)
-                    || !rule.tags.selects(&image.image_tags)
-                {
-                    continue;
-                }
-                rank += 1;
-                // An image a higher-priority rule selected still counts
-                // here, but only its first rule decides it.
-                if decided[index].0 == UNDECIDED {
-                    decided[index] = (rule_id, rank);
-                }
-            }
-            *selected = rank;
-        }
-        for (index, place) in places.iter().enumerate() {
-            if *place != Place::Standalone {
-                continue;
-            }
-            let (rule_id, rank) = decided[index];
-            let image = &images[index];
-            let reason = match policy.rules.get(rule_id as usize) {
-                None if matches!(
-                    image.image_status,
-                    ImageStatus::Active | ImageStatus::Archived
-                ) =>
-                {
-                    Reason::NoRuleSelects
-                }
-                None => Reason::NotSelectable {
-                    status: image.image_status,
-                },
-                Some(rule) => Reason::Rule(Verdict::new(
-                    rule,
-                    rank,
-                    selected_by_rule[rule_id as usize],
-                    self.age(rule, image),
-                )),
-            };
-            decisions[index] = Some(self.decide(index, reason));
-        }
-    }
-
-    /// The image's age as the rule's count type measures it, and from
-    /// what; `None` when ECR gave no time to measure from.
-    fn age(&self, rule: &Rule, image: &Image) -> Age {
-        let (at, since) = match rule.count {
-            Count::ImagesMoreThan(_) | Count::PushedMoreThanDaysAgo(_) => {
-                (Some(image.activated_at()), image.activated_since())
-            }
-            Count::PulledMoreThanDaysAgo(_) => {
-                let (at, since) = image.last_used();
-                (Some(at), since)
-            }
-            Count::TransitionedMoreThanDaysAgo(_) => {
-                (image.last_archived_at.map(Moment::at), Since::Archive)
-            }
-        };
-        Age {
-            millis: at.map(|at| (self.now - at).num_milliseconds()),
-            since,
-        }
     }
 
     /// Children: kept while any index that lists them is kept, archived

@@ -7,8 +7,9 @@
 
 use std::fmt;
 
-use crate::model::{ImageStatus, Since};
-use crate::policy::{Count, Rule, RuleAction};
+use crate::model::{Image, ImageStatus, Since};
+use crate::policy::rank::OrderBy;
+use crate::policy::{Count, Rule, RuleAction, StorageClass};
 
 pub(super) const MILLIS_PER_DAY: i128 = 86_400_000;
 
@@ -117,17 +118,22 @@ pub enum Reason<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict<'a> {
     /// `imageCountMoreThan`: the image is number `rank` (1-based, newest
-    /// first) of the `selected` images that the rule selects.
+    /// first by the rule's `orderBy`) of the `selected` images that the
+    /// rule selects (in the image's group, with `groupBy`; the image tells
+    /// which group, and its version).
     Count {
         rule: &'a Rule,
         rank: u64,
         selected: u64,
         keep: u64,
+        image: &'a Image,
     },
     /// `sinceImagePushed`, `sinceImagePulled`, `sinceImageTransitioned`:
     /// the image's age (since what the rule's count type says) against the
     /// rule's limit.
     Age { rule: &'a Rule, age: Age, days: u64 },
+    /// A `keep` rule without a count: it keeps every image it selects.
+    Every { rule: &'a Rule },
 }
 
 /// How old an image is, as a rule measures it: `millis` since `since`, or
@@ -157,6 +163,7 @@ impl Reason<'_> {
             Reason::Rule(verdict) => match verdict.rule().action {
                 RuleAction::Expire => Action::Delete,
                 RuleAction::Transition => Action::Transition,
+                RuleAction::Keep => Action::Keep,
             },
         }
     }
@@ -223,47 +230,73 @@ impl<'a> Verdict<'a> {
     /// The verdict of `rule` (by its `countType`) on an image that is
     /// number `rank` of the `selected` images it selects, of this `age` by
     /// what the count type measures.
-    pub(super) fn new(rule: &'a Rule, rank: u64, selected: u64, age: Age) -> Verdict<'a> {
+    pub(super) fn new(
+        rule: &'a Rule,
+        rank: u64,
+        selected: u64,
+        age: Age,
+        image: &'a Image,
+    ) -> Verdict<'a> {
         match rule.count {
             Count::ImagesMoreThan(keep) => Verdict::Count {
                 rule,
                 rank,
                 selected,
                 keep,
+                image,
             },
             Count::PushedMoreThanDaysAgo(days)
             | Count::PulledMoreThanDaysAgo(days)
             | Count::TransitionedMoreThanDaysAgo(days) => Verdict::Age { rule, age, days },
+            Count::Every => Verdict::Every { rule },
         }
     }
 
-    /// Whether the rule's condition holds for the image, so that its
-    /// action applies: the one place the count and age comparisons are
-    /// made. An age of exactly N days is not more than N days.
-    pub fn met(&self) -> bool {
+    /// Whether the image is past the rule's count or age: the one place
+    /// the count and age comparisons are made. An age of exactly N days is
+    /// not more than N days.
+    fn beyond(&self) -> bool {
         match self {
             Verdict::Count { rank, keep, .. } => rank > keep,
             Verdict::Age { age, days, .. } => age
                 .millis
                 .is_some_and(|age| i128::from(age) > i128::from(*days) * MILLIS_PER_DAY),
+            Verdict::Every { .. } => false,
+        }
+    }
+
+    /// Whether the rule's action applies to the image: an expire or
+    /// transition rule acts on the images beyond its count or age, a keep
+    /// rule on those within (which it then claims).
+    pub fn met(&self) -> bool {
+        match self.rule().action {
+            RuleAction::Keep => !self.beyond(),
+            RuleAction::Expire | RuleAction::Transition => self.beyond(),
         }
     }
 
     /// The rule that gave the verdict.
     pub fn rule(&self) -> &'a Rule {
         match self {
-            Verdict::Count { rule, .. } | Verdict::Age { rule, .. } => rule,
+            Verdict::Count { rule, .. } | Verdict::Age { rule, .. } | Verdict::Every { rule } => {
+                rule
+            }
         }
     }
 }
 
-/// "expires" or "archives", for a rule's sentence.
+/// "expires", "archives" or "keeps", for a rule's sentence.
 fn verb(rule: &Rule) -> &'static str {
     match rule.action {
         RuleAction::Expire => "expires",
         RuleAction::Transition => "archives",
+        RuleAction::Keep => "keeps",
     }
 }
+
+/// After an unmet keep rule's sentence: why the image is kept anyway.
+const NOT_CLAIMED: &str =
+    ", so that rule does not claim it, and no lower rule expires or archives it";
 
 impl fmt::Display for Verdict<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -273,15 +306,42 @@ impl fmt::Display for Verdict<'_> {
                 rank,
                 selected,
                 keep,
+                image,
             } => {
-                let verdict = if self.met() { "beyond" } else { "within" };
+                let verdict = if self.beyond() { "beyond" } else { "within" };
                 let rest = match rule.action {
                     RuleAction::Expire => "",
                     RuleAction::Transition => " active and archives the rest",
+                    RuleAction::Keep => " and claims them from the rules below",
+                };
+                let newest = match rule.order_by {
+                    OrderBy::PushedAt => format!("newest {keep}"),
+                    OrderBy::Semver => format!("{keep} highest versions"),
+                };
+                let per = match &rule.group_by {
+                    Some(group_by) => format!(" per {group_by}"),
+                    None => String::new(),
                 };
                 write!(
                     f,
-                    "rule {} keeps the newest {keep} of {}{rest}; this is number {rank} of {selected}, {verdict} the count",
+                    "rule {} keeps the {newest} of {}{per}{rest}; this is number {rank} of {selected}",
+                    rule.priority, rule.tags
+                )?;
+                ranking(f, rule, image)?;
+                write!(f, ", {verdict} the count")?;
+                if rule.action == RuleAction::Keep && !self.met() {
+                    f.write_str(NOT_CLAIMED)?;
+                }
+                Ok(())
+            }
+            Verdict::Every { rule } => {
+                let class = match rule.storage_class {
+                    StorageClass::Either => " in either storage class",
+                    _ => "",
+                };
+                write!(
+                    f,
+                    "rule {} keeps every one of {}{class}",
                     rule.priority, rule.tags
                 )
             }
@@ -291,9 +351,13 @@ impl fmt::Display for Verdict<'_> {
                     Count::TransitionedMoreThanDaysAgo(_) => ("archived", "lastArchivedAt"),
                     _ => ("pushed", "imagePushedAt"),
                 };
+                let limit = match rule.action {
+                    RuleAction::Keep => "at most",
+                    _ => "more than",
+                };
                 write!(
                     f,
-                    "rule {} {} {} {measured} more than {days} days ago; ",
+                    "rule {} {} {} {measured} {limit} {days} days ago; ",
                     rule.priority,
                     verb(rule),
                     rule.tags
@@ -302,7 +366,7 @@ impl fmt::Display for Verdict<'_> {
                     return write!(f, "ECR gave no {what} for this one, so it is kept");
                 };
                 let age_days = millis as f64 / MILLIS_PER_DAY as f64;
-                let verdict = if self.met() {
+                let verdict = if self.beyond() {
                     "older than"
                 } else {
                     "not older than"
@@ -321,8 +385,33 @@ impl fmt::Display for Verdict<'_> {
                 write!(
                     f,
                     "this was {event} {age_days:.1} days ago{after}, {verdict} that"
-                )
+                )?;
+                if rule.action == RuleAction::Keep && !self.met() {
+                    f.write_str(NOT_CLAIMED)?;
+                }
+                Ok(())
             }
         }
     }
+}
+
+/// For a rule that ranks by version or counts per group: which group the
+/// image is in, and its version.
+fn ranking(f: &mut fmt::Formatter<'_>, rule: &Rule, image: &Image) -> fmt::Result {
+    if rule.ranks_by_push() {
+        return Ok(());
+    }
+    let Some(key) = rule.rank_key(&image.image_tags) else {
+        return Ok(());
+    };
+    if rule.group_by.is_some() {
+        write!(f, " in {}", rule.describe_group(key.group))?;
+    }
+    if rule.order_by == OrderBy::Semver {
+        match rule.version(&image.image_tags) {
+            Some(version) => write!(f, " (version {})", version.tag)?,
+            None => f.write_str(" (no version among its tags, so after every versioned image)")?,
+        }
+    }
+    Ok(())
 }

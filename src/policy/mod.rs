@@ -13,16 +13,24 @@
 //!
 //! This module does no I/O.
 
+mod fields;
 pub mod pattern;
+pub mod rank;
 mod rule;
+mod rule_set;
 pub mod settings;
+pub mod tag_regex;
+pub mod version;
 
 use serde_json::{Map, Value};
 use thiserror::Error;
 
 use pattern::Pattern;
-use rule::{check_rule_set, parse_rule};
+use rank::{GroupBy, OrderBy};
+use rule::parse_rule;
+use rule_set::check_rule_set;
 use settings::Settings;
+use tag_regex::TagRegex;
 
 /// ECR's limit on a lifecycle policy's length, in characters. ecr-gc holds
 /// the whole document, settings included, to it.
@@ -60,7 +68,44 @@ pub struct Rule {
     pub storage_class: StorageClass,
     pub tags: TagSelector,
     pub count: Count,
+    /// `selection.orderBy` (an extension): what "newest" means for
+    /// `imageCountMoreThan`.
+    pub order_by: OrderBy,
+    /// `selection.groupBy` (an extension): count within groups.
+    pub group_by: Option<GroupBy>,
     pub action: RuleAction,
+    /// The ecr-gc extensions the rule uses; empty for a rule ECR accepts.
+    pub extensions: Vec<Extension>,
+}
+
+/// A feature of ecr-gc's rule language that ECR's own lifecycle policies
+/// do not have (`ecr-gc validate --native` names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extension {
+    /// `action.type: keep`.
+    Keep,
+    /// `sinceImagePulled` with `expire`, where ECR allows only `transition`.
+    ExpireByPull,
+    /// `selection.tagRegexList`.
+    TagRegexList,
+    /// `selection.orderBy`.
+    OrderBy,
+    /// `selection.groupBy`.
+    GroupBy,
+}
+
+impl std::fmt::Display for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Extension::Keep => "action type `keep` (ECR knows only `expire` and `transition`)",
+            Extension::ExpireByPull => {
+                "countType `sinceImagePulled` with action `expire` (ECR allows it only with `transition`)"
+            }
+            Extension::TagRegexList => "`tagRegexList` (ECR knows `tagPrefixList` and `tagPatternList`)",
+            Extension::OrderBy => "`orderBy` (ECR orders by push time only)",
+            Extension::GroupBy => "`groupBy` (ECR counts each rule's images as one group)",
+        })
+    }
 }
 
 /// `selection.storageClass`.
@@ -70,6 +115,9 @@ pub enum StorageClass {
     Standard,
     /// `archive`: `ARCHIVED` images.
     Archive,
+    /// Both: a `keep` rule without a `countType` and without a
+    /// `storageClass` keeps what it selects in either class.
+    Either,
 }
 
 /// `action.type`.
@@ -79,6 +127,9 @@ pub enum RuleAction {
     Expire,
     /// `transition` with `targetStorageClass: archive`: archive the image.
     Transition,
+    /// `keep` (an extension): keep the images the rule's count or age
+    /// condition holds for, and claim them from every lower rule.
+    Keep,
 }
 
 impl StorageClass {
@@ -86,7 +137,18 @@ impl StorageClass {
         match self {
             StorageClass::Standard => "standard",
             StorageClass::Archive => "archive",
+            StorageClass::Either => "standard or archive",
         }
+    }
+
+    /// Whether a rule of this storage class selects an image of this status.
+    pub fn holds(&self, status: crate::model::ImageStatus) -> bool {
+        use crate::model::ImageStatus::{Active, Archived};
+        matches!(
+            (self, status),
+            (StorageClass::Standard | StorageClass::Either, Active)
+                | (StorageClass::Archive | StorageClass::Either, Archived)
+        )
     }
 }
 
@@ -103,6 +165,8 @@ pub enum TagSelector {
 pub enum TagFilter {
     Prefixes(Vec<String>),
     Patterns(Vec<Pattern>),
+    /// `tagRegexList` (an extension): whole-tag regular expressions.
+    Regexes(Vec<TagRegex>),
 }
 
 /// The rule's `countType` with its `countNumber`.
@@ -118,15 +182,24 @@ pub enum Count {
     /// `sinceImageTransitioned` with `countUnit: days`: days since
     /// `lastArchivedAt`; archived images only.
     TransitionedMoreThanDaysAgo(u64),
+    /// No `countType`, which only a `keep` rule may omit: every image the
+    /// rule selects.
+    Every,
 }
 
 impl Policy {
-    /// Whether any rule selects archived images: only then does a listing
-    /// need them (`imageStatus: ANY`).
+    /// Whether any rule may delete archived images: only then does a
+    /// listing need them (`imageStatus: ANY`). A keep rule alone does not
+    /// need them: nothing else would act on them.
     pub fn selects_archived(&self) -> bool {
-        self.rules
-            .iter()
-            .any(|rule| rule.storage_class == StorageClass::Archive)
+        self.rules.iter().any(|rule| {
+            rule.storage_class == StorageClass::Archive && rule.action != RuleAction::Keep
+        })
+    }
+
+    /// Whether the document uses no ecr-gc extension in its rules.
+    pub fn is_native(&self) -> bool {
+        self.rules.iter().all(|rule| rule.extensions.is_empty())
     }
 
     /// Whether any rule archives images: only then does a deployment need
@@ -150,6 +223,28 @@ impl TagSelector {
             TagSelector::Tagged(TagFilter::Patterns(patterns)) => patterns
                 .iter()
                 .all(|pattern| tags.iter().any(|tag| pattern.matches(tag))),
+            TagSelector::Tagged(TagFilter::Regexes(regexes)) => regexes
+                .iter()
+                .all(|regex| tags.iter().any(|tag| regex.matches(tag))),
+        }
+    }
+
+    /// Whether `tag` is one of an image's *matching tags* for this
+    /// selector: every tag for `any`, none for `untagged`, and for
+    /// `tagged` a tag that matches at least one entry of the list.
+    pub fn matches_tag(&self, tag: &str) -> bool {
+        match self {
+            TagSelector::Any => true,
+            TagSelector::Untagged => false,
+            TagSelector::Tagged(TagFilter::Prefixes(prefixes)) => prefixes
+                .iter()
+                .any(|prefix| tag.starts_with(prefix.as_str())),
+            TagSelector::Tagged(TagFilter::Patterns(patterns)) => {
+                patterns.iter().any(|pattern| pattern.matches(tag))
+            }
+            TagSelector::Tagged(TagFilter::Regexes(regexes)) => {
+                regexes.iter().any(|regex| regex.matches(tag))
+            }
         }
     }
 }
@@ -171,6 +266,13 @@ impl std::fmt::Display for TagSelector {
                     f,
                     "images tagged matching {}",
                     quoted(list.iter().map(Pattern::as_str))
+                )
+            }
+            TagSelector::Tagged(TagFilter::Regexes(list)) => {
+                write!(
+                    f,
+                    "images tagged matching the regular expressions {}",
+                    quoted(list.iter().map(TagRegex::as_str))
                 )
             }
         }
@@ -461,7 +563,7 @@ mod tests {
             (one(&format!(r#"{{"tagStatus":"any","countNumbr":1,{COUNT1}}}"#)), &["rules[0] (rulePriority 1): selection", "unknown field `countNumbr`"]),
             (
                 r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"delete"}}]}"#.into(),
-                &["action.type", "delete", "`expire` or `transition`"],
+                &["action.type", "delete", "`expire`, `transition` or `keep`"],
             ),
             (
                 r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire","targetStorageClass":"archive"}}]}"#.into(),
@@ -619,15 +721,6 @@ mod tests {
                 ),
                 EXPIRE,
                 &["selection.storageClass", "requires"],
-            ),
-            (
-                sel("standard", &since("sinceImagePulled", 30)),
-                EXPIRE,
-                &[
-                    "rules[0] (rulePriority 1): action.type",
-                    "sinceImagePulled",
-                    "only action type `transition`",
-                ],
             ),
             (
                 sel("Archive", COUNT1),
@@ -813,3 +906,6 @@ mod tests {
         assert_eq!(priorities, [3, 20]);
     }
 }
+
+#[cfg(test)]
+mod extension_tests;

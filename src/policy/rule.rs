@@ -1,129 +1,23 @@
 //! One rule of the document, field by field: `rulePriority`, `description`,
-//! `selection` (its storage class, tags and count, each parsed by its own
-//! function) and `action`; then the checks that span rules. Every refusal
-//! names the rule and the field.
+//! `selection` (its storage class, tags, count and ranking, each parsed by
+//! its own function) and `action`, then what ECR allows together. Every
+//! refusal names the rule and the field. The extensions a rule uses are
+//! recorded on it, so `validate --native` can say which they are.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::fields::{Fields, kind};
 use super::pattern::Pattern;
+use super::rank::{GROUP, GroupBy, OrderBy};
+use super::tag_regex::TagRegex;
 use super::{
-    Count, MAX_WILDCARDS, PolicyError, Rule, RuleAction, StorageClass, TagFilter, TagSelector,
-    invalid,
+    Count, Extension, MAX_WILDCARDS, PolicyError, Rule, RuleAction, StorageClass, TagFilter,
+    TagSelector, invalid,
 };
 
 /// ECR's minimum storage duration in the archive: a policy may not delete
 /// an image archived for fewer days ("Archiving an image", ECR user guide).
 pub const MIN_ARCHIVE_DAYS: u64 = 90;
-
-/// Reads the fields of one JSON object, refusing fields it was not asked for.
-struct Fields {
-    at: String,
-    map: Map<String, Value>,
-}
-
-impl Fields {
-    fn new(at: String, value: Value, what: &str) -> Result<Fields, PolicyError> {
-        match value {
-            Value::Object(map) => Ok(Fields { at, map }),
-            other => Err(invalid(
-                at,
-                format!("{what} must be a JSON object, got {}", kind(&other)),
-            )),
-        }
-    }
-
-    fn take(&mut self, key: &str) -> Option<Value> {
-        self.map.remove(key)
-    }
-
-    fn string(&mut self, key: &str) -> Result<Option<String>, PolicyError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(invalid(
-                &self.at,
-                format!("`{key}` must be a string, got {}", kind(&other)),
-            )),
-        }
-    }
-
-    /// A positive integer that fits in `u64`.
-    fn positive(&mut self, key: &str) -> Result<Option<u64>, PolicyError> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(v) if v >= 1 => Ok(Some(v)),
-                _ => Err(invalid(
-                    &self.at,
-                    format!("`{key}` must be an integer of at least 1, got {n}"),
-                )),
-            },
-            Some(other) => Err(invalid(
-                &self.at,
-                format!(
-                    "`{key}` must be an integer of at least 1, got {}",
-                    kind(&other)
-                ),
-            )),
-        }
-    }
-
-    fn string_list(&mut self, key: &str) -> Result<Option<Vec<String>>, PolicyError> {
-        let Some(value) = self.take(key) else {
-            return Ok(None);
-        };
-        let Value::Array(items) = value else {
-            return Err(invalid(
-                &self.at,
-                format!("`{key}` must be an array of strings"),
-            ));
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            match item {
-                Value::String(s) if !s.is_empty() => out.push(s),
-                Value::String(_) => {
-                    return Err(invalid(
-                        &self.at,
-                        format!("`{key}` must not contain an empty string"),
-                    ));
-                }
-                other => {
-                    return Err(invalid(
-                        &self.at,
-                        format!("`{key}` must contain only strings, got {}", kind(&other)),
-                    ));
-                }
-            }
-        }
-        if out.is_empty() {
-            return Err(invalid(&self.at, format!("`{key}` must not be empty")));
-        }
-        Ok(Some(out))
-    }
-
-    /// Fails on any field that was not taken.
-    fn finish(self, known: &str) -> Result<(), PolicyError> {
-        match self.map.keys().next() {
-            None => Ok(()),
-            Some(key) => Err(invalid(
-                self.at,
-                format!("unknown field `{key}`; known fields: {known}"),
-            )),
-        }
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 /// Parses `rules[index]`. Returns the rule's index alongside it for the
 /// cross-rule checks' messages.
@@ -162,24 +56,38 @@ pub(super) fn parse_rule(index: usize, value: Value) -> Result<(usize, Rule), Po
     rule.finish("rulePriority, description, selection, action")?;
 
     let action = parse_action(&at, action)?;
-    let (storage_class, tags, count) = parse_selection(&at, selection)?;
-    check_combination(&at, storage_class, count, action)?;
+    let selection = parse_selection(&at, selection, action)?;
+    check_combination(&at, selection.storage_class, selection.count, action)?;
+    let mut extensions = selection.extensions;
+    match (selection.count, action) {
+        (_, RuleAction::Keep) => extensions.insert(0, Extension::Keep),
+        (Count::PulledMoreThanDaysAgo(_), RuleAction::Expire) => {
+            extensions.insert(0, Extension::ExpireByPull);
+        }
+        _ => {}
+    }
     Ok((
         index,
         Rule {
             priority,
             description,
-            storage_class,
-            tags,
-            count,
+            storage_class: selection.storage_class,
+            tags: selection.tags,
+            count: selection.count,
+            order_by: selection.order_by,
+            group_by: selection.group_by,
             action,
+            extensions,
         },
     ))
 }
 
 /// What ECR allows together: `archive` goes with `sinceImageTransitioned`
-/// and `expire`, and nothing else does; `sinceImagePulled` only archives;
-/// an archived image is deleted only after [`MIN_ARCHIVE_DAYS`].
+/// and `expire`, and nothing else does; an archived image is deleted only
+/// after [`MIN_ARCHIVE_DAYS`]. ecr-gc also lets `sinceImagePulled` expire
+/// (ECR only archives by it), and a `keep` rule select either class; a
+/// `keep` rule over the archive keeps by `sinceImageTransitioned`, for any
+/// number of days, or keeps every image it selects.
 fn check_combination(
     at: &str,
     storage_class: StorageClass,
@@ -188,6 +96,8 @@ fn check_combination(
 ) -> Result<(), PolicyError> {
     let field = |name: &str| format!("{at}: selection.{name}");
     match (storage_class, count, action) {
+        (_, Count::Every, _) | (StorageClass::Either, _, _) => Ok(()),
+        (StorageClass::Archive, Count::TransitionedMoreThanDaysAgo(_), RuleAction::Keep) => Ok(()),
         (StorageClass::Archive, Count::TransitionedMoreThanDaysAgo(days), RuleAction::Expire) => {
             if days < MIN_ARCHIVE_DAYS {
                 return Err(invalid(
@@ -216,12 +126,6 @@ fn check_combination(
             field("storageClass"),
             "countType `sinceImageTransitioned` requires storageClass `archive`",
         )),
-        (StorageClass::Standard, Count::PulledMoreThanDaysAgo(_), RuleAction::Expire) => {
-            Err(invalid(
-                format!("{at}: action.type"),
-                "countType `sinceImagePulled` allows only action type `transition` (with targetStorageClass `archive`)",
-            ))
-        }
         (StorageClass::Standard, _, _) => Ok(()),
     }
 }
@@ -233,10 +137,12 @@ fn count_type_name(count: Count) -> &'static str {
         Count::PushedMoreThanDaysAgo(_) => "sinceImagePushed",
         Count::PulledMoreThanDaysAgo(_) => "sinceImagePulled",
         Count::TransitionedMoreThanDaysAgo(_) => "sinceImageTransitioned",
+        Count::Every => "(none)",
     }
 }
 
-/// `action`: `expire`, or `transition` with `targetStorageClass: archive`.
+/// `action`: `expire`, `transition` with `targetStorageClass: archive`, or
+/// `keep`.
 fn parse_action(at: &str, value: Value) -> Result<RuleAction, PolicyError> {
     let mut action = Fields::new(format!("{at}: action"), value, "`action`")?;
     let kind = action.string("type")?;
@@ -245,7 +151,8 @@ fn parse_action(at: &str, value: Value) -> Result<RuleAction, PolicyError> {
     let target_field = || format!("{at}: action.targetStorageClass");
     match (kind.as_deref(), target.as_deref()) {
         (Some("expire"), None) => Ok(RuleAction::Expire),
-        (Some("expire"), Some(_)) => Err(invalid(
+        (Some("keep"), None) => Ok(RuleAction::Keep),
+        (Some("expire" | "keep"), Some(_)) => Err(invalid(
             target_field(),
             "is only allowed with action type `transition`",
         )),
@@ -260,40 +167,153 @@ fn parse_action(at: &str, value: Value) -> Result<RuleAction, PolicyError> {
         )),
         (Some(other), _) => Err(invalid(
             format!("{at}: action.type"),
-            format!("unknown action type `{other}`; expected `expire` or `transition`"),
+            format!("unknown action type `{other}`; expected `expire`, `transition` or `keep`"),
         )),
         (None, _) => Err(invalid(format!("{at}: action.type"), "is required")),
     }
 }
 
-/// A rule's `selection`: which images it selects (`tagStatus` and a list),
-/// and how it counts them (`countType`, `countUnit`, `countNumber`). Each
-/// part is checked by its own function, which names the field it refuses.
-fn parse_selection(
-    at: &str,
-    value: Value,
-) -> Result<(StorageClass, TagSelector, Count), PolicyError> {
+/// A rule's `selection`, parsed.
+struct Selection {
+    storage_class: StorageClass,
+    tags: TagSelector,
+    count: Count,
+    order_by: OrderBy,
+    group_by: Option<GroupBy>,
+    extensions: Vec<Extension>,
+}
+
+const SELECTION_FIELDS: &str = "tagStatus, tagPatternList, tagPrefixList, tagRegexList, storageClass, countType, countUnit, countNumber, orderBy, groupBy";
+
+/// A rule's `selection`: which images it selects (`storageClass`,
+/// `tagStatus` and a list), how it counts them (`countType`, `countUnit`,
+/// `countNumber`) and ranks them (`orderBy`, `groupBy`). Each part is
+/// checked by its own function, which names the field it refuses.
+fn parse_selection(at: &str, value: Value, action: RuleAction) -> Result<Selection, PolicyError> {
     let mut sel = Fields::new(format!("{at}: selection"), value, "`selection`")?;
     let tag_status = sel.string("tagStatus")?;
-    let prefixes = sel.string_list("tagPrefixList")?;
-    let patterns = sel.string_list("tagPatternList")?;
+    let lists = [
+        ("tagPrefixList", sel.string_list("tagPrefixList")?),
+        ("tagPatternList", sel.string_list("tagPatternList")?),
+        ("tagRegexList", sel.string_list("tagRegexList")?),
+    ];
     let storage_class = sel.string("storageClass")?;
     let count_type = sel.string("countType")?;
     let count_unit = sel.string("countUnit")?;
     let count_number = sel.positive("countNumber")?;
-    sel.finish(
-        "tagStatus, tagPatternList, tagPrefixList, storageClass, countType, countUnit, countNumber",
-    )?;
+    let order_by = sel.string("orderBy")?;
+    let group_by = sel.take("groupBy");
+    sel.finish(SELECTION_FIELDS)?;
     let field = |name: &str| format!("{at}: selection.{name}");
-    let storage_class = parse_storage_class(&field, storage_class.as_deref())?;
-    let tags = parse_tags(&field, tag_status.as_deref(), prefixes, patterns)?;
+    let keeps_all = action == RuleAction::Keep && count_type.is_none();
+    let storage_class = match (storage_class.as_deref(), keeps_all) {
+        (None, true) => StorageClass::Either,
+        (class, _) => parse_storage_class(&field, class)?,
+    };
+    let tags = parse_tags(&field, tag_status.as_deref(), lists)?;
     let count = parse_count(
         &field,
         count_type.as_deref(),
         count_unit.as_deref(),
         count_number,
+        action,
     )?;
-    Ok((storage_class, tags, count))
+    let (order_by, group_by, mut extensions) =
+        parse_ranking(&field, order_by, group_by, count, &tags)?;
+    if matches!(tags, TagSelector::Tagged(TagFilter::Regexes(_))) {
+        extensions.insert(0, Extension::TagRegexList);
+    }
+    Ok(Selection {
+        storage_class,
+        tags,
+        count,
+        order_by,
+        group_by,
+        extensions,
+    })
+}
+
+/// `orderBy` and `groupBy`, which rank the images an `imageCountMoreThan`
+/// rule selects: both need that count type, and tags to read.
+fn parse_ranking(
+    field: &dyn Fn(&str) -> String,
+    order_by: Option<String>,
+    group_by: Option<Value>,
+    count: Count,
+    tags: &TagSelector,
+) -> Result<(OrderBy, Option<GroupBy>, Vec<Extension>), PolicyError> {
+    let mut extensions = Vec::new();
+    for (name, given) in [
+        ("orderBy", order_by.is_some()),
+        ("groupBy", group_by.is_some()),
+    ] {
+        if !given {
+            continue;
+        }
+        if !matches!(count, Count::ImagesMoreThan(_)) {
+            return Err(invalid(
+                field(name),
+                "is only allowed with countType `imageCountMoreThan`",
+            ));
+        }
+        if *tags == TagSelector::Untagged {
+            return Err(invalid(
+                field(name),
+                "reads the image's tags, and a rule with tagStatus `untagged` selects images without any",
+            ));
+        }
+        extensions.push(if name == "orderBy" {
+            Extension::OrderBy
+        } else {
+            Extension::GroupBy
+        });
+    }
+    let order_by = match order_by.as_deref() {
+        None | Some("pushedAt") => OrderBy::PushedAt,
+        Some("semver") => OrderBy::Semver,
+        Some(other) => {
+            return Err(invalid(
+                field("orderBy"),
+                format!("unknown order `{other}`; expected `pushedAt` or `semver`"),
+            ));
+        }
+    };
+    let group_by = group_by.map(|v| parse_group_by(field, v)).transpose()?;
+    Ok((order_by, group_by, extensions))
+}
+
+/// `groupBy`: `{"tagRegex": R}` with a named group `group`, or
+/// `{"semver": "major"}` or `{"semver": "minor"}`.
+fn parse_group_by(field: &dyn Fn(&str) -> String, value: Value) -> Result<GroupBy, PolicyError> {
+    let mut group = Fields::new(field("groupBy"), value, "`groupBy`")?;
+    let regex = group.string("tagRegex")?;
+    let semver = group.string("semver")?;
+    group.finish("tagRegex, semver (one of them)")?;
+    match (regex, semver.as_deref()) {
+        (Some(text), None) => {
+            let regex = TagRegex::new(&text).map_err(|m| invalid(field("groupBy.tagRegex"), m))?;
+            if !regex.has_group(GROUP) {
+                return Err(invalid(
+                    field("groupBy.tagRegex"),
+                    format!(
+                        "pattern {text:?} has no capture group named `{GROUP}`; name the part of the tag that is the group, as in \"(?P<{GROUP}>[a-z]+)-[0-9a-f]{{7}}\""
+                    ),
+                ));
+            }
+            Ok(GroupBy::TagRegex(regex))
+        }
+        (None, Some("major")) => Ok(GroupBy::Major),
+        (None, Some("minor")) => Ok(GroupBy::Minor),
+        (None, Some(other)) => Err(invalid(
+            field("groupBy.semver"),
+            format!("unknown part `{other}`; expected `major` or `minor`"),
+        )),
+        (Some(_), Some(_)) => Err(invalid(
+            field("groupBy"),
+            "give `tagRegex` or `semver`, not both",
+        )),
+        (None, None) => Err(invalid(field("groupBy"), "needs `tagRegex` or `semver`")),
+    }
 }
 
 /// `storageClass`: `standard` (the default) or `archive`.
@@ -311,67 +331,66 @@ fn parse_storage_class(
     }
 }
 
-/// `tagStatus` with its `tagPrefixList` or `tagPatternList`.
+/// `tagStatus` with its `tagPrefixList`, `tagPatternList` or
+/// `tagRegexList` (exactly one, and only for `tagged`).
 fn parse_tags(
     field: &dyn Fn(&str) -> String,
     tag_status: Option<&str>,
-    prefixes: Option<Vec<String>>,
-    patterns: Option<Vec<String>>,
+    lists: [(&'static str, Option<Vec<String>>); 3],
 ) -> Result<TagSelector, PolicyError> {
-    Ok(match tag_status {
-        None => return Err(invalid(field("tagStatus"), "is required")),
-        Some("tagged") => match (prefixes, patterns) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    field("tagPatternList"),
-                    "cannot be used together with `tagPrefixList` in one rule",
-                ));
-            }
-            (Some(prefixes), None) => TagSelector::Tagged(TagFilter::Prefixes(prefixes)),
-            (None, Some(patterns)) => {
-                for pattern in &patterns {
-                    let stars = pattern.matches('*').count();
-                    if stars > MAX_WILDCARDS {
-                        return Err(invalid(
-                            field("tagPatternList"),
-                            format!(
-                                "pattern \"{pattern}\" has {stars} wildcards; at most {MAX_WILDCARDS} are allowed"
-                            ),
-                        ));
-                    }
-                }
-                TagSelector::Tagged(TagFilter::Patterns(
-                    patterns.iter().map(|p| Pattern::new(p)).collect(),
-                ))
-            }
-            (None, None) => {
-                return Err(invalid(
-                    field("tagStatus"),
-                    "`tagged` requires a non-empty `tagPrefixList` or `tagPatternList`",
-                ));
-            }
-        },
-        Some(status @ ("untagged" | "any")) => {
-            let list = if prefixes.is_some() {
-                Some("tagPrefixList")
-            } else if patterns.is_some() {
-                Some("tagPatternList")
-            } else {
-                None
-            };
-            if let Some(list) = list {
-                return Err(invalid(
-                    field(list),
-                    format!("is only allowed with tagStatus `tagged`, not `{status}`"),
-                ));
-            }
-            if status == "untagged" {
-                TagSelector::Untagged
-            } else {
-                TagSelector::Any
-            }
+    let mut given = lists
+        .into_iter()
+        .filter_map(|(name, list)| Some((name, list?)));
+    let first = given.next();
+    if let (Some((one, _)), Some((other, _))) = (&first, given.next()) {
+        return Err(invalid(
+            field(other),
+            format!("cannot be used together with `{one}` in one rule"),
+        ));
+    }
+    Ok(match (tag_status, first) {
+        (None, _) => return Err(invalid(field("tagStatus"), "is required")),
+        (Some("tagged"), Some(("tagPrefixList", prefixes))) => {
+            TagSelector::Tagged(TagFilter::Prefixes(prefixes))
         }
-        Some(other) => {
+        (Some("tagged"), Some(("tagPatternList", patterns))) => {
+            for pattern in &patterns {
+                let stars = pattern.matches('*').count();
+                if stars > MAX_WILDCARDS {
+                    return Err(invalid(
+                        field("tagPatternList"),
+                        format!(
+                            "pattern \"{pattern}\" has {stars} wildcards; at most {MAX_WILDCARDS} are allowed"
+                        ),
+                    ));
+                }
+            }
+            TagSelector::Tagged(TagFilter::Patterns(
+                patterns.iter().map(|p| Pattern::new(p)).collect(),
+            ))
+        }
+        (Some("tagged"), Some((_, regexes))) => {
+            let compiled: Result<Vec<TagRegex>, String> =
+                regexes.iter().map(|r| TagRegex::new(r)).collect();
+            TagSelector::Tagged(TagFilter::Regexes(
+                compiled.map_err(|m| invalid(field("tagRegexList"), m))?,
+            ))
+        }
+        (Some("tagged"), None) => {
+            return Err(invalid(
+                field("tagStatus"),
+                "`tagged` requires a non-empty `tagPrefixList`, `tagPatternList` or `tagRegexList`",
+            ));
+        }
+        (Some(status @ ("untagged" | "any")), Some((list, _))) => {
+            return Err(invalid(
+                field(list),
+                format!("is only allowed with tagStatus `tagged`, not `{status}`"),
+            ));
+        }
+        (Some("untagged"), None) => TagSelector::Untagged,
+        (Some("any"), None) => TagSelector::Any,
+        (Some(other), _) => {
             return Err(invalid(
                 field("tagStatus"),
                 format!("unknown tagStatus `{other}`; expected `tagged`, `untagged` or `any`"),
@@ -381,15 +400,32 @@ fn parse_tags(
 }
 
 /// `countType`, with `countUnit` and `countNumber` as it requires:
-/// `days` for every `since*` type, no unit for `imageCountMoreThan`.
+/// `days` for every `since*` type, no unit for `imageCountMoreThan`, and
+/// neither without a count type (a `keep` rule that keeps every image it
+/// selects).
 fn parse_count(
     field: &dyn Fn(&str) -> String,
     count_type: Option<&str>,
     count_unit: Option<&str>,
     count_number: Option<u64>,
+    action: RuleAction,
 ) -> Result<Count, PolicyError> {
     let Some(count_type) = count_type else {
-        return Err(invalid(field("countType"), "is required"));
+        if action != RuleAction::Keep {
+            return Err(invalid(field("countType"), "is required"));
+        }
+        for (name, given) in [
+            ("countUnit", count_unit.is_some()),
+            ("countNumber", count_number.is_some()),
+        ] {
+            if given {
+                return Err(invalid(
+                    field(name),
+                    "needs a `countType`; a `keep` rule without one keeps every image it selects",
+                ));
+            }
+        }
+        return Ok(Count::Every);
     };
     let days = |make: fn(u64) -> Count| -> Result<Count, PolicyError> {
         match count_unit {
@@ -428,64 +464,4 @@ fn parse_count(
 
 fn required_number(field: &dyn Fn(&str) -> String, value: Option<u64>) -> Result<u64, PolicyError> {
     value.ok_or_else(|| invalid(field("countNumber"), "is required"))
-}
-
-/// The checks that span rules, each within one storage class (the rules of
-/// one class never select the images of the other, as the user guide's
-/// archive-then-expire example shows): unique priorities, one `untagged`
-/// rule, and an `any` rule last.
-pub(super) fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError> {
-    for class in [StorageClass::Standard, StorageClass::Archive] {
-        let of_class: Vec<&(usize, Rule)> = rules
-            .iter()
-            .filter(|(_, rule)| rule.storage_class == class)
-            .collect();
-        check_class(&of_class, class)?;
-    }
-    Ok(())
-}
-
-fn check_class(rules: &[&(usize, Rule)], class: StorageClass) -> Result<(), PolicyError> {
-    let at = |index: usize, rule: &Rule| format!("rules[{index}] (rulePriority {})", rule.priority);
-    let among = match class {
-        StorageClass::Standard => "",
-        StorageClass::Archive => " among the rules for storageClass `archive`",
-    };
-    for (i, (index, rule)) in rules.iter().map(|r| (&r.0, &r.1)).enumerate() {
-        if let Some((other, _)) = rules[..i].iter().find(|(_, r)| r.priority == rule.priority) {
-            return Err(invalid(
-                format!("{}: rulePriority", at(*index, rule)),
-                format!(
-                    "duplicates the rulePriority of rules[{other}]; priorities must be unique{among}"
-                ),
-            ));
-        }
-        if rule.tags == TagSelector::Untagged
-            && let Some((other, _)) = rules[..i]
-                .iter()
-                .find(|(_, r)| r.tags == TagSelector::Untagged)
-        {
-            return Err(invalid(
-                format!("{}: selection.tagStatus", at(*index, rule)),
-                format!("rules[{other}] already selects untagged images; only one rule may{among}"),
-            ));
-        }
-    }
-    let highest = rules.iter().map(|(_, r)| r.priority).max().unwrap_or(0);
-    if let Some((index, rule)) = rules
-        .iter()
-        .find(|(_, r)| r.tags == TagSelector::Any && r.priority != highest)
-    {
-        let scope = match class {
-            StorageClass::Standard => "in the policy",
-            StorageClass::Archive => "of the rules for storageClass `archive`",
-        };
-        return Err(invalid(
-            format!("{}: selection.tagStatus", at(*index, rule)),
-            format!(
-                "a rule with tagStatus `any` must have the highest rulePriority {scope}, and {highest} is higher"
-            ),
-        ));
-    }
-    Ok(())
 }

@@ -4,6 +4,10 @@
 //!
 //!     cargo bench --bench planner -- 1000000
 //!
+//! With the argument `extensions`, the policy uses ecr-gc's extensions
+//! instead: a keep rule with regexes, semver order and groups per minor
+//! version, and groups per feature branch by a regex capture.
+//!
 //! `scripts/bench-planner.sh` runs every size and prints a table.
 
 use std::time::Instant;
@@ -16,6 +20,15 @@ use ecr_gc::policy::Policy;
 const POLICY: &str = r#"{"rules":[
   {"rulePriority":1,"description":"keep 20 releases","selection":{"tagStatus":"tagged","tagPatternList":["v*.*.*"],"countType":"imageCountMoreThan","countNumber":20},"action":{"type":"expire"}},
   {"rulePriority":2,"description":"feature branches for 14 days","selection":{"tagStatus":"tagged","tagPrefixList":["feature-"],"countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}},
+  {"rulePriority":3,"description":"keep 10 untagged","selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}},
+  {"rulePriority":4,"description":"anything else for 90 days","selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":90},"action":{"type":"expire"}}
+]}"#;
+
+/// The same registry under the extensions: keep the 3 highest patches of
+/// every minor release, the 5 newest builds of every feature branch.
+const EXTENSIONS: &str = r#"{"rules":[
+  {"rulePriority":1,"description":"3 patches per minor","selection":{"tagStatus":"tagged","tagRegexList":["v[0-9]+\\.[0-9]+\\.[0-9]+"],"orderBy":"semver","groupBy":{"semver":"minor"},"countType":"imageCountMoreThan","countNumber":3},"action":{"type":"keep"}},
+  {"rulePriority":2,"description":"5 per feature branch","selection":{"tagStatus":"tagged","tagRegexList":["feature-[0-9]+"],"groupBy":{"tagRegex":"(?P<group>feature-[0-9]+)"},"countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}},
   {"rulePriority":3,"description":"keep 10 untagged","selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":10},"action":{"type":"expire"}},
   {"rulePriority":4,"description":"anything else for 90 days","selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":90},"action":{"type":"expire"}}
 ]}"#;
@@ -79,7 +92,8 @@ fn main() {
     } else {
         sizes
     };
-    let policy = match Policy::parse(POLICY) {
+    let extensions = std::env::args().any(|a| a == "extensions");
+    let policy = match Policy::parse(if extensions { EXTENSIONS } else { POLICY }) {
         Ok(policy) => policy,
         Err(error) => panic!("the benchmark policy is invalid: {error}"),
     };
@@ -104,7 +118,8 @@ fn main() {
         }
         let peak = status_mib("VmHWM:");
         println!(
-            "planner images={n} best_ms={:.1} deleted={deleted} input_rss_mib={input_rss:.0} peak_rss_mib={peak:.0} planner_mib={:.0}",
+            "planner policy={} images={n} best_ms={:.1} deleted={deleted} input_rss_mib={input_rss:.0} peak_rss_mib={peak:.0} planner_mib={:.0}",
+            if extensions { "extensions" } else { "ecr" },
             best * 1000.0,
             peak - input_rss
         );

@@ -295,7 +295,7 @@ fn verb(rule: &Rule) -> &'static str {
 }
 
 /// After an unmet keep rule's sentence: why the image is kept anyway.
-const NOT_CLAIMED: &str =
+pub const NOT_CLAIMED: &str =
     ", so that rule does not claim it, and no lower rule expires or archives it";
 
 impl fmt::Display for Verdict<'_> {

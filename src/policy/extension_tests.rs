@@ -290,3 +290,35 @@ fn ranking_fields_are_read() {
     // A keep rule alone does not make the listing read the archive.
     assert!(!keep_all.selects_archived());
 }
+
+/// Every policy and rule the README shows loads as written, so the
+/// reference cannot drift from the parser.
+#[test]
+fn the_readmes_examples_load() {
+    let readme = include_str!("../../README.md");
+    let mut loaded = 0;
+    for block in readme.split("```json\n").skip(1) {
+        let Some((text, _)) = block.split_once("\n```") else {
+            continue;
+        };
+        let value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(error) if text.contains("rulePriority") => {
+                panic!("README example is not JSON: {error}\n{text}")
+            }
+            Err(_) => continue,
+        };
+        let document = if value.get("rules").is_some() {
+            value
+        } else if value.get("rulePriority").is_some() {
+            serde_json::json!({ "rules": [value] })
+        } else {
+            continue;
+        };
+        if let Err(error) = Policy::from_value(document) {
+            panic!("README example refused: {error}\n{text}");
+        }
+        loaded += 1;
+    }
+    assert!(loaded >= 7, "only {loaded} examples found");
+}

@@ -9,37 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ACCOUNT_SOURCES, Moto, Proxy, cli, create_repository, emulator_put, free_port, push, push_index,
+    Moto, Proxy, ago, cli, create_repository, external_list_only, free_port, publish_in_use, push,
+    push_index, seed,
 };
-
-const DAY: f64 = 86_400.0;
-
-/// Sets an image's archive state in the emulator (epoch-second times, as
-/// `ago` days before now).
-fn seed(endpoint: &str, repository: &str, digest: &str, fields: Value) {
-    let mut doc = fields;
-    doc["repositoryName"] = json!(repository);
-    doc["imageDigest"] = json!(digest);
-    emulator_put(endpoint, "/__emulator/ecr/images", &doc);
-}
-
-fn ago(days: f64) -> f64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    now - days * DAY
-}
 
 /// Archive what nobody pulled for 30 days; delete what has been archived
 /// for 90. The account's own in-use sources are off but for the external
 /// list, which names `used`.
 fn policy() -> Value {
-    let mut sources: serde_json::Map<String, Value> = ACCOUNT_SOURCES
-        .iter()
-        .map(|s| (s.to_string(), json!({"enabled": false})))
-        .collect();
-    sources.insert("external".into(), json!({"ssmParameter": "/ecr-gc/in-use"}));
+    let sources = external_list_only();
     json!({
         "rules": [
             {"rulePriority": 1, "description": "archive what nobody pulls",
@@ -135,24 +113,11 @@ async fn shelf(moto: &Moto) -> BTreeMap<&'static str, String> {
         state["imagePushedAt"] = json!(ago(200.0));
         seed(&moto.endpoint, "shelf", &digests[name], state);
     }
-    let ssm = aws_sdk_ssm::Client::from_conf(
-        aws_sdk_ssm::Config::builder()
-            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
-            .endpoint_url(&moto.endpoint)
-            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build(),
+    let used = format!(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shelf@{}",
+        digests["used"]
     );
-    let list = json!({"images": [format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/shelf@{}", digests["used"])]});
-    ssm.put_parameter()
-        .name("/ecr-gc/in-use")
-        .value(list.to_string())
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .send()
-        .await
-        .unwrap();
+    publish_in_use(&moto.endpoint, &[used]).await;
     digests
 }
 

@@ -3,28 +3,10 @@
 //! `events/`.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{Moto, RuntimeLoop, create_repository, digests, push};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn ecr_gc(args: &[&str], env: &[(&str, String)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(ROOT)
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{Moto, ROOT, RuntimeLoop, create_repository, digests, ecr_gc, push, text};
 
 /// `plan --output json` over the sample listing: (imageTags, rulePriority)
 /// of each deletion.

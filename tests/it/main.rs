@@ -13,6 +13,8 @@
 //! * `archive_properties`: random repositories and policies over both
 //!   storage classes through the engine; no archive or delete may break a
 //!   protection.
+//! * `extensions`: keep rules, expiring by last pull, regexes, semver
+//!   order and groups in one policy, through the CLI and the Lambda.
 //! * `every_kind`: one workload of each kind on one repository; each keeps
 //!   its image, and any one unreadable source deletes nothing.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
@@ -35,6 +37,7 @@ mod binary;
 mod codebuild;
 mod eks;
 mod every_kind;
+mod extensions;
 mod failure_paths;
 mod faults;
 mod in_use;

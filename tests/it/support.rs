@@ -268,7 +268,23 @@ pub struct RuntimeLoop {
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `ecr-gc ARGS` from the repository's root (so `examples/` resolves),
+/// never as a Lambda function, with `env` besides.
+pub fn ecr_gc(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(ROOT)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
 
 impl RuntimeLoop {
     /// Starts the loop with `env` (the endpoint, the policy, ...) added to
@@ -495,6 +511,20 @@ pub const ACCOUNT_SOURCES: [&str; 10] = [
     "eks",
 ];
 
+/// `settings.inUse` with every account source off and the external list
+/// in the SSM parameter `/ecr-gc/in-use` on (see [`publish_in_use`]).
+pub fn external_list_only() -> serde_json::Map<String, serde_json::Value> {
+    let mut sources: serde_json::Map<String, serde_json::Value> = ACCOUNT_SOURCES
+        .iter()
+        .map(|s| (s.to_string(), serde_json::json!({"enabled": false})))
+        .collect();
+    sources.insert(
+        "external".into(),
+        serde_json::json!({"ssmParameter": "/ecr-gc/in-use"}),
+    );
+    sources
+}
+
 /// A policy that keeps only the newest image by count, with no grace
 /// period, and reads only the account sources in `on` (every other one
 /// is switched off), so that only they can keep another image.
@@ -576,6 +606,47 @@ pub fn emulator_put(endpoint: &str, path: &str, body: &serde_json::Value) {
     stream.read_to_string(&mut response).unwrap();
     let status = response.split_whitespace().nth(1);
     assert_eq!(status, Some("200"), "{response}");
+}
+
+/// Sets an image's fields in the emulator beyond what a push gives it
+/// (`imagePushedAt`, `lastRecordedPullTime`, `imageStatus`, ...; times in
+/// epoch seconds, see [`ago`]).
+pub fn seed(endpoint: &str, repository: &str, digest: &str, fields: serde_json::Value) {
+    let mut doc = fields;
+    doc["repositoryName"] = serde_json::json!(repository);
+    doc["imageDigest"] = serde_json::json!(digest);
+    emulator_put(endpoint, "/__emulator/ecr/images", &doc);
+}
+
+/// `days` before now, in epoch seconds.
+pub fn ago(days: f64) -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    now - days * 86_400.0
+}
+
+/// Publishes `images` (image references) as the external in-use list in
+/// the SSM parameter `/ecr-gc/in-use` of the default test account.
+pub async fn publish_in_use(endpoint: &str, images: &[String]) {
+    let ssm = aws_sdk_ssm::Client::from_conf(
+        aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_ssm::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build(),
+    );
+    ssm.put_parameter()
+        .name("/ecr-gc/in-use")
+        .value(serde_json::json!({ "images": images }).to_string())
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Runs `python3` with `args` (a seeding script), which must succeed.

@@ -1,0 +1,226 @@
+//! The CLI: `plan`, `validate` and `explain` (offline) and `run` (live),
+//! over the same engine as the Lambda function. One module per command.
+//!
+//! Exit status: 0 on success; 1 when a repository could not be collected or
+//! an image was not deleted; 2 on invalid input, with the message on stderr.
+
+mod explain;
+mod live;
+mod offline;
+mod validate;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::policy::Policy;
+use explain::explain_command;
+use live::run_command;
+use offline::plan_command;
+use validate::validate_command;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecr-gc",
+    version,
+    about = "Garbage-collect Amazon ECR images with ECR lifecycle-policy rules"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plan offline: which images of a `describe-images` listing the policy expires.
+    Plan {
+        #[command(flatten)]
+        listing: Listing,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Collect live repositories through the standard AWS credential chain. A dry run unless --apply.
+    Run {
+        #[arg(long)]
+        policy: String,
+        /// Collect this repository (repeatable). Without it, the policy's settings select repositories.
+        #[arg(long = "repository", value_name = "NAME")]
+        repositories: Vec<String>,
+        /// Delete what the plan expires. Without it, nothing is deleted.
+        #[arg(long)]
+        apply: bool,
+        /// The registry (AWS account id) to collect, when it is not the caller's own.
+        #[arg(long, value_name = "ACCOUNT_ID", conflicts_with = "targets")]
+        registry_id: Option<String>,
+        /// A targets document (regions, and accounts with roles to assume), as in ECR_GC_TARGETS.
+        #[arg(long, value_name = "FILE")]
+        targets: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Check a policy document: whether it loads, and what each rule does. Exit 1 if it does not load.
+    Validate {
+        #[arg(long)]
+        policy: String,
+        /// Also say, rule by rule, whether ECR's own lifecycle policies accept it; exit 1 if not.
+        #[arg(long)]
+        native: bool,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Explain one image of a `describe-images` listing: the rule that decides it, what it counted, what every rule says, and the protections.
+    Explain {
+        #[command(flatten)]
+        listing: Listing,
+        /// The image: a tag, a digest, or the start of a digest.
+        image: String,
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+/// What an offline command reads: a policy, a listing, and a time.
+#[derive(Debug, clap::Args)]
+pub struct Listing {
+    /// The policy document (ECR lifecycle-policy JSON, plus optional settings).
+    #[arg(long)]
+    policy: String,
+    /// The output of `aws ecr describe-images` (CLI v1 or v2).
+    #[arg(long)]
+    images: String,
+    /// Evaluate as of this time (RFC 3339); defaults to now.
+    #[arg(long)]
+    now: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// Runs the CLI with `args` (the first is the program name) and returns
+/// the exit status.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Plan { listing, output } => plan_command(&listing, output),
+        Command::Run {
+            policy,
+            repositories,
+            apply,
+            registry_id,
+            targets,
+            output,
+        } => run_command(&policy, repositories, apply, registry_id, targets, output),
+        Command::Validate {
+            policy,
+            native,
+            output,
+        } => validate_command(&policy, native, output),
+        Command::Explain {
+            listing,
+            image,
+            output,
+        } => explain_command(&listing, &image, output),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("ecr-gc: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `value` as pretty JSON on stdout, or as people read it.
+fn emit<T: serde::Serialize>(
+    output: Output,
+    value: &T,
+    table: impl FnOnce(&mut std::io::StdoutLock<'static>, &T),
+) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut stdout, value).map_err(|e| e.to_string())?;
+            let _ = writeln!(stdout);
+        }
+        Output::Table => table(&mut stdout, value),
+    }
+    Ok(())
+}
+
+fn read(path: &str, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {path}: {e}"))
+}
+
+fn load_policy(path: &str) -> Result<Policy, String> {
+    Policy::parse(&read(path, "policy file")?).map_err(|e| format!("{path}: invalid policy: {e}"))
+}
+
+fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algo, hex)) if hex.len() > 12 => format!("{algo}:{}", &hex[..12]),
+        _ => digest.to_owned(),
+    }
+}
+
+fn tags(tags: &[String]) -> String {
+    if tags.is_empty() {
+        "<untagged>".into()
+    } else {
+        tags.join(",")
+    }
+}
+
+/// Prints aligned columns, then an optional free-text last column (its
+/// header, and a cell per row).
+fn print_table<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+    last: Option<(&str, &[String])>,
+) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>, extra: &str| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            text.push_str(&format!("{cell:<w$}  "));
+        }
+        text.push_str(extra);
+        text.trim_end().to_owned()
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        line(header.to_vec(), last.map_or("", |(name, _)| name))
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let extra = last
+            .and_then(|(_, cells)| cells.get(i))
+            .map(String::as_str)
+            .unwrap_or("");
+        let _ = writeln!(
+            out,
+            "{}",
+            line(row.iter().map(String::as_str).collect(), extra)
+        );
+    }
+}

@@ -93,6 +93,9 @@ pub struct Listing {
     /// Evaluate as of this time (RFC 3339); defaults to now.
     #[arg(long)]
     now: Option<String>,
+    /// Plan under this repository's rules: the first of `settings.overrides` that selects it, else the document's.
+    #[arg(long, value_name = "NAME")]
+    repository: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

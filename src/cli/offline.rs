@@ -60,9 +60,14 @@ struct PlanSummary {
 }
 
 impl Listing {
-    /// The policy, the listing and the time, each checked.
+    /// The policy (the rules of `--repository`, if given), the listing and
+    /// the time, each checked.
     pub(super) fn load(&self) -> Result<(Policy, Vec<Image>, DateTime<Utc>), String> {
         let policy = load_policy(&self.policy)?;
+        let policy = match &self.repository {
+            Some(name) => policy.for_repository(name).0.into_owned(),
+            None => policy,
+        };
         let images = parse_images(&read(&self.images, "images file")?)
             .map_err(|e| format!("{}: {e}", self.images))?;
         let now = match &self.now {

@@ -34,6 +34,8 @@ struct Validation<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RuleCheck {
+    /// `rules`, or `settings.overrides[i].rules`.
+    set: String,
     rule_priority: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
@@ -68,7 +70,17 @@ pub(super) fn validate_command(
             error: None,
             native: Some(policy.is_native()),
             settings: Some(has_settings),
-            rules: policy.rules.iter().map(check_rule).collect(),
+            rules: policy
+                .rule_sets()
+                .enumerate()
+                .flat_map(|(i, rules)| {
+                    let set = match i {
+                        0 => "rules".to_owned(),
+                        i => format!("settings.overrides[{}].rules", i - 1),
+                    };
+                    rules.iter().map(move |rule| check_rule(&set, rule))
+                })
+                .collect(),
         },
     };
     emit(output, &validation, |out, v| {
@@ -82,8 +94,9 @@ pub(super) fn validate_command(
     })
 }
 
-fn check_rule(rule: &Rule) -> RuleCheck {
+fn check_rule(set: &str, rule: &Rule) -> RuleCheck {
     RuleCheck {
+        set: set.to_owned(),
         rule_priority: rule.priority,
         description: rule.description.clone(),
         summary: summary(rule),
@@ -143,7 +156,16 @@ fn print_validation(out: &mut impl Write, validation: &Validation<'_>, native: b
         .iter()
         .map(|r| {
             let ecr = if r.native { "yes" } else { "no" };
-            [r.rule_priority.to_string(), ecr.to_owned()]
+            let rule = match r.set.as_str() {
+                "rules" => r.rule_priority.to_string(),
+                set => format!(
+                    "{} {}",
+                    set.trim_start_matches("settings.")
+                        .trim_end_matches(".rules"),
+                    r.rule_priority
+                ),
+            };
+            [rule, ecr.to_owned()]
         })
         .collect();
     let sentences: Vec<String> = validation

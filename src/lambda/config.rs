@@ -55,7 +55,7 @@ pub enum ConfigError {
     #[error("ECR_GC_ARCHIVE={value}: expected `true` or `false`")]
     Archive { value: String },
     #[error(
-        "the policy archives images (a rule with action `transition`), but ECR_GC_ARCHIVE=false says the function may not call ecr:UpdateImageStorageClass; deploy with the template's EnableArchiving=true (and the target roles' too), or drop the transition rules"
+        "the policy archives images (a rule with action `transition`, in `rules` or an override), but ECR_GC_ARCHIVE=false says the function may not call ecr:UpdateImageStorageClass; deploy with the template's EnableArchiving=true (and the target roles' too), or drop the transition rules"
     )]
     ArchiveNotGranted,
     #[error(transparent)]
@@ -273,6 +273,13 @@ mod tests {
         assert!(
             error(&[("ECR_GC_POLICY", policy), ("ECR_GC_ARCHIVE", "yes")])
                 .contains("ECR_GC_ARCHIVE=yes")
+        );
+        // An override that archives needs it as much.
+        let overridden = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}],
+            "settings":{"overrides":[{"repositories":["ml/*"],"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"transition","targetStorageClass":"archive"}}]}]}}"#;
+        assert!(
+            error(&[("ECR_GC_POLICY", overridden), ("ECR_GC_ARCHIVE", "false")])
+                .contains("EnableArchiving=true")
         );
     }
 

@@ -44,7 +44,7 @@ use chrono::{DateTime, Utc};
 pub use reason::{Action, Age, NOT_CLAIMED, Protection, Reason, Relation, Verdict};
 
 use crate::model::{Image, ImageStatus};
-use crate::policy::Policy;
+use crate::policy::{Policy, RuleAction};
 use units::{Children, Place, places};
 
 /// The decision for one image, with the rule that made it and why.
@@ -139,7 +139,11 @@ pub fn plan_with<'a>(
     let mut order: Vec<usize> = (0..images.len()).collect();
     order.sort_unstable_by(|&a, &b| newest_first(&images[a], &images[b]));
     // Only a transition needs an index's children by digest.
-    let position: HashMap<&str, usize> = if policy.transitions() && !facts.children.is_empty() {
+    let transitions = policy
+        .rules
+        .iter()
+        .any(|r| r.action == RuleAction::Transition);
+    let position: HashMap<&str, usize> = if transitions && !facts.children.is_empty() {
         images
             .iter()
             .enumerate()

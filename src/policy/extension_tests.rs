@@ -322,3 +322,142 @@ fn the_readmes_examples_load() {
     }
     assert!(loaded >= 7, "only {loaded} examples found");
 }
+
+/// `settings.overrides` and `settings.policySource`: what loads, what is
+/// refused (naming the override and its rule), and which rules a
+/// repository takes.
+#[test]
+fn overrides_choose_rules_per_repository() {
+    let rule = |p: u32, n: u32| {
+        format!(
+            r#"{{"rulePriority":{p},"selection":{{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":{n}}},"action":{{"type":"expire"}}}}"#
+        )
+    };
+    let doc = |settings: &str| format!(r#"{{"rules":[{}],"settings":{settings}}}"#, rule(1, 10));
+    let policy = Policy::parse(&doc(&format!(
+        r#"{{"overrides":[{{"repositories":["team-a/*"],"rules":[{}]}},{{"repositories":["team-*","x"],"rules":[{}]}}]}}"#,
+        rule(1, 1),
+        rule(1, 2)
+    )))
+    .unwrap();
+    let keep = |name: &str| match policy.rules_for(name) {
+        ([rule], from) => (rule.count, from),
+        other => panic!("{other:?}"),
+    };
+    use super::overrides::RulesFrom;
+    assert_eq!(
+        keep("team-a/web"),
+        (Count::ImagesMoreThan(1), RulesFrom::Override(0))
+    );
+    assert_eq!(
+        keep("team-b/web"),
+        (Count::ImagesMoreThan(2), RulesFrom::Override(1))
+    );
+    assert_eq!(
+        keep("x"),
+        (Count::ImagesMoreThan(2), RulesFrom::Override(1))
+    );
+    assert_eq!(
+        keep("other"),
+        (Count::ImagesMoreThan(10), RulesFrom::Document)
+    );
+    assert_eq!(policy.for_repository("other").1, RulesFrom::Document);
+    assert!(matches!(
+        policy.for_repository("other").0,
+        std::borrow::Cow::Borrowed(_)
+    ));
+    assert!(policy.is_native());
+    let archive = r#"{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"transition","targetStorageClass":"archive"}}"#;
+    let archiving = Policy::parse(&doc(&format!(
+        r#"{{"overrides":[{{"repositories":["a"],"rules":[{archive}]}}]}}"#
+    )))
+    .unwrap();
+    assert!(
+        archiving.transitions(),
+        "an override that archives needs the grant"
+    );
+    let source = Policy::parse(&doc(r#"{"policySource":"repository"}"#)).unwrap();
+    assert_eq!(
+        source.settings.policy_source,
+        super::overrides::PolicySource::Repository
+    );
+
+    let refused: Vec<(String, Vec<&str>)> = vec![
+        (
+            doc(r#"{"overrides":{}}"#),
+            vec!["settings.overrides", "must be an array"],
+        ),
+        (
+            doc(&format!(
+                r#"{{"overrides":[{{"rules":[{}]}}]}}"#,
+                rule(1, 1)
+            )),
+            vec!["settings.overrides[0]", "`repositories` is required"],
+        ),
+        (
+            doc(r#"{"overrides":[{"repositories":["a"],"rules":[]}]}"#),
+            vec!["settings.overrides[0].rules", "non-empty"],
+        ),
+        (
+            doc(&format!(
+                r#"{{"overrides":[{{"repositories":["a"],"rules":[{}],"settings":{{}}}}]}}"#,
+                rule(1, 1)
+            )),
+            vec!["settings.overrides[0]", "unknown field `settings`"],
+        ),
+        (
+            doc(&format!(
+                r#"{{"overrides":[{{"repositories":["a"],"rules":[{}]}},{{"repositories":["b"],"rules":[{},{}]}}]}}"#,
+                rule(1, 1),
+                rule(1, 1),
+                r#"{"rulePriority":2,"selection":{"tagStatus":"any","countType":"imageCountMoreThan"},"action":{"type":"expire"}}"#
+            )),
+            vec![
+                "settings.overrides[1].rules[1] (rulePriority 2): selection.countNumber",
+                "required",
+            ],
+        ),
+        (
+            doc(&format!(
+                r#"{{"overrides":[{{"repositories":["a"],"rules":[{},{}]}}]}}"#,
+                rule(3, 1),
+                rule(3, 2)
+            )),
+            vec![
+                "settings.overrides[0].rules[1] (rulePriority 3): rulePriority",
+                "settings.overrides[0].rules[0]",
+            ],
+        ),
+        (
+            doc(r#"{"policySource":"ecr"}"#),
+            vec![
+                "settings.policySource",
+                "`ecr`",
+                "`document` or `repository`",
+            ],
+        ),
+    ];
+    for (document, parts) in refused {
+        check(&document, Err(&parts));
+    }
+}
+
+/// A repository's own lifecycle policy: `rules` only, checked like the
+/// document's.
+#[test]
+fn a_repositorys_own_policy_is_rules_only() {
+    let text = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}"#;
+    assert_eq!(Policy::repository_rules(text).unwrap().len(), 1);
+    for (text, part) in [
+        (r#"{"rules":[]}"#, "non-empty `rules`"),
+        (
+            r#"{"rules":[{"rulePriority":1}]}"#,
+            "`selection` is required",
+        ),
+        (r#"{"rules":[],"settings":{}}"#, "unknown field `settings`"),
+        ("not json", "not valid JSON"),
+    ] {
+        let error = Policy::repository_rules(text).unwrap_err().to_string();
+        assert!(error.contains(part), "{error:?} lacks {part:?}");
+    }
+}

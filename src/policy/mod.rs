@@ -14,6 +14,7 @@
 //! This module does no I/O.
 
 mod fields;
+pub mod overrides;
 pub mod pattern;
 pub mod rank;
 mod rule;
@@ -28,7 +29,7 @@ use thiserror::Error;
 use pattern::Pattern;
 use rank::{GroupBy, OrderBy};
 use rule::parse_rule;
-use rule_set::check_rule_set;
+use rule_set::{check_regex_budget, check_rule_set};
 use settings::Settings;
 use tag_regex::TagRegex;
 
@@ -197,16 +198,19 @@ impl Policy {
         })
     }
 
-    /// Whether the document uses no ecr-gc extension in its rules.
+    /// Whether the document uses no ecr-gc extension in its rules (the
+    /// overrides' included).
     pub fn is_native(&self) -> bool {
-        self.rules.iter().all(|rule| rule.extensions.is_empty())
+        self.rule_sets()
+            .flatten()
+            .all(|rule| rule.extensions.is_empty())
     }
 
-    /// Whether any rule archives images: only then does a deployment need
-    /// `ecr:UpdateImageStorageClass`.
+    /// Whether any rule archives images, the overrides' included: only then
+    /// does a deployment need `ecr:UpdateImageStorageClass`.
     pub fn transitions(&self) -> bool {
-        self.rules
-            .iter()
+        self.rule_sets()
+            .flatten()
             .any(|rule| rule.action == RuleAction::Transition)
     }
 }
@@ -326,16 +330,28 @@ impl Policy {
             }
             Some(_) => return Err(invalid("rules", "must be an array of rules")),
         };
-        let mut parsed = Vec::with_capacity(rules.len());
-        for (index, rule) in rules.into_iter().enumerate() {
-            parsed.push(parse_rule(index, rule)?);
-        }
-        check_rule_set(&parsed)?;
-        let mut rules: Vec<Rule> = parsed.into_iter().map(|(_, rule)| rule).collect();
-        rules.sort_by_key(|rule| rule.priority);
+        let rules = parse_rules("", rules)?;
         let settings = settings::parse(settings)?;
+        check_regex_budget(
+            rules
+                .iter()
+                .chain(settings.overrides.iter().flat_map(|o| o.rules.iter())),
+        )?;
         Ok(Policy { rules, settings })
     }
+}
+
+/// A rule set (the document's `rules`, or an override's at `base`): each
+/// rule, then the checks across them; sorted by priority.
+pub(crate) fn parse_rules(base: &str, rules: Vec<Value>) -> Result<Vec<Rule>, PolicyError> {
+    let mut parsed = Vec::with_capacity(rules.len());
+    for (index, rule) in rules.into_iter().enumerate() {
+        parsed.push(parse_rule(base, index, rule)?);
+    }
+    check_rule_set(base, &parsed)?;
+    let mut rules: Vec<Rule> = parsed.into_iter().map(|(_, rule)| rule).collect();
+    rules.sort_by_key(|rule| rule.priority);
+    Ok(rules)
 }
 
 /// The fields of `aws ecr get-lifecycle-policy`'s output besides

@@ -19,10 +19,15 @@ use super::{
 /// an image archived for fewer days ("Archiving an image", ECR user guide).
 pub const MIN_ARCHIVE_DAYS: u64 = 90;
 
-/// Parses `rules[index]`. Returns the rule's index alongside it for the
-/// cross-rule checks' messages.
-pub(super) fn parse_rule(index: usize, value: Value) -> Result<(usize, Rule), PolicyError> {
-    let mut rule = Fields::new(format!("rules[{index}]"), value, "a rule")?;
+/// Parses `rules[index]` of the rule set at `base` (`""` for the
+/// document's, `"settings.overrides[0]."` for an override's). Returns the
+/// rule's index alongside it for the cross-rule checks' messages.
+pub(super) fn parse_rule(
+    base: &str,
+    index: usize,
+    value: Value,
+) -> Result<(usize, Rule), PolicyError> {
+    let mut rule = Fields::new(format!("{base}rules[{index}]"), value, "a rule")?;
     let priority = match rule.take("rulePriority") {
         None => return Err(invalid(&rule.at, "`rulePriority` is required")),
         Some(Value::Number(n)) => match n.as_u64().and_then(|v| u32::try_from(v).ok()) {
@@ -44,7 +49,7 @@ pub(super) fn parse_rule(index: usize, value: Value) -> Result<(usize, Rule), Po
             ));
         }
     };
-    let at = format!("rules[{index}] (rulePriority {priority})");
+    let at = format!("{base}rules[{index}] (rulePriority {priority})");
     rule.at = at.clone();
     let description = rule.string("description")?;
     let Some(selection) = rule.take("selection") else {

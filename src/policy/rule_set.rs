@@ -11,7 +11,7 @@ use super::{Count, PolicyError, Rule, RuleAction, StorageClass, TagFilter, TagSe
 /// among both): unique priorities, one `untagged` rule that acts, and a
 /// rule that decides every image last. Then the budget of regular
 /// expressions.
-pub(super) fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError> {
+pub(super) fn check_rule_set(base: &str, rules: &[(usize, Rule)]) -> Result<(), PolicyError> {
     for class in [StorageClass::Standard, StorageClass::Archive] {
         let of_class: Vec<&(usize, Rule)> = rules
             .iter()
@@ -19,14 +19,21 @@ pub(super) fn check_rule_set(rules: &[(usize, Rule)]) -> Result<(), PolicyError>
                 rule.storage_class == class || rule.storage_class == StorageClass::Either
             })
             .collect();
-        check_class(&of_class, class)?;
+        check_class(base, &of_class, class)?;
     }
-    let regexes: usize = rules.iter().map(|(_, rule)| regex_count(rule)).sum();
+    Ok(())
+}
+
+/// The document's budget of regular expressions, over every rule set.
+pub(super) fn check_regex_budget<'r>(
+    rules: impl Iterator<Item = &'r Rule>,
+) -> Result<(), PolicyError> {
+    let regexes: usize = rules.map(regex_count).sum();
     if regexes > MAX_REGEXES {
         return Err(invalid(
             "rules",
             format!(
-                "the policy has {regexes} regular expressions (tagRegexList and groupBy.tagRegex together); at most {MAX_REGEXES} are allowed"
+                "the policy has {regexes} regular expressions (tagRegexList and groupBy.tagRegex together, overrides included); at most {MAX_REGEXES} are allowed"
             ),
         ));
     }
@@ -49,8 +56,14 @@ fn decides_everything(rule: &Rule) -> bool {
     rule.tags == TagSelector::Any && (rule.action != RuleAction::Keep || rule.count == Count::Every)
 }
 
-fn check_class(rules: &[&(usize, Rule)], class: StorageClass) -> Result<(), PolicyError> {
-    let at = |index: usize, rule: &Rule| format!("rules[{index}] (rulePriority {})", rule.priority);
+fn check_class(
+    base: &str,
+    rules: &[&(usize, Rule)],
+    class: StorageClass,
+) -> Result<(), PolicyError> {
+    let at = |index: usize, rule: &Rule| {
+        format!("{base}rules[{index}] (rulePriority {})", rule.priority)
+    };
     let among = match class {
         StorageClass::Archive => " among the rules for storageClass `archive`",
         _ => "",
@@ -60,7 +73,7 @@ fn check_class(rules: &[&(usize, Rule)], class: StorageClass) -> Result<(), Poli
             return Err(invalid(
                 format!("{}: rulePriority", at(*index, rule)),
                 format!(
-                    "duplicates the rulePriority of rules[{other}]; priorities must be unique{among}"
+                    "duplicates the rulePriority of {base}rules[{other}]; priorities must be unique{among}"
                 ),
             ));
         }
@@ -73,7 +86,7 @@ fn check_class(rules: &[&(usize, Rule)], class: StorageClass) -> Result<(), Poli
             return Err(invalid(
                 format!("{}: selection.tagStatus", at(*index, rule)),
                 format!(
-                    "rules[{other}] already expires or archives untagged images; only one rule may{among}"
+                    "{base}rules[{other}] already expires or archives untagged images; only one rule may{among}"
                 ),
             ));
         }

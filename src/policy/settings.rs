@@ -34,6 +34,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::overrides::{Override, PolicySource, parse_overrides, parse_policy_source};
 use super::pattern::Pattern;
 use super::{PolicyError, invalid};
 use crate::model::AccountId;
@@ -50,6 +51,10 @@ pub struct Settings {
     pub in_use: InUseSources,
     /// How many repositories are listed, or deleted from, at once.
     pub concurrency: usize,
+    /// `overrides`: other rules for some repositories.
+    pub overrides: Vec<Override>,
+    /// `policySource`: whether a repository's own lifecycle policy is used.
+    pub policy_source: PolicySource,
 }
 
 /// Repositories worked on at once, by default: enough to hide latency,
@@ -63,6 +68,8 @@ impl Default for Settings {
             safety: Safety::default(),
             in_use: InUseSources::default(),
             concurrency: DEFAULT_CONCURRENCY,
+            overrides: Vec::new(),
+            policy_source: PolicySource::Document,
         }
     }
 }
@@ -297,6 +304,8 @@ struct RawSettings {
     delete_orphan_referrers: Option<bool>,
     in_use: Option<RawInUse>,
     concurrency: Option<usize>,
+    overrides: Option<Value>,
+    policy_source: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -401,6 +410,10 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
         }
         settings.concurrency = concurrency;
     }
+    if let Some(overrides) = raw.overrides {
+        settings.overrides = parse_overrides(overrides)?;
+    }
+    settings.policy_source = parse_policy_source(raw.policy_source.as_deref())?;
     Ok(settings)
 }
 

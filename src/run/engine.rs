@@ -9,6 +9,7 @@
 //! Every outcome is reported and logged as it happens. A repository that
 //! cannot be collected is reported and skipped; the run goes on.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use crate::model::ImageStatus;
 use crate::model::RepositoryName;
 use crate::plan::{Facts, plan_with};
 use crate::policy::Policy;
+use crate::policy::overrides::{PolicySource, RulesFrom};
 use crate::policy::settings::Safety;
 pub use crate::run::apply::apply;
 use crate::run::report::{
@@ -267,6 +269,17 @@ pub async fn survey(
         repository_name: name.to_owned(),
         ..RepositoryReport::default()
     };
+    let (policy, from) = match policy_for(ecr, policy, name).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            out.error = Some(error);
+            return out;
+        }
+    };
+    if from != RulesFrom::Document {
+        out.rules_from = Some(from.to_string());
+    }
+    let policy = policy.as_ref();
     let images = match ecr.images_with(name, policy.selects_archived()).await {
         Ok(images) => images,
         Err(error) => {
@@ -319,6 +332,40 @@ pub async fn survey(
     out.bytes_planned = bytes(&out.planned);
     out.bytes_to_archive = bytes(&out.planned_transitions);
     out
+}
+
+/// The policy a repository is planned under, and where its rules come
+/// from: its own lifecycle policy (with `policySource: repository`, when it
+/// has one), else its override's rules, else the document's; the
+/// document's settings in every case. A lifecycle policy that cannot be
+/// read, or does not load, is an error: nothing is deleted in the
+/// repository.
+async fn policy_for<'p>(
+    ecr: &Ecr,
+    policy: &'p Policy,
+    name: &str,
+) -> Result<(Cow<'p, Policy>, RulesFrom), RepositoryError> {
+    if policy.settings.policy_source == PolicySource::Repository {
+        let text = ecr
+            .lifecycle_policy(name)
+            .await
+            .map_err(|error| RepositoryError {
+                error_code: error.code().to_owned(),
+                error_message: format!(
+                    "could not read its lifecycle policy (settings.policySource is `repository`), so nothing is deleted in it: {error}"
+                ),
+            })?;
+        if let Some(text) = text {
+            let rules = Policy::repository_rules(&text).map_err(|error| RepositoryError {
+                error_code: "InvalidLifecyclePolicy".to_owned(),
+                error_message: format!(
+                    "its lifecycle policy does not load, so nothing is deleted in it: {error}"
+                ),
+            })?;
+            return Ok((Cow::Owned(policy.with_rules(rules)), RulesFrom::Repository));
+        }
+    }
+    Ok(policy.for_repository(name))
 }
 
 /// Whether a safety limit stops every deletion and transition in this

@@ -69,6 +69,10 @@ pub struct RepositoryReport {
     /// `RepositoryNotFoundException`); nothing was deleted in it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RepositoryError>,
+    /// Where its rules came from, when not the document's own `rules`: an
+    /// override (`settings.overrides[1]`), or its own lifecycle policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_from: Option<String>,
     pub images_scanned: u64,
     /// Of those, the `ACTIVE` ones (the others are archived or being
     /// restored, listed only when a rule selects the archive).
@@ -583,6 +587,9 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
     });
     if let (Some(held), Value::Object(map)) = (&r.held, &mut fields) {
         map.insert("heldBecause".into(), Value::String(held.clone()));
+    }
+    if let (Some(from), Value::Object(map)) = (&r.rules_from, &mut fields) {
+        map.insert("rulesFrom".into(), Value::String(from.clone()));
     }
     if let (Some(unfinished), Value::Object(map)) = (&r.unfinished, &mut fields) {
         map.insert(

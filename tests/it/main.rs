@@ -15,6 +15,9 @@
 //!   protection.
 //! * `extensions`: keep rules, expiring by last pull, regexes, semver
 //!   order and groups in one policy, through the CLI and the Lambda.
+//! * `per_repository`: `settings.overrides` and `policySource:
+//!   repository` through the CLI and the Lambda; unreadable and invalid
+//!   repository policies delete nothing there.
 //! * `every_kind`: one workload of each kind on one repository; each keeps
 //!   its image, and any one unreadable source deletes nothing.
 //! * `mocks`: what the emulator cannot do (pagination, per-image failures),
@@ -44,6 +47,7 @@ mod in_use;
 mod mocks;
 mod moto;
 mod organisation;
+mod per_repository;
 pub mod properties;
 mod sagemaker;
 mod schedules;

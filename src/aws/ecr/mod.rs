@@ -14,6 +14,7 @@
 //! [`EcrError`]. Deleting, with its retries, is the `delete` module's.
 
 mod delete;
+mod lifecycle;
 mod transition;
 
 pub use delete::{DeleteOutcome, ImageRetry, TRANSIENT_FAILURES};
@@ -171,6 +172,7 @@ struct Calls {
     batch_get_image: AtomicU64,
     batch_delete_image: AtomicU64,
     update_image_storage_class: AtomicU64,
+    get_lifecycle_policy: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -217,6 +219,7 @@ impl Ecr {
             batch_get_image: get(&self.calls.batch_get_image),
             batch_delete_image: get(&self.calls.batch_delete_image),
             update_image_storage_class: get(&self.calls.update_image_storage_class),
+            get_lifecycle_policy: get(&self.calls.get_lifecycle_policy),
         }
     }
 
@@ -500,6 +503,9 @@ pub struct ApiCallCounts {
     pub batch_delete_image: u64,
     /// One per image archived (or tried).
     pub update_image_storage_class: u64,
+    /// One per repository, with `settings.policySource: repository`.
+    #[serde(default)]
+    pub get_lifecycle_policy: u64,
 }
 
 impl ApiCallCounts {
@@ -510,6 +516,7 @@ impl ApiCallCounts {
             + self.batch_get_image
             + self.batch_delete_image
             + self.update_image_storage_class
+            + self.get_lifecycle_policy
     }
 }
 
@@ -521,5 +528,6 @@ impl std::ops::AddAssign<&ApiCallCounts> for ApiCallCounts {
         self.batch_get_image += o.batch_get_image;
         self.batch_delete_image += o.batch_delete_image;
         self.update_image_storage_class += o.update_image_storage_class;
+        self.get_lifecycle_policy += o.get_lifecycle_policy;
     }
 }

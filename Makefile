@@ -44,7 +44,7 @@ MUTANTS := CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_TEST_DEBUG=0 cargo mutants
 mutants:
 	@command -v cargo-mutants >/dev/null || cargo install cargo-mutants --version 27.1.0 --locked
 	mkdir -p mutants.out
-	$(MUTANTS) -f src/plan/mod.rs -f src/plan/units.rs -f src/policy/mod.rs -f src/policy/rule.rs -f src/policy/pattern.rs -o mutants.out/core -- --lib
+	$(MUTANTS) -f src/plan/mod.rs -f src/plan/rules.rs -f src/plan/units.rs -f src/policy/mod.rs -f src/policy/rule.rs -f src/policy/rule_set.rs -f src/policy/rank.rs -f src/policy/version.rs -f src/policy/overrides.rs -f src/policy/pattern.rs -o mutants.out/core -- --lib
 	$(MUTANTS) -f src/run/engine.rs -o mutants.out/engine -- --lib --test it -- engine:: mocks:: properties:: failure_paths::index_reads failure_paths::engine_rules
 
 # Known vulnerabilities in the dependency tree (RustSec advisories). It

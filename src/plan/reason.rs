@@ -329,10 +329,6 @@ impl fmt::Display for Verdict<'_> {
                 )?;
                 ranking(f, rule, image)?;
                 write!(f, ", {verdict} the count")?;
-                if rule.action == RuleAction::Keep && !self.met() {
-                    f.write_str(NOT_CLAIMED)?;
-                }
-                Ok(())
             }
             Verdict::Every { rule } => {
                 let class = match rule.storage_class {
@@ -343,55 +339,64 @@ impl fmt::Display for Verdict<'_> {
                     f,
                     "rule {} keeps every one of {}{class}",
                     rule.priority, rule.tags
-                )
-            }
-            Verdict::Age { rule, age, days } => {
-                let (measured, what) = match rule.count {
-                    Count::PulledMoreThanDaysAgo(_) => ("last pulled", "lastRecordedPullTime"),
-                    Count::TransitionedMoreThanDaysAgo(_) => ("archived", "lastArchivedAt"),
-                    _ => ("pushed", "imagePushedAt"),
-                };
-                let limit = match rule.action {
-                    RuleAction::Keep => "at most",
-                    _ => "more than",
-                };
-                write!(
-                    f,
-                    "rule {} {} {} {measured} {limit} {days} days ago; ",
-                    rule.priority,
-                    verb(rule),
-                    rule.tags
                 )?;
-                let Some(millis) = age.millis else {
-                    return write!(f, "ECR gave no {what} for this one, so it is kept");
-                };
-                let age_days = millis as f64 / MILLIS_PER_DAY as f64;
-                let verdict = if self.beyond() {
-                    "older than"
-                } else {
-                    "not older than"
-                };
-                let pulls = matches!(rule.count, Count::PulledMoreThanDaysAgo(_));
-                let (event, after) = match age.since {
-                    Since::Pull => ("last pulled", ""),
-                    Since::Archive => ("archived", ""),
-                    Since::Restore if pulls => {
-                        ("restored from the archive", " and not pulled since")
-                    }
-                    Since::Restore => ("restored from the archive", ""),
-                    Since::Push if pulls => ("never pulled; it was pushed", ""),
-                    Since::Push => ("pushed", ""),
-                };
-                write!(
-                    f,
-                    "this was {event} {age_days:.1} days ago{after}, {verdict} that"
-                )?;
-                if rule.action == RuleAction::Keep && !self.met() {
-                    f.write_str(NOT_CLAIMED)?;
-                }
-                Ok(())
             }
+            Verdict::Age { rule, age, days } => self.age_sentence(f, rule, *age, *days)?,
         }
+        if self.rule().action == RuleAction::Keep && !self.met() {
+            f.write_str(NOT_CLAIMED)?;
+        }
+        Ok(())
+    }
+}
+
+impl Verdict<'_> {
+    /// An age rule's sentence: its limit, then the image's age and from what.
+    fn age_sentence(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        rule: &Rule,
+        age: Age,
+        days: u64,
+    ) -> fmt::Result {
+        let (measured, what) = match rule.count {
+            Count::PulledMoreThanDaysAgo(_) => ("last pulled", "lastRecordedPullTime"),
+            Count::TransitionedMoreThanDaysAgo(_) => ("archived", "lastArchivedAt"),
+            _ => ("pushed", "imagePushedAt"),
+        };
+        let limit = match rule.action {
+            RuleAction::Keep => "at most",
+            _ => "more than",
+        };
+        write!(
+            f,
+            "rule {} {} {} {measured} {limit} {days} days ago; ",
+            rule.priority,
+            verb(rule),
+            rule.tags
+        )?;
+        let Some(millis) = age.millis else {
+            return write!(f, "ECR gave no {what} for this one, so it is kept");
+        };
+        let age_days = millis as f64 / MILLIS_PER_DAY as f64;
+        let verdict = if self.beyond() {
+            "older than"
+        } else {
+            "not older than"
+        };
+        let pulls = matches!(rule.count, Count::PulledMoreThanDaysAgo(_));
+        let (event, after) = match age.since {
+            Since::Pull => ("last pulled", ""),
+            Since::Archive => ("archived", ""),
+            Since::Restore if pulls => ("restored from the archive", " and not pulled since"),
+            Since::Restore => ("restored from the archive", ""),
+            Since::Push if pulls => ("never pulled; it was pushed", ""),
+            Since::Push => ("pushed", ""),
+        };
+        write!(
+            f,
+            "this was {event} {age_days:.1} days ago{after}, {verdict} that"
+        )
     }
 }
 

@@ -455,6 +455,10 @@ fn a_repositorys_own_policy_is_rules_only() {
             "`selection` is required",
         ),
         (r#"{"rules":[],"settings":{}}"#, "unknown field `settings`"),
+        (
+            r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any"},"action":{"type":"keep"}}]}"#,
+            "rulePriority 1: uses action type `keep`",
+        ),
         ("not json", "not valid JSON"),
     ] {
         let error = Policy::repository_rules(text).unwrap_err().to_string();

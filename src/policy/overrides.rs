@@ -98,20 +98,33 @@ impl Policy {
 
     /// Parses the rules of a repository's own lifecycle policy (the
     /// `lifecyclePolicyText` of GetLifecyclePolicy): a document of `rules`
-    /// only, checked as the document's are.
+    /// only, checked as the document's are, and native: ECR holds no
+    /// extension, so a text with one did not come from ECR.
     pub fn repository_rules(text: &str) -> Result<Vec<Rule>, PolicyError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
         let mut doc = Fields::new("lifecyclePolicyText".into(), value, "a lifecycle policy")?;
         let rules = doc.take("rules");
         doc.finish("rules")?;
-        match rules {
-            Some(Value::Array(rules)) if !rules.is_empty() => parse_rules("", rules),
-            _ => Err(invalid(
-                "lifecyclePolicyText",
-                "must hold a non-empty `rules` array",
-            )),
+        let rules = match rules {
+            Some(Value::Array(rules)) if !rules.is_empty() => parse_rules("", rules)?,
+            _ => {
+                return Err(invalid(
+                    "lifecyclePolicyText",
+                    "must hold a non-empty `rules` array",
+                ));
+            }
+        };
+        if let Some(rule) = rules.iter().find(|r| !r.extensions.is_empty()) {
+            return Err(invalid(
+                format!("lifecyclePolicyText: rulePriority {}", rule.priority),
+                format!(
+                    "uses {}, which ECR's own lifecycle policies cannot hold",
+                    rule.extensions[0]
+                ),
+            ));
         }
+        Ok(rules)
     }
 }
 

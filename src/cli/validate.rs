@@ -192,11 +192,13 @@ fn print_validation(out: &mut impl Write, validation: &Validation<'_>, native: b
     if !native {
         return;
     }
-    let verdict = match validation.native {
-        Some(true) => "ECR would accept these rules as they are",
-        _ => "ECR would refuse the rules marked `no`",
+    let accepted = validation.native == Some(true);
+    let verdict = if accepted {
+        "ECR would accept these rules as they are"
+    } else {
+        "ECR would refuse the rules marked `no`"
     };
-    let settings = if validation.settings == Some(true) {
+    let settings = if accepted && validation.settings == Some(true) {
         " (without `settings`, which is ecr-gc's own: ECR's put-lifecycle-policy takes a document of `rules` only)"
     } else {
         ""

@@ -4,10 +4,15 @@
 //! higher rule decided; a keep rule decides only those it keeps. The
 //! reasons are built once every rule has ranked.
 
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
 use super::units::Place;
 use super::{Decider, Decision, Reason, Verdict};
 use crate::model::{Image, ImageStatus, Moment, Since};
 use crate::plan::Age;
+use crate::policy::rank::Group;
+use crate::policy::version::Version;
 use crate::policy::{Count, Rule, RuleAction};
 
 /// Which rule decides a standalone image, its rank there, and how many
@@ -56,6 +61,44 @@ impl Claim {
     }
 }
 
+/// The images a rule that orders by version or groups selects, `selected`
+/// newest first, ranked: one list per group, each best first. An image
+/// without a group is left out. Groups get small numbers, so the sort
+/// compares integers, and versions only within a group; equal versions
+/// keep their push order.
+fn rank_by_keys(rule: &Rule, images: &[Image], selected: &[usize]) -> Vec<Vec<usize>> {
+    let mut group_ids: HashMap<Group<'_>, u32> = HashMap::new();
+    // (group, position in `selected`), and each position's version.
+    let mut keyed: Vec<(u32, u32)> = Vec::with_capacity(selected.len());
+    let mut versions: Vec<Option<Version<'_>>> = Vec::with_capacity(selected.len());
+    for (position, &index) in (0u32..).zip(selected) {
+        let Some(key) = rule.rank_key(&images[index].image_tags) else {
+            versions.push(None);
+            continue;
+        };
+        let next = saturate(group_ids.len());
+        let group = *group_ids.entry(key.group).or_insert(next);
+        keyed.push((group, position));
+        versions.push(key.version);
+    }
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(
+                || match (&versions[a.1 as usize], &versions[b.1 as usize]) {
+                    (Some(x), Some(y)) => y.cmp(x),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => Ordering::Equal,
+                },
+            )
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    keyed
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|group| group.iter().map(|&(_, p)| selected[p as usize]).collect())
+        .collect()
+}
+
 /// A count of images as a u32, saturating (a repository holds at most tens
 /// of thousands; an offline listing a few million).
 fn saturate(count: usize) -> u32 {
@@ -81,7 +124,6 @@ impl<'a> Decider<'a, '_> {
         // later, and it is freed when this phase returns.
         let mut decided: Vec<Claim> = vec![Claim::NONE; images.len()];
         let mut ranked: Vec<usize> = Vec::new();
-        let mut keyed = Vec::new();
         // A policy has at most a few hundred rules (30,720 characters), so
         // a u32 numbers them.
         for (rule_id, rule) in (0u32..).zip(&self.policy.rules) {
@@ -97,21 +139,11 @@ impl<'a> Decider<'a, '_> {
                 self.claim(rule_id, &ranked, &mut decided);
                 continue;
             }
-            // By version, or per group: the sort is stable, so images of
-            // equal rank keys stay newest first.
-            keyed.clear();
-            keyed.extend(
-                order
-                    .iter()
-                    .copied()
-                    .filter(selects)
-                    .filter_map(|i| Some((rule.rank_key(&images[i].image_tags)?, i))),
-            );
-            keyed.sort_by(|a, b| a.0.cmp(&b.0));
-            for group in keyed.chunk_by(|a, b| a.0.group == b.0.group) {
-                ranked.clear();
-                ranked.extend(group.iter().map(|(_, i)| *i));
-                self.claim(rule_id, &ranked, &mut decided);
+            // By version, or per group.
+            ranked.clear();
+            ranked.extend(order.iter().copied().filter(selects));
+            for group in rank_by_keys(rule, images, &ranked) {
+                self.claim(rule_id, &group, &mut decided);
             }
         }
         for (index, place) in places.iter().enumerate() {

@@ -11,7 +11,6 @@
 //! pattern matches whole; for `groupBy.semver`, its version's major (and
 //! minor). An image with no group is not selected by the rule. No I/O.
 
-use std::cmp::Ordering;
 use std::fmt;
 
 use super::tag_regex::TagRegex;
@@ -45,7 +44,7 @@ pub enum GroupBy {
 
 /// Which group an image is counted in: one or two pieces of its tags
 /// (the capture; the major; the major and minor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Group<'a>(pub &'a str, pub &'a str);
 
 /// Where an image stands in a rule's count: its group, then its version.
@@ -54,28 +53,6 @@ pub struct RankKey<'a> {
     pub group: Group<'a>,
     /// Set only when the rule orders by version.
     pub version: Option<Version<'a>>,
-}
-
-impl Ord for RankKey<'_> {
-    /// Groups in ascending order; within a group the highest version
-    /// first, images without one last. Equal keys keep their push order
-    /// (the sort that uses this is stable).
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.group
-            .cmp(&other.group)
-            .then_with(|| match (&self.version, &other.version) {
-                (Some(a), Some(b)) => b.cmp(a),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            })
-    }
-}
-
-impl PartialOrd for RankKey<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
 }
 
 impl Rule {
@@ -87,9 +64,10 @@ impl Rule {
 
     /// The highest version among the image's matching tags.
     pub fn version<'t>(&self, tags: &'t [String]) -> Option<Version<'t>> {
+        // Parsing is cheaper than a regex, and most tags are not versions.
         tags.iter()
-            .filter(|tag| self.tags.matches_tag(tag))
             .filter_map(|tag| Version::parse(tag))
+            .filter(|version| self.tags.matches_tag(version.tag))
             .max()
     }
 

@@ -401,3 +401,43 @@ fn explain_says_which_rule_decides_and_why() {
     assert_eq!(ambiguous.status.code(), Some(2));
     assert!(text(&ambiguous.stderr).contains("give more of it"));
 }
+
+/// `plan --repository` plans under the override that selects the
+/// repository; without it, under the document's rules.
+#[test]
+fn plan_takes_the_rules_of_the_repositorys_override() {
+    let policy = json!({
+        "rules": [{"rulePriority": 1,
+                   "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
+                   "action": {"type": "expire"}}],
+        "settings": {"gracePeriodMinutes": 0, "overrides": [{"repositories": ["web"], "rules": [
+            {"rulePriority": 1,
+             "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 4},
+             "action": {"type": "expire"}}]}]}
+    });
+    let path = std::env::temp_dir().join(format!("ecr-gc-override-{}.json", free_port()));
+    std::fs::write(&path, policy.to_string()).unwrap();
+    let deletions = |repository: Option<&str>| {
+        let mut args = vec![
+            "plan",
+            "--policy",
+            path.to_str().unwrap(),
+            "--images",
+            "examples/versioned-images.json",
+            "--now",
+            "2027-01-01T00:00:00Z",
+            "--output",
+            "json",
+        ];
+        if let Some(name) = repository {
+            args.extend(["--repository", name]);
+        }
+        let out = ecr_gc(&args, &[]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+        plan["summary"]["delete"].as_u64().unwrap()
+    };
+    assert_eq!(deletions(None), 2);
+    assert_eq!(deletions(Some("web")), 8);
+    assert_eq!(deletions(Some("api")), 2);
+}

@@ -149,12 +149,13 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 }
 
 /// `value` as pretty JSON on stdout, or as people read it.
+/// Buffered, since stdout alone flushes every line.
 fn emit<T: serde::Serialize>(
     output: Output,
     value: &T,
-    table: impl FnOnce(&mut std::io::StdoutLock<'static>, &T),
+    table: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>, &T),
 ) -> Result<(), String> {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     match output {
         Output::Json => {
             serde_json::to_writer_pretty(&mut stdout, value).map_err(|e| e.to_string())?;
@@ -162,7 +163,9 @@ fn emit<T: serde::Serialize>(
         }
         Output::Table => table(&mut stdout, value),
     }
-    Ok(())
+    stdout
+        .flush()
+        .map_err(|e| format!("cannot write the output: {e}"))
 }
 
 fn read(path: &str, what: &str) -> Result<String, String> {

@@ -13,28 +13,49 @@ use crate::plan::{Action, Decision, Plan, plan};
 use crate::policy::Policy;
 use crate::run::report::PlannedImage;
 
-/// Reads `aws ecr describe-images` output: `{"imageDetails": [...]}`, or a
-/// bare array of image details.
+/// `aws ecr describe-images` output: `{"imageDetails": [...]}`, with any
+/// other fields (`nextToken`) ignored.
+#[derive(serde::Deserialize)]
+struct DescribeImages {
+    #[serde(rename = "imageDetails")]
+    image_details: Option<Vec<Image>>,
+}
+
+/// Reads `aws ecr describe-images` output, or a bare array of image
+/// details, straight into images (no intermediate JSON tree: a listing of
+/// a million images is 300 MB of text). A bad entry is reported with its
+/// path, as `imageDetails[3].imagePushedAt: ...`.
 fn parse_images(text: &str) -> Result<Vec<Image>, String> {
-    // Parse once as a value so a bad entry is reported with its own error,
-    // not serde's "did not match any variant".
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-    let entries = match &value {
-        serde_json::Value::Object(map) => map.get("imageDetails").cloned().ok_or(
-            "expected an object with `imageDetails`, the output of `aws ecr describe-images`",
-        )?,
-        serde_json::Value::Array(_) => value.clone(),
-        _ => return Err("expected the output of `aws ecr describe-images`".into()),
+    // `[3].imagePushedAt` in a bare array reads as `imageDetails[3]...`.
+    let path_error = |prefix: &str, e: serde_path_to_error::Error<serde_json::Error>| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            format!("not valid JSON: {inner}")
+        } else if path == "." {
+            inner.to_string()
+        } else {
+            format!("{prefix}{path}: {inner}")
+        }
     };
-    let serde_json::Value::Array(entries) = entries else {
-        return Err("`imageDetails` must be an array".into());
-    };
-    let mut images = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.into_iter().enumerate() {
-        images.push(serde_json::from_value(entry).map_err(|e| format!("imageDetails[{i}]: {e}"))?);
+    let mut de = serde_json::Deserializer::from_str(text);
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => {
+            serde_path_to_error::deserialize(&mut de).map_err(|e| path_error("imageDetails", e))
+        }
+        Some(b'{') => {
+            let listing: DescribeImages =
+                serde_path_to_error::deserialize(&mut de).map_err(|e| path_error("", e))?;
+            listing.image_details.ok_or_else(|| {
+                "expected an object with `imageDetails`, the output of `aws ecr describe-images`"
+                    .to_owned()
+            })
+        }
+        _ => match serde_json::from_str::<serde_json::Value>(text) {
+            Err(e) => Err(format!("not valid JSON: {e}")),
+            Ok(_) => Err("expected the output of `aws ecr describe-images`".into()),
+        },
     }
-    Ok(images)
 }
 
 #[derive(Serialize)]
@@ -81,11 +102,16 @@ impl Listing {
 pub(super) fn plan_command(listing: &Listing, output: Output) -> Result<ExitCode, String> {
     let (policy, images, now) = listing.load()?;
     let plan = plan(&images, &policy, now);
-    let mut stdout = std::io::stdout().lock();
+    // Buffered: stdout alone flushes every line, and a plan of a million
+    // images is millions of lines.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     match output {
         Output::Json => plan_json(&mut stdout, &plan, now)?,
         Output::Table => plan_table(&mut stdout, &plan, &policy, now),
     }
+    stdout
+        .flush()
+        .map_err(|e| format!("cannot write the plan: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::{Listing, Output, emit, print_table, tags};
 use crate::model::Image;
-use crate::plan::{Action, Decision, NOT_CLAIMED, Reason, plan};
-use crate::policy::{Policy, RuleAction};
+use crate::plan::{Action, Decision, Reason, plan};
+use crate::policy::Policy;
 
 /// What the offline plan cannot know, said with every explanation.
 const OFFLINE: &str = "offline: workloads are not read; `ecr-gc run` also keeps what ECS, Lambda, EKS and the other in-use sources run";
@@ -131,28 +131,17 @@ fn each_rule(
 ) -> Result<Vec<RuleSay>, String> {
     let mut says = Vec::with_capacity(policy.rules.len());
     for rule in &policy.rules {
-        let alone = Policy {
-            rules: vec![rule.clone()],
-            settings: policy.settings.clone(),
-        };
+        let alone = policy.with_rules(vec![rule.clone()]);
         let plan = plan(listing, &alone, now);
         let decision = decision_of(&plan.decisions, image)?;
         let selects = matches!(decision.reason, Reason::Rule(_));
         says.push(RuleSay {
             rule_priority: rule.priority,
-            action: match rule.action {
-                RuleAction::Expire => "expire",
-                RuleAction::Transition => "archive",
-                RuleAction::Keep => "keep",
-            },
+            action: rule.action.imperative(),
             selects,
             decides: selects && deciding == Some(rule.priority),
             says: match &decision.reason {
-                // Alone, a keep rule has no lower rules to leave the image to.
-                Reason::Rule(_) => {
-                    let says = decision.reason.to_string();
-                    says.strip_suffix(NOT_CLAIMED).unwrap_or(&says).to_owned()
-                }
+                Reason::Rule(verdict) => verdict.alone().to_string(),
                 Reason::NoRuleSelects => "does not select it".to_owned(),
                 other => format!("does not select it: {other}"),
             },
@@ -166,11 +155,7 @@ fn print_explanation(out: &mut impl Write, e: &Explanation) {
         Some(priority) => format!(", decided by rule {priority}"),
         None => String::new(),
     };
-    let done = match e.action {
-        Action::Delete => "delete",
-        Action::Transition => "archive",
-        Action::Keep => "keep",
-    };
+    let done = e.action.imperative();
     let _ = writeln!(
         out,
         "image       {} ({}), pushed {}, {}",

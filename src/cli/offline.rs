@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Listing, Output, load_policy, print_table, read, short_digest, tags};
 use crate::model::{Image, parse_rfc3339};
-use crate::plan::{Action, Decision, Plan, plan};
+use crate::plan::{Decision, Plan, plan};
 use crate::policy::Policy;
 use crate::run::report::PlannedImage;
 
@@ -152,11 +152,7 @@ fn plan_table(out: &mut impl Write, plan: &Plan<'_>, policy: &Policy, now: DateT
         .iter()
         .map(|d| {
             [
-                match d.action {
-                    Action::Delete => "delete".into(),
-                    Action::Transition => "archive".into(),
-                    Action::Keep => "keep".into(),
-                },
+                d.action.imperative().to_owned(),
                 short_digest(&d.image.image_digest),
                 tags(&d.image.image_tags),
                 d.image

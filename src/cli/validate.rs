@@ -108,11 +108,6 @@ fn check_rule(set: &str, rule: &Rule) -> RuleCheck {
 /// What a rule does, in words: "expire images tagged with prefixes
 /// ["v"] beyond the newest 3".
 fn summary(rule: &Rule) -> String {
-    let verb = match rule.action {
-        RuleAction::Expire => "expire",
-        RuleAction::Transition => "archive",
-        RuleAction::Keep => "keep",
-    };
     let class = match rule.storage_class {
         StorageClass::Archive => " in the archive",
         StorageClass::Either => " in either storage class",
@@ -122,15 +117,7 @@ fn summary(rule: &Rule) -> String {
     let condition = match rule.count {
         Count::Every => String::new(),
         Count::ImagesMoreThan(n) => {
-            let order = match rule.order_by {
-                crate::policy::rank::OrderBy::PushedAt => format!("newest {n}"),
-                crate::policy::rank::OrderBy::Semver => format!("{n} highest versions"),
-            };
-            let per = rule
-                .group_by
-                .as_ref()
-                .map(|g| format!(" per {g}"))
-                .unwrap_or_default();
+            let (order, per) = rule.ranking(n);
             let side = if keeps { "the" } else { "beyond the" };
             format!(", {side} {order}{per}")
         }
@@ -138,7 +125,11 @@ fn summary(rule: &Rule) -> String {
         Count::PulledMoreThanDaysAgo(d) => days(keeps, "last pulled", d),
         Count::TransitionedMoreThanDaysAgo(d) => days(keeps, "archived", d),
     };
-    format!("{verb} {}{class}{condition}", rule.tags)
+    format!(
+        "{} {}{class}{condition}",
+        rule.action.imperative(),
+        rule.tags
+    )
 }
 
 fn days(keeps: bool, what: &str, days: u64) -> String {

@@ -41,7 +41,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-pub use reason::{Action, Age, NOT_CLAIMED, Protection, Reason, Relation, Verdict};
+pub use reason::{Action, Age, Protection, Reason, Relation, Verdict};
 
 use crate::model::{Image, ImageStatus};
 use crate::policy::{Policy, RuleAction};

@@ -25,6 +25,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// What it does to an image, as people say it: "delete", "archive",
+    /// "keep".
+    pub fn imperative(&self) -> &'static str {
+        match self {
+            Action::Delete => "delete",
+            Action::Transition => "archive",
+            Action::Keep => "keep",
+        }
+    }
+
     /// What it does to an image, as a past participle: "deleted".
     pub fn done(&self) -> &'static str {
         match self {
@@ -294,12 +304,42 @@ fn verb(rule: &Rule) -> &'static str {
     }
 }
 
-/// After an unmet keep rule's sentence: why the image is kept anyway.
-pub const NOT_CLAIMED: &str =
+/// After an unmet keep rule's sentence in a plan: why the image is kept
+/// anyway.
+const NOT_CLAIMED: &str =
     ", so that rule does not claim it, and no lower rule expires or archives it";
 
 impl fmt::Display for Verdict<'_> {
+    /// The rule's sentence as the deciding reason in a plan: an unmet keep
+    /// rule explains an image no lower rule decided.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.sentence(f)?;
+        if self.rule().action == RuleAction::Keep && !self.met() {
+            f.write_str(NOT_CLAIMED)?;
+        }
+        Ok(())
+    }
+}
+
+/// A verdict's sentence with no word on other rules, for a rule considered
+/// on its own (see [`Verdict::alone`]).
+pub struct Alone<'v, 'a>(&'v Verdict<'a>);
+
+impl fmt::Display for Alone<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.sentence(f)
+    }
+}
+
+impl<'a> Verdict<'a> {
+    /// The sentence of the rule as if it were the policy's only rule.
+    pub fn alone(&self) -> Alone<'_, 'a> {
+        Alone(self)
+    }
+
+    /// What the rule says of the image: its condition, and where the image
+    /// stands against it.
+    fn sentence(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Count {
                 rule,
@@ -314,14 +354,7 @@ impl fmt::Display for Verdict<'_> {
                     RuleAction::Transition => " active and archives the rest",
                     RuleAction::Keep => " and claims them from the rules below",
                 };
-                let newest = match rule.order_by {
-                    OrderBy::PushedAt => format!("newest {keep}"),
-                    OrderBy::Semver => format!("{keep} highest versions"),
-                };
-                let per = match &rule.group_by {
-                    Some(group_by) => format!(" per {group_by}"),
-                    None => String::new(),
-                };
+                let (newest, per) = rule.ranking(*keep);
                 write!(
                     f,
                     "rule {} keeps the {newest} of {}{per}{rest}; this is number {rank} of {selected}",
@@ -343,14 +376,9 @@ impl fmt::Display for Verdict<'_> {
             }
             Verdict::Age { rule, age, days } => self.age_sentence(f, rule, *age, *days)?,
         }
-        if self.rule().action == RuleAction::Keep && !self.met() {
-            f.write_str(NOT_CLAIMED)?;
-        }
         Ok(())
     }
-}
 
-impl Verdict<'_> {
     /// An age rule's sentence: its limit, then the image's age and from what.
     fn age_sentence(
         &self,

@@ -133,17 +133,14 @@ impl<'a> Decider<'a, '_> {
                     && rule.storage_class.holds(image.image_status)
                     && rule.tags.selects(&image.image_tags)
             };
-            if rule.ranks_by_push() {
-                ranked.clear();
-                ranked.extend(order.iter().copied().filter(selects));
-                self.claim(rule_id, &ranked, &mut decided);
-                continue;
-            }
-            // By version, or per group.
             ranked.clear();
             ranked.extend(order.iter().copied().filter(selects));
-            for group in rank_by_keys(rule, images, &ranked) {
-                self.claim(rule_id, &group, &mut decided);
+            if rule.ranks_by_push() {
+                self.claim(rule_id, &ranked, &mut decided);
+            } else {
+                for group in rank_by_keys(rule, images, &ranked) {
+                    self.claim(rule_id, &group, &mut decided);
+                }
             }
         }
         for (index, place) in places.iter().enumerate() {

@@ -133,6 +133,17 @@ pub enum RuleAction {
     Keep,
 }
 
+impl RuleAction {
+    /// What the rule does, as people say it: "expire", "archive", "keep".
+    pub fn imperative(&self) -> &'static str {
+        match self {
+            RuleAction::Expire => "expire",
+            RuleAction::Transition => "archive",
+            RuleAction::Keep => "keep",
+        }
+    }
+}
+
 impl StorageClass {
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -216,20 +227,14 @@ impl Policy {
 }
 
 impl TagSelector {
-    /// Whether the image's tags meet this selector's tag requirements.
+    /// Whether the image's tags meet this selector's tag requirements:
+    /// for `tagged`, every entry of the list matches one of its tags.
     pub fn selects(&self, tags: &[String]) -> bool {
         match self {
             TagSelector::Any => true,
             TagSelector::Untagged => tags.is_empty(),
-            TagSelector::Tagged(TagFilter::Prefixes(prefixes)) => prefixes
-                .iter()
-                .all(|prefix| tags.iter().any(|tag| tag.starts_with(prefix.as_str()))),
-            TagSelector::Tagged(TagFilter::Patterns(patterns)) => patterns
-                .iter()
-                .all(|pattern| tags.iter().any(|tag| pattern.matches(tag))),
-            TagSelector::Tagged(TagFilter::Regexes(regexes)) => regexes
-                .iter()
-                .all(|regex| tags.iter().any(|tag| regex.matches(tag))),
+            TagSelector::Tagged(filter) => (0..filter.len())
+                .all(|entry| tags.iter().any(|tag| filter.entry_matches(entry, tag))),
         }
     }
 
@@ -240,15 +245,30 @@ impl TagSelector {
         match self {
             TagSelector::Any => true,
             TagSelector::Untagged => false,
-            TagSelector::Tagged(TagFilter::Prefixes(prefixes)) => prefixes
-                .iter()
-                .any(|prefix| tag.starts_with(prefix.as_str())),
-            TagSelector::Tagged(TagFilter::Patterns(patterns)) => {
-                patterns.iter().any(|pattern| pattern.matches(tag))
+            TagSelector::Tagged(filter) => {
+                (0..filter.len()).any(|entry| filter.entry_matches(entry, tag))
             }
-            TagSelector::Tagged(TagFilter::Regexes(regexes)) => {
-                regexes.iter().any(|regex| regex.matches(tag))
-            }
+        }
+    }
+}
+
+impl TagFilter {
+    /// How many entries the list has.
+    fn len(&self) -> usize {
+        match self {
+            TagFilter::Prefixes(list) => list.len(),
+            TagFilter::Patterns(list) => list.len(),
+            TagFilter::Regexes(list) => list.len(),
+        }
+    }
+
+    /// Whether entry `entry` of the list matches `tag`: as a prefix, as a
+    /// whole-tag wildcard pattern, or as a whole-tag regular expression.
+    fn entry_matches(&self, entry: usize, tag: &str) -> bool {
+        match self {
+            TagFilter::Prefixes(list) => tag.starts_with(list[entry].as_str()),
+            TagFilter::Patterns(list) => list[entry].matches(tag),
+            TagFilter::Regexes(list) => list[entry].matches(tag),
         }
     }
 }
@@ -330,14 +350,12 @@ impl Policy {
             }
             Some(_) => return Err(invalid("rules", "must be an array of rules")),
         };
-        let rules = parse_rules("", rules)?;
-        let settings = settings::parse(settings)?;
-        check_regex_budget(
-            rules
-                .iter()
-                .chain(settings.overrides.iter().flat_map(|o| o.rules.iter())),
-        )?;
-        Ok(Policy { rules, settings })
+        let policy = Policy {
+            rules: parse_rules("", rules)?,
+            settings: settings::parse(settings)?,
+        };
+        check_regex_budget(policy.rule_sets().flatten())?;
+        Ok(policy)
     }
 }
 

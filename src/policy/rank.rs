@@ -98,6 +98,22 @@ impl Rule {
         })
     }
 
+    /// What an `imageCountMoreThan` rule keeping `n` keeps, in words: the
+    /// order ("newest 3", "3 highest versions") and the grouping (" per
+    /// minor version", or nothing).
+    pub fn ranking(&self, n: u64) -> (String, String) {
+        let order = match self.order_by {
+            OrderBy::PushedAt => format!("newest {n}"),
+            OrderBy::Semver => format!("{n} highest versions"),
+        };
+        let per = self
+            .group_by
+            .as_ref()
+            .map(|g| format!(" per {g}"))
+            .unwrap_or_default();
+        (order, per)
+    }
+
     /// The group as people read it, for this rule's `groupBy`.
     pub fn describe_group(&self, group: Group<'_>) -> String {
         match &self.group_by {

@@ -214,22 +214,28 @@ async fn the_lambda_deletes_what_the_extensions_say() {
     assert_eq!(remaining.len(), IMAGES.len() - DELETED.len());
 }
 
+/// `ecr-gc COMMAND` offline, on the example listing as of its date, with
+/// `policy` and `more` arguments.
+fn offline(command: &str, policy: &str, more: &[&str]) -> std::process::Output {
+    let args = [
+        command,
+        "--policy",
+        policy,
+        "--images",
+        "examples/versioned-images.json",
+        "--now",
+        "2027-01-01T00:00:00Z",
+    ];
+    ecr_gc(&[&args[..], more].concat(), &[])
+}
+
 /// The example listing's tags that `plan` deletes, as of its date.
 #[test]
 fn plan_offline_applies_the_extensions() {
-    let out = ecr_gc(
-        &[
-            "plan",
-            "--policy",
-            "examples/extensions-policy.json",
-            "--images",
-            "examples/versioned-images.json",
-            "--now",
-            "2027-01-01T00:00:00Z",
-            "--output",
-            "json",
-        ],
-        &[],
+    let out = offline(
+        "plan",
+        "examples/extensions-policy.json",
+        &["--output", "json"],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -333,20 +339,10 @@ fn validate_says_what_loads_and_what_ecr_would_accept() {
 #[test]
 fn explain_says_which_rule_decides_and_why() {
     let explain = |image: &str, output: &str| {
-        ecr_gc(
-            &[
-                "explain",
-                "--policy",
-                "examples/extensions-policy.json",
-                "--images",
-                "examples/versioned-images.json",
-                "--now",
-                "2027-01-01T00:00:00Z",
-                "--output",
-                output,
-                image,
-            ],
-            &[],
+        offline(
+            "explain",
+            "examples/extensions-policy.json",
+            &["--output", output, image],
         )
     };
     let out = explain("v1.1.1", "json");
@@ -418,21 +414,11 @@ fn plan_takes_the_rules_of_the_repositorys_override() {
     let path = std::env::temp_dir().join(format!("ecr-gc-override-{}.json", free_port()));
     std::fs::write(&path, policy.to_string()).unwrap();
     let deletions = |repository: Option<&str>| {
-        let mut args = vec![
-            "plan",
-            "--policy",
-            path.to_str().unwrap(),
-            "--images",
-            "examples/versioned-images.json",
-            "--now",
-            "2027-01-01T00:00:00Z",
-            "--output",
-            "json",
-        ];
+        let mut args = vec!["--output", "json"];
         if let Some(name) = repository {
             args.extend(["--repository", name]);
         }
-        let out = ecr_gc(&args, &[]);
+        let out = offline("plan", path.to_str().unwrap(), &args);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
         plan["summary"]["delete"].as_u64().unwrap()

@@ -16,7 +16,8 @@ match: a benchmark that checks its own claims.
 
 Usage: scripts/bench-e2e.py [--binary PATH] [SHAPE ...]
 Shapes: huge (10,000 images in one repository), many (500 repositories of
-20), multiarch (20 repositories of 50 two-platform indexes).
+20), multiarch (20 repositories of 50 two-platform indexes), peer (awslabs/
+ecr-cleanup-lambda's shape: 3,000 untagged and 1,000 tagged images in one).
 """
 import argparse
 import hashlib
@@ -97,11 +98,18 @@ def keep_newest(count, tag_status, prefixes=None):
 
 # Each shape: (description, seed function, policy, floor function).
 # The floor: DescribeRepositories pages (1000 per page) + one DescribeImages
-# page per 1,000 images per repository + the compare-and-delete re-reads
-# (DescribeImages by id, 100 per call) + one BatchDeleteImage per 100
-# deletions; multi-arch repositories add one BatchGetImage per 100 indexes
-# (reading the children), and an index's children go in a later call than
-# the index, so the delete calls are counted per kind.
+# page per 1,000 images per repository + the compare-and-delete re-read
+# (`reread`) + one BatchDeleteImage per 100 deletions; multi-arch
+# repositories add one BatchGetImage per 100 indexes (reading the children),
+# and an index's children go in a later call than the index, so the delete
+# calls are counted per kind.
+
+
+def reread(images, planned):
+    """The compare-and-delete re-read of one repository: by id (100 per
+    DescribeImages) or the listing again (1,000 per page), whichever is
+    fewer calls."""
+    return min(math.ceil(images / 1000), math.ceil(planned / 100))
 
 def seed_huge(ecr):
     ecr.create_repository(repositoryName="huge/app")
@@ -111,7 +119,7 @@ def seed_huge(ecr):
 
 def floor_huge():
     deletions = 9_000
-    return {"DescribeRepositories": 1, "DescribeImages": 10 + math.ceil(deletions / 100),
+    return {"DescribeRepositories": 1, "DescribeImages": 10 + reread(10_000, deletions),
             "ListImages": 0, "BatchGetImage": 0, "BatchDeleteImage": math.ceil(deletions / 100)}
 
 
@@ -127,7 +135,7 @@ def seed_many(ecr):
 
 def floor_many():
     deleting = 500
-    return {"DescribeRepositories": 1, "DescribeImages": 500 + deleting, "ListImages": 0,
+    return {"DescribeRepositories": 1, "DescribeImages": 500 + deleting * reread(20, 15), "ListImages": 0,
             "BatchGetImage": 0, "BatchDeleteImage": deleting}
 
 
@@ -153,9 +161,38 @@ def seed_multiarch(ecr):
 def floor_multiarch():
     repos, indexes_deleted, children_deleted = 20, 40, 80
     return {"DescribeRepositories": 1,
-            "DescribeImages": repos * (1 + math.ceil((indexes_deleted + children_deleted) / 100)),
+            "DescribeImages": repos * (1 + reread(150, indexes_deleted + children_deleted)),
             "ListImages": 0, "BatchGetImage": repos,
             "BatchDeleteImage": repos * (math.ceil(indexes_deleted / 100) + math.ceil(children_deleted / 100))}
+
+
+def seed_peer(ecr):
+    ecr.create_repository(repositoryName="peer/app")
+    def one(i):
+        put(ecr, "peer/app", image_manifest(f"peer-{i}"), tag=f"v{i}" if i % 4 == 0 else None)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(4_000)))
+
+
+# awslabs/ecr-cleanup-lambda's job, side by side (issue 15): 3,000 untagged
+# and 1,000 tagged images; keep the newest 100 tagged, delete the untagged
+# (all but the newest, since ECR's count rules keep at least one).
+PEER_POLICY = {
+    "rules": [
+        {"rulePriority": 1, "action": {"type": "expire"},
+         "selection": {"tagStatus": "tagged", "tagPatternList": ["*"],
+                       "countType": "imageCountMoreThan", "countNumber": 100}},
+        {"rulePriority": 2, "action": {"type": "expire"},
+         "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}},
+    ],
+    "settings": {"gracePeriodMinutes": 0},
+}
+
+
+def floor_peer():
+    deletions = 900 + 2_999
+    return {"DescribeRepositories": 1, "DescribeImages": 4 + reread(4_000, deletions),
+            "ListImages": 0, "BatchGetImage": 0, "BatchDeleteImage": math.ceil(deletions / 100)}
 
 
 SHAPES = {
@@ -165,6 +202,8 @@ SHAPES = {
              keep_newest(5, "tagged", ["v"]), floor_many, 7_500),
     "multiarch": ("20 repositories of 50 two-platform indexes (150 images each); keep the newest 10",
                   seed_multiarch, keep_newest(10, "tagged", ["build-"]), floor_multiarch, 2_400),
+    "peer": ("one repository of 3,000 untagged and 1,000 tagged images; keep the newest 100 tagged, "
+             "delete the untagged", seed_peer, PEER_POLICY, floor_peer, 3_899),
 }
 
 

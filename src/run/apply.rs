@@ -1,8 +1,9 @@
 //! Acting on a surveyed repository's plan: compare, then delete and
 //! archive.
 //!
-//! Every planned image is re-read just before (one DescribeImages per 100,
-//! deletions and transitions together). One that is gone, whose tags
+//! Every planned image is re-read just before, deletions and transitions
+//! together, by whichever costs fewer calls (by id, 100 a call, or the
+//! repository's listing again; `aws::ecr::Reread`). One that is gone, whose tags
 //! changed, or whose storage class changed since the plan is skipped and
 //! logged: a tag added after the plan saves its image, and a restore after
 //! the plan saves an archived image from deletion. Then the deletions
@@ -11,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::aws::ecr::{Current, DeleteOutcome, Ecr, TransitionOutcome};
+use crate::aws::ecr::{Current, DeleteOutcome, Ecr, Listed, TransitionOutcome};
 use crate::model::ImageStatus;
 use crate::run::report::{
     self, LogSink, PlannedImage, RepositoryError, RepositoryReport, SkippedImage,
@@ -69,7 +70,10 @@ async fn compare(
         .chain(&out.planned_transitions)
         .map(|p| p.image_digest.clone())
         .collect();
-    let current = match ecr.current(&out.repository_name, &digests).await {
+    let current = match ecr
+        .current(&out.repository_name, &digests, listed(out))
+        .await
+    {
         Ok(current) => current,
         Err(error) => {
             out.error = Some(RepositoryError {
@@ -82,7 +86,8 @@ async fn compare(
         }
     };
     let mut kept = |planned: &PlannedImage, archiving: bool| {
-        let skipped = changed(planned, current.get(&planned.image_digest), archiving)?;
+        let now = current.get(&planned.image_digest);
+        let skipped = changed(planned, now, archiving, current.active_only)?;
         log.emit(report::image_skipped(&out.repository_name, &skipped));
         out.skipped.push(skipped);
         Some(())
@@ -102,8 +107,34 @@ async fn compare(
     Some((deletes, transitions))
 }
 
+/// What the survey listed: the images a listing again would return, and
+/// whether it must show the archive (a planned image is not `ACTIVE`; then
+/// the survey listed the archive too, and `images_scanned` counts it).
+fn listed(out: &RepositoryReport) -> Listed {
+    let archived = out
+        .planned
+        .iter()
+        .chain(&out.planned_transitions)
+        .any(|p| p.image_status != ImageStatus::Active);
+    Listed {
+        images: if archived {
+            out.images_scanned
+        } else {
+            out.images_active
+        },
+        archived,
+    }
+}
+
 /// Why a planned image is no longer to be acted on, if it is not.
-fn changed(planned: &PlannedImage, now: Option<&Current>, archiving: bool) -> Option<SkippedImage> {
+/// `active_only`: the re-read listed `ACTIVE` images only, so an absent
+/// one may have been archived.
+fn changed(
+    planned: &PlannedImage,
+    now: Option<&Current>,
+    archiving: bool,
+    active_only: bool,
+) -> Option<SkippedImage> {
     let skip = |current: Option<Vec<String>>, reason: String| SkippedImage {
         image_digest: planned.image_digest.clone(),
         image_tags: planned.image_tags.clone(),
@@ -111,10 +142,12 @@ fn changed(planned: &PlannedImage, now: Option<&Current>, archiving: bool) -> Op
         reason,
     };
     let Some(now) = now else {
-        return Some(skip(
-            None,
-            "the image is no longer in the repository".into(),
-        ));
+        let reason = if active_only {
+            "the image is no longer an ACTIVE image in the repository (deleted or archived)"
+        } else {
+            "the image is no longer in the repository"
+        };
+        return Some(skip(None, reason.into()));
     };
     if !same_tags(&now.tags, &planned.image_tags) {
         return Some(skip(

@@ -821,8 +821,9 @@ mod engine_rules {
         client_retagging(layout, delay, None)
     }
 
-    /// As [`client`], but a re-read of chosen digests (the engine's
-    /// compare-and-delete) finds the image `retag` names tagged since.
+    /// As [`client`], but the re-read (the engine's compare-and-delete, by
+    /// id or by listing the repository again) finds the image `retag`
+    /// names tagged since.
     fn client_retagging(
         layout: &[(&str, usize)],
         delay: Duration,
@@ -844,19 +845,27 @@ mod engine_rules {
                 ((*name).to_owned(), details)
             })
             .collect();
+        let listed = std::sync::Mutex::new(BTreeMap::<String, usize>::new());
         let describe = mock!(Client::describe_images).then_compute_output(move |req| {
             std::thread::sleep(delay);
-            let all = listings[req.repository_name().unwrap()].clone();
+            let name = req.repository_name().unwrap();
+            let all = listings[name].clone();
             let ids: Vec<&str> = req
                 .image_ids()
                 .iter()
                 .filter_map(|i| i.image_digest())
                 .collect();
+            let reread = !ids.is_empty() || {
+                let mut listed = listed.lock().unwrap();
+                let times = listed.entry(name.to_owned()).or_default();
+                *times += 1;
+                *times > 1
+            };
             let details = all
                 .into_iter()
                 .filter(|d| ids.is_empty() || ids.contains(&d.image_digest().unwrap()))
                 .map(|d| match &retag {
-                    Some((digest, tag)) if !ids.is_empty() && d.image_digest() == Some(digest) => {
+                    Some((digest, tag)) if reread && d.image_digest() == Some(digest) => {
                         ImageDetail::builder()
                             .set_image_digest(d.image_digest().map(str::to_owned))
                             .set_image_pushed_at(d.image_pushed_at().cloned())
@@ -1059,37 +1068,49 @@ mod engine_rules {
         assert!(report.repositories[0].duration_ms >= 50);
     }
     /// Compare-and-delete: an image tagged after the plan is skipped and
-    /// kept, the others go, and the run finished.
+    /// kept, the others go, and the run finished; whether the re-read goes
+    /// by id (2 planned: one call) or lists the repository again (249
+    /// planned: one page, where by id would take 3 calls).
     #[tokio::test]
-    async fn an_image_tagged_since_the_plan_is_kept() {
-        let ecr = Ecr::new(
-            client_retagging(&[("web", 3)], Duration::ZERO, Some(("web", 0, "v1"))),
-            None,
-        );
-        let (report, _) =
-            run_on(&ecr, &["web"], &policy(""), &Inventory::none(), false, None).await;
-        let web = &report.repositories[0];
-        let deleted: Vec<&str> = web
-            .deleted
-            .iter()
-            .map(|p| p.image_digest.as_str())
-            .collect();
-        assert_eq!(deleted, [digest("web", 1)]);
-        let skipped: Vec<(&str, &str)> = web
-            .skipped
-            .iter()
-            .map(|s| (s.image_digest.as_str(), s.reason.as_str()))
-            .collect();
-        let first = digest("web", 0);
-        assert_eq!(
-            skipped,
-            [(first.as_str(), "its tags changed since the plan")]
-        );
-        assert_eq!(
-            web.skipped[0].current_image_tags,
-            Some(vec!["v1".to_owned()])
-        );
-        assert_eq!(web.unfinished, None, "nothing was left undone");
+    async fn an_image_tagged_since_the_plan_is_kept_however_it_is_reread() {
+        for (images, rereads) in [(3, 1), (250, 1)] {
+            let ecr = Ecr::new(
+                client_retagging(&[("web", images)], Duration::ZERO, Some(("web", 0, "v1"))),
+                None,
+            );
+            let (report, _) =
+                run_on(&ecr, &["web"], &policy(""), &Inventory::none(), false, None).await;
+            let web = &report.repositories[0];
+            let deleted: Vec<String> = web.deleted.iter().map(|p| p.image_digest.clone()).collect();
+            let want: Vec<String> = (1..images - 1).rev().map(|i| digest("web", i)).collect();
+            assert_eq!(deleted.len(), want.len(), "{images}");
+            assert_eq!(set(deleted), set(want), "{images}");
+            let skipped: Vec<(&str, &str)> = web
+                .skipped
+                .iter()
+                .map(|s| (s.image_digest.as_str(), s.reason.as_str()))
+                .collect();
+            let first = digest("web", 0);
+            assert_eq!(
+                skipped,
+                [(first.as_str(), "its tags changed since the plan")],
+                "{images}"
+            );
+            assert_eq!(
+                web.skipped[0].current_image_tags,
+                Some(vec!["v1".to_owned()])
+            );
+            assert_eq!(web.unfinished, None, "nothing was left undone");
+            assert_eq!(
+                report.api_calls.describe_images,
+                1 + rereads,
+                "{images}: the listing, then the re-read"
+            );
+        }
+    }
+
+    fn set(digests: Vec<String>) -> std::collections::BTreeSet<String> {
+        digests.into_iter().collect()
     }
 
     /// The ECR adapter's stop time falling after the listing (before the

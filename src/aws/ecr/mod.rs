@@ -10,14 +10,19 @@
 //!   `failureReason` exactly as ECR returned them.
 //! * Every call is counted, because API calls are the cost of a run.
 //!
+//! * The re-read before acting (`reread`) lists the repository again when
+//!   that takes fewer calls than reading the planned images by id.
+//!
 //! SDK types stop here: callers see [`Image`], [`crate::model::ImageFailure`] and
 //! [`EcrError`]. Deleting, with its retries, is the `delete` module's.
 
 mod delete;
 mod lifecycle;
+mod reread;
 mod transition;
 
 pub use delete::{DeleteOutcome, ImageRetry, TRANSIENT_FAILURES};
+pub use reread::{Current, Listed, Reread};
 pub use transition::{TRANSIENT_CALL_FAILURES, TransitionOutcome};
 
 use std::collections::{HashMap, HashSet};
@@ -149,13 +154,6 @@ fn check_index_answer(
 }
 
 /// An ECR client for one registry, counting its calls.
-/// An image as re-read just before acting on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Current {
-    pub tags: Vec<String>,
-    pub status: ImageStatus,
-}
-
 pub struct Ecr {
     client: Client,
     registry_id: Option<String>,
@@ -250,7 +248,6 @@ impl Ecr {
         .await
     }
 
-    /// Every image in `repository`.
     /// Every `ACTIVE` image in the repository.
     pub async fn images(&self, repository: &str) -> Result<Vec<Image>, EcrError> {
         self.images_with(repository, false).await
@@ -293,78 +290,6 @@ impl Ecr {
             },
         )
         .await
-    }
-
-    /// The current tags of each of `digests` that is still in `repository`;
-    /// a digest that is gone is absent from the map. DescribeImages with
-    /// `imageIds`, at most [`DELETE_BATCH`] per call: this is the re-read
-    /// of compare-and-delete.
-    /// Re-reads these images by digest, whatever their storage class: the
-    /// tags and status of each still there (compare-and-delete, and
-    /// compare-and-transition).
-    pub async fn current(
-        &self,
-        repository: &str,
-        digests: &[String],
-    ) -> Result<HashMap<String, Current>, EcrError> {
-        let mut current = HashMap::with_capacity(digests.len());
-        for chunk in digests.chunks(DELETE_BATCH) {
-            match self.describe_ids(repository, chunk).await {
-                Ok(found) => current.extend(found),
-                // ECR fails the whole call when one id is missing: ask for
-                // each of this chunk's images alone to learn which.
-                Err(EcrError::Api(CallError { code, .. })) if code == "ImageNotFoundException" => {
-                    for digest in chunk {
-                        match self
-                            .describe_ids(repository, std::slice::from_ref(digest))
-                            .await
-                        {
-                            Ok(found) => current.extend(found),
-                            Err(EcrError::Api(CallError { code, .. }))
-                                if code == "ImageNotFoundException" => {}
-                            Err(other) => return Err(other),
-                        }
-                    }
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        Ok(current)
-    }
-
-    async fn describe_ids(
-        &self,
-        repository: &str,
-        digests: &[String],
-    ) -> Result<Vec<(String, Current)>, EcrError> {
-        const OP: &str = "DescribeImages";
-        bump(&self.calls.describe_images);
-        let ids = digests
-            .iter()
-            .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
-            .collect();
-        let page = self
-            .client
-            .describe_images()
-            .set_registry_id(self.registry_id.clone())
-            .repository_name(repository)
-            .set_image_ids(Some(ids))
-            .send()
-            .await
-            .map_err(|e| EcrError::from_sdk(OP, e))?;
-        Ok(page
-            .image_details()
-            .iter()
-            .filter_map(|d| {
-                let current = Current {
-                    tags: d.image_tags().to_vec(),
-                    status: d
-                        .image_status()
-                        .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str())),
-                };
-                Some((d.image_digest()?.to_owned(), current))
-            })
-            .collect())
     }
 
     /// The child digests of each of these indexes, read from their

@@ -338,19 +338,31 @@ fn optional_moment<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Moment>, D
 
 /// Accepts `imagePushedAt` as the AWS CLI prints it: v1 prints epoch seconds
 /// (possibly fractional), v2 prints an ISO-8601 / RFC 3339 string.
+///
+/// A visitor rather than an untagged enum: an untagged enum buffers each
+/// value and copies the text, and a listing has a million of them.
 fn timestamp<'de, D: Deserializer<'de>>(de: D) -> Result<DateTime<Utc>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(f64),
-        Text(String),
+    struct Timestamp;
+    impl serde::de::Visitor<'_> for Timestamp {
+        type Value = DateTime<Utc>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("epoch seconds or an RFC 3339 timestamp")
+        }
+        fn visit_f64<E: serde::de::Error>(self, secs: f64) -> Result<Self::Value, E> {
+            from_epoch_seconds(secs)
+                .ok_or_else(|| E::custom(format!("imagePushedAt {secs} is not a valid epoch time")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<Self::Value, E> {
+            self.visit_f64(secs as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<Self::Value, E> {
+            self.visit_f64(secs as f64)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse_rfc3339(text).map_err(E::custom)
+        }
     }
-    match Raw::deserialize(de)? {
-        Raw::Number(secs) => from_epoch_seconds(secs).ok_or_else(|| {
-            serde::de::Error::custom(format!("imagePushedAt {secs} is not a valid epoch time"))
-        }),
-        Raw::Text(text) => parse_rfc3339(&text).map_err(serde::de::Error::custom),
-    }
+    de.deserialize_any(Timestamp)
 }
 
 fn from_epoch_seconds(secs: f64) -> Option<DateTime<Utc>> {

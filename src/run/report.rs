@@ -6,6 +6,7 @@
 //! run goes, one JSON object per line, with field names as AWS spells them,
 //! so that a run cut short still leaves a trail.
 
+use std::fmt::Display;
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -123,27 +124,115 @@ pub struct RepositoryError {
 }
 
 /// One image the policy expires, with the deciding rule and the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// It is written as [`Planned`] writes a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedImage {
     pub image_digest: String,
     pub image_tags: Vec<String>,
     pub image_pushed_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size_in_bytes: Option<i64>,
     /// Its storage class when the plan was made; left out when `ACTIVE`.
-    #[serde(skip_serializing_if = "ImageStatus::is_active")]
     pub image_status: ImageStatus,
     pub rule_priority: Option<u32>,
     pub reason: String,
     /// What keeps an image the rules expire, when something does.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub protection: Option<String>,
     /// For a multi-arch child: every index that lists it. A child is
     /// deleted after its indexes, in a later call, and only once every one
     /// of them is confirmed gone.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub index_digests: Vec<String>,
+}
+
+/// A decision written as a [`PlannedImage`], without copying it first: the
+/// offline plan writes a million of these, and each copy would be a
+/// digest, its tags and a reason formatted into a `String`.
+pub struct Planned<'d, 'a>(pub &'d Decision<'a>);
+
+/// The one field list both write, so that a report's image and a plan's
+/// cannot drift apart. `R` and `P` are the reason and the protection, as
+/// text already or still to be formatted.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlannedFields<'a, R: Display, P: Display> {
+    image_digest: &'a str,
+    image_tags: &'a [String],
+    image_pushed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_size_in_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "ImageStatus::is_active")]
+    image_status: ImageStatus,
+    rule_priority: Option<u32>,
+    #[serde(serialize_with = "as_text")]
+    reason: R,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "as_optional_text"
+    )]
+    protection: Option<P>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    index_digests: &'a [String],
+}
+
+fn as_text<S: serde::Serializer>(text: &impl Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(text)
+}
+
+fn as_optional_text<S: serde::Serializer>(
+    text: &Option<impl Display>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(text) => s.collect_str(text),
+        None => s.serialize_none(),
+    }
+}
+
+impl Serialize for PlannedImage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlannedFields {
+            image_digest: &self.image_digest,
+            image_tags: &self.image_tags,
+            image_pushed_at: self.image_pushed_at,
+            image_size_in_bytes: self.image_size_in_bytes,
+            image_status: self.image_status,
+            rule_priority: self.rule_priority,
+            reason: &self.reason,
+            protection: self.protection.as_ref(),
+            index_digests: &self.index_digests,
+        }
+        .serialize(s)
+    }
+}
+
+impl Serialize for Planned<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let decision = self.0;
+        let image = decision.image;
+        PlannedFields {
+            image_digest: &image.image_digest,
+            image_tags: &image.image_tags,
+            image_pushed_at: image.image_pushed_at,
+            image_size_in_bytes: image.image_size_in_bytes,
+            image_status: image.image_status,
+            rule_priority: decision.rule_priority,
+            reason: &decision.reason,
+            protection: decision.protection.as_ref(),
+            index_digests: index_digests(decision),
+        }
+        .serialize(s)
+    }
+}
+
+/// A multi-arch child's indexes; none for any other image.
+fn index_digests<'d>(decision: &'d Decision<'_>) -> &'d [String] {
+    match &decision.reason {
+        Reason::Follows {
+            relation: Relation::ChildOf,
+            with,
+            ..
+        } => with,
+        _ => &[],
+    }
 }
 
 /// A planned image that compare-and-delete left alone.
@@ -170,14 +259,7 @@ impl PlannedImage {
             rule_priority: decision.rule_priority,
             reason: decision.reason.to_string(),
             protection: decision.protection.as_ref().map(ToString::to_string),
-            index_digests: match &decision.reason {
-                Reason::Follows {
-                    relation: Relation::ChildOf,
-                    with,
-                    ..
-                } => with.clone(),
-                _ => Vec::new(),
-            },
+            index_digests: index_digests(decision).to_vec(),
         }
     }
 }
@@ -623,4 +705,63 @@ pub fn run_summary(report: &Report) -> Value {
         map.extend(totals);
     }
     line(level, "run finished", fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse_rfc3339;
+    use crate::plan::{Facts, plan_with};
+    use crate::policy::Policy;
+
+    /// A decision is written the same whether borrowed (`Planned`, the
+    /// offline plan) or copied (`PlannedImage`, the report): deleted,
+    /// kept, protected by the grace period, a child with its index, sized
+    /// or not.
+    #[test]
+    fn a_decision_is_written_the_same_borrowed_or_copied() {
+        let now = parse_rfc3339("2026-01-31T00:00:00Z").unwrap();
+        let at = |minutes: i64| now - chrono::TimeDelta::minutes(minutes);
+        let images = [
+            Image::test("sha256:index", &["old"])
+                .pushed_at(at(9_000))
+                .index(),
+            Image::test("sha256:child", &[])
+                .pushed_at(at(9_000))
+                .sized(7),
+            Image::test("sha256:fresh", &["v2"]).pushed_at(at(5)),
+            Image::test("sha256:new", &["v3"]).pushed_at(at(2)).sized(3),
+        ];
+        let policy = Policy::parse(
+            r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any",
+                "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}],
+               "settings": {"gracePeriodMinutes": 60}}"#,
+        )
+        .unwrap();
+        let facts = Facts {
+            children: [("sha256:index".to_owned(), vec!["sha256:child".to_owned()])]
+                .into_iter()
+                .collect(),
+            ..Facts::default()
+        };
+        let plan = plan_with(&images, &policy, now, &facts);
+        for decision in &plan.decisions {
+            let copied = serde_json::to_string(&PlannedImage::from_decision(decision)).unwrap();
+            assert_eq!(serde_json::to_string(&Planned(decision)).unwrap(), copied);
+        }
+        let text: Vec<String> = plan
+            .decisions
+            .iter()
+            .map(|d| serde_json::to_string(&Planned(d)).unwrap())
+            .collect();
+        assert!(
+            text.iter().any(|t| t.contains(r#""protection":"#)),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains(r#""indexDigests":["sha256:index"]"#)),
+            "{text:?}"
+        );
+    }
 }

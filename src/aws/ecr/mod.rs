@@ -9,7 +9,6 @@
 //! * Every entry of a response's `failures` is kept with `failureCode` and
 //!   `failureReason` exactly as ECR returned them.
 //! * Every call is counted, because API calls are the cost of a run.
-//!
 //! * The re-read before acting (`reread`) lists the repository again when
 //!   that takes fewer calls than reading the planned images by id.
 //!

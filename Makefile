@@ -26,8 +26,8 @@ test: tools
 	cargo test --all-targets --locked
 
 lint: rust-tools
-	cargo fmt --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo deny check licenses bans sources
 
 doc:
@@ -68,11 +68,15 @@ invoke-local: tools
 
 # Every benchmark in BENCHMARKS.md: the planner; the release binary end to
 # end against moto_server (API calls against the floor, wall, CPU, peak RSS);
-# its cold start; and the arm64 Lambda binary's size.
+# an organisation against the fast fake ECR (tools/fake-ecr) at two rate
+# limits, through the CLI and the Lambda function; its cold start; and the
+# arm64 Lambda binary's size.
 bench: tools
 	scripts/bench-planner.sh
 	cargo build --release --locked
 	python3 scripts/bench-e2e.py
+	cargo build --release --locked -p fake-ecr
+	python3 scripts/bench-organisation.py
 	python3 scripts/bench-cold-start.py
 	cargo lambda build --release --arm64 --locked
 	@ls -l target/lambda/ecr-gc/bootstrap

@@ -5,9 +5,7 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_ecr::types::ImageIdentifier;
-
-use super::{DELETE_BATCH, Ecr, EcrError, bump};
+use super::{DELETE_BATCH, Ecr, EcrError, bump, by_digest};
 use crate::model::{ImageFailure, ImageId};
 
 /// Per-image failure codes that are worth another try: ECR says the
@@ -138,10 +136,7 @@ impl Ecr {
     /// One BatchDeleteImage call (at most [`DELETE_BATCH`] digests).
     async fn delete_once(&self, repository: &str, chunk: &[String]) -> Round {
         bump(&self.calls.batch_delete_image);
-        let ids: Vec<ImageIdentifier> = chunk
-            .iter()
-            .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
-            .collect();
+        let ids = by_digest(chunk);
         let result = self
             .client
             .batch_delete_image()

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ecr::types::{DescribeImagesFilter, ImageIdentifier, ImageStatusFilter};
+use aws_sdk_ecr::types::{DescribeImagesFilter, ImageDetail, ImageIdentifier, ImageStatusFilter};
 use thiserror::Error;
 
 use crate::aws::{CallError, PageError, paginate};
@@ -260,6 +260,17 @@ impl Ecr {
         repository: &str,
         archived: bool,
     ) -> Result<Vec<Image>, EcrError> {
+        self.list_details(repository, archived, convert).await
+    }
+
+    /// The repository's listing, every page of it (ACTIVE images, and with
+    /// `archived` the archive too), each image detail read by `read`.
+    async fn list_details<T>(
+        &self,
+        repository: &str,
+        archived: bool,
+        read: impl Fn(&ImageDetail) -> Result<T, EcrError>,
+    ) -> Result<Vec<T>, EcrError> {
         const OP: &str = "DescribeImages";
         let filter = archived.then(|| {
             DescribeImagesFilter::builder()
@@ -280,12 +291,12 @@ impl Ecr {
                     .send()
             },
             |page| {
-                let images = page
+                let items = page
                     .image_details()
                     .iter()
-                    .map(convert)
+                    .map(&read)
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok((images, page.next_token().map(str::to_owned)))
+                Ok((items, page.next_token().map(str::to_owned)))
             },
         )
         .await
@@ -305,10 +316,7 @@ impl Ecr {
         let mut children = HashMap::with_capacity(indexes.len());
         for chunk in indexes.chunks(DELETE_BATCH) {
             bump(&self.calls.batch_get_image);
-            let ids = chunk
-                .iter()
-                .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
-                .collect();
+            let ids = by_digest(chunk);
             let out = self
                 .client
                 .batch_get_image()
@@ -383,7 +391,7 @@ struct IndexEntry {
     digest: String,
 }
 
-fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> {
+fn convert(detail: &ImageDetail) -> Result<Image, EcrError> {
     const OP: &str = "DescribeImages";
     let digest = detail.image_digest().ok_or(EcrError::Malformed {
         operation: OP,
@@ -403,13 +411,26 @@ fn convert(detail: &aws_sdk_ecr::types::ImageDetail) -> Result<Image, EcrError> 
         image_size_in_bytes: detail.image_size_in_bytes(),
         image_manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
         subject_manifest_digest: detail.subject_manifest_digest().map(str::to_owned),
-        image_status: detail
-            .image_status()
-            .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str())),
+        image_status: status_of(detail),
         last_recorded_pull_time: detail.last_recorded_pull_time().and_then(moment),
         last_archived_at: detail.last_archived_at().and_then(moment),
         last_activated_at: detail.last_activated_at().and_then(moment),
     })
+}
+
+/// An image's storage class; `ACTIVE` when ECR does not say.
+fn status_of(detail: &ImageDetail) -> ImageStatus {
+    detail
+        .image_status()
+        .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str()))
+}
+
+/// Image ids naming these digests, for the calls that take `imageIds`.
+fn by_digest(digests: &[String]) -> Vec<ImageIdentifier> {
+    digests
+        .iter()
+        .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
+        .collect()
 }
 
 fn moment(at: &aws_smithy_types::DateTime) -> Option<Moment> {

@@ -11,10 +11,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_ecr::types::{DescribeImagesFilter, ImageDetail, ImageIdentifier, ImageStatusFilter};
+use aws_sdk_ecr::types::ImageDetail;
 
-use super::{DELETE_BATCH, Ecr, EcrError, PAGE_SIZE, bump};
-use crate::aws::{CallError, paginate};
+use super::{DELETE_BATCH, Ecr, EcrError, PAGE_SIZE, bump, by_digest, status_of};
+use crate::aws::CallError;
 use crate::model::ImageStatus;
 
 /// An image as re-read just before acting on it.
@@ -84,33 +84,11 @@ impl Ecr {
         repository: &str,
         archived: bool,
     ) -> Result<Reread, EcrError> {
-        const OP: &str = "DescribeImages";
-        let filter = archived.then(|| {
-            DescribeImagesFilter::builder()
-                .image_status(ImageStatusFilter::Any)
-                .build()
-        });
-        let found = paginate(
-            OP,
-            |token| {
-                bump(&self.calls.describe_images);
-                self.client
-                    .describe_images()
-                    .set_registry_id(self.registry_id.clone())
-                    .repository_name(repository)
-                    .set_filter(filter.clone())
-                    .max_results(PAGE_SIZE)
-                    .set_next_token(token)
-                    .send()
-            },
-            |page| {
-                let found = page.image_details().iter().filter_map(current_of).collect();
-                Ok((found, page.next_token().map(str::to_owned)))
-            },
-        )
-        .await?;
+        let found = self
+            .list_details(repository, archived, |detail| Ok(current_of(detail)))
+            .await?;
         Ok(Reread {
-            found: found.into_iter().collect(),
+            found: found.into_iter().flatten().collect(),
             active_only: !archived,
         })
     }
@@ -154,16 +132,12 @@ impl Ecr {
     ) -> Result<Vec<(String, Current)>, EcrError> {
         const OP: &str = "DescribeImages";
         bump(&self.calls.describe_images);
-        let ids = digests
-            .iter()
-            .map(|digest| ImageIdentifier::builder().image_digest(digest).build())
-            .collect();
         let page = self
             .client
             .describe_images()
             .set_registry_id(self.registry_id.clone())
             .repository_name(repository)
-            .set_image_ids(Some(ids))
+            .set_image_ids(Some(by_digest(digests)))
             .send()
             .await
             .map_err(|e| EcrError::from_sdk(OP, e))?;
@@ -174,9 +148,7 @@ impl Ecr {
 fn current_of(detail: &ImageDetail) -> Option<(String, Current)> {
     let current = Current {
         tags: detail.image_tags().to_vec(),
-        status: detail
-            .image_status()
-            .map_or(ImageStatus::Active, |s| ImageStatus::parse(s.as_str())),
+        status: status_of(detail),
     };
     Some((detail.image_digest()?.to_owned(), current))
 }

@@ -158,8 +158,9 @@ def run_lambda(binary, port, work):
 
 
 def ideal(calls_by_target, rate, latency_ms, concurrency):
-    """Per target, the larger of calls / rate per operation and the
-    calls' mean latency over the concurrency; the slowest target's."""
+    """Per target (the fake's count of the calls it answered there), the
+    larger of calls / rate per operation and the calls' mean latency over
+    the concurrency; the slowest target's."""
     worst = 0.0
     for calls in calls_by_target:
         by_rate = max(n / rate for n in calls.values())
@@ -208,18 +209,12 @@ def main():
                     fake.kill()
                 with open(measured) as f:
                     wall, user, system, max_kib = f.read().split()[-4:]
-                requests = {k: v for k, v in stats["requests"].items()}
+                requests = stats["requests"]
                 throttled = sum(stats["throttled"].values())
                 total = sum(requests.values())
-                targets = len(ACCOUNTS) * len(REGIONS)
-                # Each operation spread evenly over the targets (they are
-                # generated alike), less the throttled requests, which are
-                # retries, not work.
-                per_target = [{op: (n - stats["throttled"].get(op, 0)) / targets
-                               for op, n in requests.items()}] * targets
                 result = {
                     "mode": mode, "rate": rate, "latency_ms": args.latency,
-                    "repositories": args.repositories * targets, "images": stats["images"],
+                    "repositories": args.repositories * len(ACCOUNTS) * len(REGIONS), "images": stats["images"],
                     "images_left": stats["imagesLeft"], "exit": status,
                     "wall_s": float(wall), "observed_s": round(elapsed, 1),
                     "cpu_s": round(float(user) + float(system), 2),
@@ -227,7 +222,8 @@ def main():
                     "output_bytes": output,
                     "requests": requests, "throttled": throttled,
                     "throttled_pct": round(100 * throttled / max(total, 1), 2),
-                    "ideal_s": round(ideal(per_target, rate, (low + high) / 2, args.concurrency), 1),
+                    "ideal_s": round(ideal(stats["answeredByTarget"].values(), rate, (low + high) / 2,
+                                           args.concurrency), 1),
                     "fake_cpu_s": round(stats["cpuSeconds"] - before["cpuSeconds"], 2),
                 }
                 result["wall_over_ideal"] = round(result["wall_s"] / max(result["ideal_s"], 0.001), 2)

@@ -15,7 +15,7 @@
 //! binary as Lambda runs it.
 //!
 //! `GET /__stats` answers the requests and throttles by operation, the
-//! images left, and the fake's own CPU time, so a benchmark can check that
+//! requests answered per (account, region), the images left, and the fake's own CPU time, so a benchmark can check that
 //! the figures are ecr-gc's and not the fake's; `GET /__response`, the
 //! function's answer once it has one (204 until then).
 //!
@@ -50,8 +50,8 @@ struct Fake {
     latency: Latency,
     buckets: Buckets,
     random: Mutex<Random>,
-    /// Requests and throttles by operation.
-    counts: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Requests and throttles by (`account/region`, operation).
+    counts: Mutex<BTreeMap<(String, String), (u64, u64)>>,
     runtime: lambda::Runtime,
 }
 
@@ -150,7 +150,7 @@ async fn handle(fake: Arc<Fake>, request: Request<Incoming>) -> Result<Reply, In
     tokio::time::sleep(fake.latency.draw(&fake.random)).await;
     let name = static_name(&operation);
     let admitted = fake.buckets.admit(&account, &region, name);
-    fake.count(&operation, !admitted);
+    fake.count(format!("{account}/{region}"), &operation, !admitted);
     let answer = if admitted {
         fake.registry.answer(&operation, &account, &region, &body)
     } else {
@@ -229,20 +229,35 @@ fn sts(body: &[u8]) -> Reply {
 }
 
 impl Fake {
-    fn count(&self, operation: &str, throttled: bool) {
+    fn count(&self, target: String, operation: &str, throttled: bool) {
         if let Ok(mut counts) = self.counts.lock() {
-            let entry = counts.entry(operation.to_owned()).or_default();
+            let entry = counts.entry((target, operation.to_owned())).or_default();
             entry.0 += 1;
             entry.1 += u64::from(throttled);
         }
     }
 
+    /// Requests and throttles by operation; the requests answered (not
+    /// throttled) by target and operation; the images; the fake's CPU.
     fn stats(&self) -> String {
         let counts = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut requests = BTreeMap::<&str, u64>::new();
+        let mut throttled = BTreeMap::<&str, u64>::new();
+        let mut answered = BTreeMap::<&str, BTreeMap<&str, u64>>::new();
+        for ((target, operation), (all, refused)) in &counts {
+            *requests.entry(operation).or_default() += all;
+            *throttled.entry(operation).or_default() += refused;
+            *answered
+                .entry(target)
+                .or_default()
+                .entry(operation)
+                .or_default() += all - refused;
+        }
         let (left, archived) = self.registry.remaining();
         json!({
-            "requests": counts.iter().map(|(k, v)| (k.clone(), v.0)).collect::<BTreeMap<_, _>>(),
-            "throttled": counts.iter().map(|(k, v)| (k.clone(), v.1)).collect::<BTreeMap<_, _>>(),
+            "requests": requests,
+            "throttled": throttled,
+            "answeredByTarget": answered,
             "images": self.registry.total(),
             "imagesLeft": left,
             "imagesArchived": archived,

@@ -99,22 +99,29 @@ def environment(port, work):
     return env
 
 
-def floor(report):
-    """The fewest ECR calls that collect what the report says: per target,
-    one DescribeRepositories page per 1,000 repositories; per repository,
-    one DescribeImages page per 1,000 images, the re-read (by id, 100 a
-    call, or the listing again, whichever is fewer) and one BatchDeleteImage
-    per 100 deletions."""
+def floor(log):
+    """The fewest ECR calls that collect what the log's `repository
+    collected` lines say (the report may list only some repositories): per
+    target, one DescribeRepositories page per 1,000 repositories; per
+    repository, one DescribeImages page per 1,000 images, the re-read (by
+    id, 100 a call, or the listing again, whichever is fewer) and one
+    BatchDeleteImage per 100 deletions."""
     calls = {"DescribeRepositories": 0, "DescribeImages": 0, "BatchDeleteImage": 0}
-    for target in report["targets"]:
-        repositories = target.get("repositories", [])
-        calls["DescribeRepositories"] += max(1, math.ceil(len(repositories) / 1000))
-        for repo in repositories:
-            images, planned = repo["imagesScanned"], len(repo["planned"])
+    per_target = {}
+    with open(log) as f:
+        for text in f:
+            line = json.loads(text)
+            if "imagesScanned" not in line or "repositoryName" not in line:
+                continue
+            target = (line.get("accountId"), line.get("region"))
+            per_target[target] = per_target.get(target, 0) + 1
+            images, planned = line["imagesScanned"], line["imagesPlanned"]
             calls["DescribeImages"] += max(1, math.ceil(images / 1000))
             if planned:
                 calls["DescribeImages"] += min(math.ceil(images / 1000), math.ceil(planned / 100))
                 calls["BatchDeleteImage"] += math.ceil(planned / 100)
+    for repositories in per_target.values():
+        calls["DescribeRepositories"] += max(1, math.ceil(repositories / 1000))
     return calls
 
 
@@ -124,9 +131,11 @@ def run_cli(binary, port, work):
     out = os.path.join(work, "report.json")
     measured = os.path.join(work, "time")
     with open(out, "wb") as stdout:
-        status = subprocess.call(["/usr/bin/time", "-o", measured, "-f", "%e %U %S %M", binary, "run",
-                                  "--policy", policy, "--targets", targets, "--apply", "--output", "json"],
-                                 env=environment(port, work), stdout=stdout, stderr=subprocess.DEVNULL)
+        with open(os.path.join(work, "log.jsonl"), "wb") as stderr:
+            status = subprocess.call(["/usr/bin/time", "-o", measured, "-f", "%e %U %S %M", binary, "run",
+                                      "--policy", policy, "--targets", targets, "--apply", "--output", "json",
+                                      "--detail", "summary"],
+                                     env=environment(port, work), stdout=stdout, stderr=stderr)
     with open(out) as f:
         report = json.load(f)
     return status, measured, os.path.getsize(out), report
@@ -139,8 +148,10 @@ def run_lambda(binary, port, work):
                ECR_GC_POLICY_FILE=os.path.join(work, "policy.json"), ECR_GC_DRY_RUN="false",
                ECR_GC_TARGETS=json.dumps(TARGETS))
     measured = os.path.join(work, "time")
-    proc = subprocess.Popen(["/usr/bin/time", "-o", measured, "-f", "%e %U %S %M", binary],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The function logs to stdout, as Lambda functions do.
+    with open(os.path.join(work, "log.jsonl"), "wb") as log:
+        proc = subprocess.Popen(["/usr/bin/time", "-o", measured, "-f", "%e %U %S %M", binary],
+                                env=env, stdout=log, stderr=subprocess.DEVNULL)
     # The function waits for its next invocation once it has answered: stop it then.
     while True:
         status, body = get(port, "/__response")
@@ -230,7 +241,7 @@ def main():
                 deleted = report["summary"]["imagesDeleted"]
                 result["deleted"] = deleted
                 result["left_as_reported"] = stats["imagesLeft"] == stats["images"] - deleted
-                want = floor(report)
+                want = floor(os.path.join(work, "log.jsonl"))
                 done = {op: requests.get(op, 0) - stats["throttled"].get(op, 0) for op in want}
                 result["floor"] = want
                 result["at_floor"] = done == want

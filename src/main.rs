@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use ecr_gc::lambda::Function;
-use ecr_gc::run::report::JsonLines;
+use ecr_gc::run::lines::JsonLines;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 

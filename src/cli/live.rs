@@ -12,7 +12,8 @@ use crate::aws::{Connector, SdkRetry};
 use crate::model::{AccountId, RepositoryName};
 use crate::run::collection;
 use crate::run::engine::{Run, Scope};
-use crate::run::report::{Cause, Collection, JsonLines};
+use crate::run::lines::JsonLines;
+use crate::run::report::{Cause, Collection, Detail};
 
 /// The targets `--registry-id` or `--targets` name, checked; else the
 /// caller's own account and region.
@@ -37,6 +38,7 @@ pub(super) fn run_command(
     registry_id: Option<String>,
     targets: Option<String>,
     output: Output,
+    detail: Detail,
 ) -> Result<ExitCode, String> {
     // Every input is checked before any API call.
     let repositories = repositories
@@ -67,6 +69,7 @@ pub(super) fn run_command(
         dry_run: !apply,
         now: Utc::now(),
         stop_at: None,
+        detail,
     };
     // Log lines go to stderr: stdout carries the table or the JSON report.
     let log = JsonLines::new(std::io::stderr());
@@ -101,6 +104,7 @@ fn print_report(out: &mut impl Write, report: &Collection) {
     let rows: Vec<[String; 7]> = report
         .repositories()
         .map(|(target, r)| {
+            let c = r.counts();
             [
                 if several {
                     format!("{target}:{}", r.repository_name)
@@ -108,13 +112,13 @@ fn print_report(out: &mut impl Write, report: &Collection) {
                     r.repository_name.clone()
                 },
                 r.images_scanned.to_string(),
-                r.protected.len().to_string(),
-                r.planned.len().to_string(),
-                r.skipped.len().to_string(),
-                r.deleted.len().to_string(),
+                c.images_protected.to_string(),
+                c.images_planned.to_string(),
+                c.images_skipped.to_string(),
+                c.images_deleted.to_string(),
                 match &r.error {
                     Some(e) => format!("error: {}", e.error_code),
-                    None => r.failed.len().to_string(),
+                    None => c.images_failed.to_string(),
                 },
             ]
         })
@@ -151,6 +155,21 @@ fn print_notes(out: &mut impl Write, report: &Collection) {
         }
         if let Some(unfinished) = &r.unfinished {
             let _ = writeln!(out, "unfinished: {}: {unfinished}", r.repository_name);
+        }
+        if let Some(c) = r.dropped {
+            for (what, n) in [
+                ("skipped", c.images_skipped),
+                ("failed", c.images_failed),
+                ("not archived", c.transitions_failed),
+            ] {
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{what}: {}: {n} images, each in the log lines (stderr)",
+                        r.repository_name
+                    );
+                }
+            }
         }
         for skipped in &r.skipped {
             let _ = writeln!(
@@ -191,18 +210,18 @@ fn print_totals(out: &mut impl Write, report: &Collection) {
         s.repositories,
         s.repositories_held,
         s.images_scanned,
-        s.images_protected,
-        s.images_planned,
-        s.images_skipped,
-        s.images_deleted,
-        s.images_failed,
+        s.counts.images_protected,
+        s.counts.images_planned,
+        s.counts.images_skipped,
+        s.counts.images_deleted,
+        s.counts.images_failed,
         s.bytes_reclaimed
     );
-    if s.transitions_planned > 0 {
+    if s.counts.transitions_planned > 0 {
         let _ = writeln!(
             out,
             "Archive: {} planned, {} archived, {} not archived.",
-            s.transitions_planned, s.images_transitioned, s.transitions_failed
+            s.counts.transitions_planned, s.counts.images_transitioned, s.counts.transitions_failed
         );
     }
 }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::policy::Policy;
+use crate::run::report::Detail;
 use explain::explain_command;
 use live::run_command;
 use offline::plan_command;
@@ -59,6 +60,9 @@ pub enum Command {
         targets: Option<String>,
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// What the report keeps of each repository: `images` (every image's outcome) or `summary` (counts only, so memory stays flat over a whole organisation). The log lines on stderr have every image either way.
+        #[arg(long, value_name = "images|summary", default_value = "images", value_parser = parse_detail)]
+        detail: Detail,
     },
     /// Check a policy document: whether it loads, and what each rule does. Exit 1 if it does not load.
     Validate {
@@ -98,6 +102,10 @@ pub struct Listing {
     repository: Option<String>,
 }
 
+fn parse_detail(text: &str) -> Result<Detail, String> {
+    Detail::parse(text).ok_or_else(|| format!("{text:?}: expected `images` or `summary`"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Table,
@@ -127,7 +135,16 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             registry_id,
             targets,
             output,
-        } => run_command(&policy, repositories, apply, registry_id, targets, output),
+            detail,
+        } => run_command(
+            &policy,
+            repositories,
+            apply,
+            registry_id,
+            targets,
+            output,
+            detail,
+        ),
         Command::Validate {
             policy,
             native,

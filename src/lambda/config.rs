@@ -11,6 +11,7 @@ use crate::aws::targets::{Targets, TargetsError};
 use crate::aws::{EnvNumberError, SdkRetry, env_number};
 use crate::model::{AccountId, NameError};
 use crate::policy::{Policy, PolicyError};
+use crate::run::report::Detail;
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct Config {
     /// `ECR_GC_FANOUT_QUEUE_URL`: where a run over every selected repository
     /// sends one message per repository instead of collecting them itself.
     pub fan_out_queue_url: Option<String>,
+    /// `ECR_GC_REPORT_DETAIL`: `summary` (the default: counts in the
+    /// response, every image in the log lines) or `images`.
+    pub detail: Detail,
 }
 
 /// The default safety margin before the Lambda deadline.
@@ -68,6 +72,10 @@ pub enum ConfigError {
     Targets(TargetsError),
     #[error("ECR_GC_REGISTRY_ID: {0}")]
     RegistryId(NameError),
+    #[error(
+        "ECR_GC_REPORT_DETAIL={value}: expected `summary` (counts only; every image is in the log lines) or `images`"
+    )]
+    Detail { value: String },
     #[error(
         "ECR_GC_FANOUT_QUEUE_URL={url}: expected a queue URL such as https://sqs.eu-west-1.amazonaws.com/111122223333/ecr-gc"
     )]
@@ -141,6 +149,10 @@ impl Config {
         {
             return Err(ConfigError::QueueUrl { url: url.clone() });
         }
+        let detail = match var("ECR_GC_REPORT_DETAIL").filter(|v| !v.trim().is_empty()) {
+            None => Detail::Summary,
+            Some(value) => Detail::parse(&value).ok_or(ConfigError::Detail { value })?,
+        };
         Ok(Config {
             policy,
             dry_run,
@@ -148,6 +160,7 @@ impl Config {
             deadline_margin,
             targets,
             fan_out_queue_url,
+            detail,
         })
     }
 }
@@ -188,7 +201,18 @@ mod tests {
                 .dry_run
         );
         assert!(config(&[("ECR_GC_POLICY_FILE", "examples/policy.json")]).is_ok());
+        // The response is a summary unless images are asked for.
+        let detail = |value: &str| {
+            config(&[("ECR_GC_POLICY", policy), ("ECR_GC_REPORT_DETAIL", value)]).map(|c| c.detail)
+        };
+        assert_eq!(detail("").unwrap(), Detail::Summary);
+        assert_eq!(detail("Images").unwrap(), Detail::Images);
+        assert_eq!(detail("summary").unwrap(), Detail::Summary);
         let error = |vars: &[(&str, &str)]| config(vars).unwrap_err().to_string();
+        assert!(
+            error(&[("ECR_GC_POLICY", policy), ("ECR_GC_REPORT_DETAIL", "all")])
+                .contains("ECR_GC_REPORT_DETAIL=all: expected `summary`")
+        );
         assert!(error(&[]).contains("ECR_GC_POLICY"));
         assert!(
             error(&[("ECR_GC_POLICY", policy), ("ECR_GC_DRY_RUN", "no")])

@@ -20,7 +20,8 @@ use crate::inventory::Foreign;
 use crate::model::RepositoryName;
 use crate::run::collection::{self, Others};
 use crate::run::engine::{Run, Scope};
-use crate::run::report::{self, Cause, Level, LogSink};
+use crate::run::lines::{self, Level, LogSink};
+use crate::run::report::{self, Cause};
 
 /// Collects an SQS batch. A message is reported back for redelivery when
 /// its repository did not finish cleanly: unreadable, not one of our
@@ -46,11 +47,12 @@ pub(super) async fn batch(
             dry_run,
             now: judged_as_of.get(&dry_run).copied().unwrap_or(clock),
             stop_at,
+            detail: config.detail,
         };
         let again = collect_group(connector, config, &run, &targets, clock, log).await;
         failures.extend(again);
     }
-    log.emit(report::line(
+    log.emit(lines::line(
         Level::warn_if(!failures.is_empty()),
         "queue batch finished",
         json!({ "batchItemFailures": failures.len() }),
@@ -112,7 +114,7 @@ fn admit_all(
                     .push((record.message_id, message));
             }
             Err(problem) => {
-                log.emit(report::line(
+                log.emit(lines::line(
                     Level::Error,
                     "queue message refused",
                     json!({ "messageId": record.message_id, "error": problem }),
@@ -208,7 +210,7 @@ fn queued_push(
     log: &dyn LogSink,
 ) -> Result<Option<Message>, String> {
     let log_ignored = |what: &str| {
-        log.emit(report::line(
+        log.emit(lines::line(
             Level::Info,
             "event ignored",
             json!({ "event": what }),
@@ -307,7 +309,7 @@ fn unfinished_repositories(target: &report::TargetReport) -> Unfinished<'_> {
     let mut names: HashSet<&str> = report
         .repositories
         .iter()
-        .filter(|r| r.error.is_some() || !r.failed.is_empty() || r.unfinished.is_some())
+        .filter(|r| r.error.is_some() || r.counts().images_failed > 0 || r.unfinished.is_some())
         .map(|r| r.repository_name.as_str())
         .collect();
     names.extend(report.not_started.iter().map(String::as_str));

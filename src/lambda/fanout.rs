@@ -29,7 +29,8 @@ use crate::aws::targets::Target;
 use crate::inventory::Foreign;
 use crate::model::{AccountId, NameError, Region, RepositoryName};
 use crate::run::collection::{self, Listing};
-use crate::run::report::{self, Cause, Level, LogSink};
+use crate::run::lines::{self, Level, LogSink};
+use crate::run::report::Cause;
 
 /// How far ahead of the consumer's clock a message's `now` may be: clocks
 /// of two Lambda invocations agree to well within this.
@@ -320,7 +321,7 @@ pub(super) async fn fan_out(
     .await;
     for listing in &listings {
         if let Err(error) = &listing.repositories {
-            log.emit(report::line(
+            log.emit(lines::line(
                 Level::Error,
                 "target not listed",
                 json!({ "target": listing.target, "error": error }),
@@ -348,7 +349,7 @@ pub(super) async fn fan_out(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     let targets_failed = report.targets.iter().filter(|t| t.error.is_some()).count();
-    log.emit(report::line(
+    log.emit(lines::line(
         Level::warn_if(targets_failed > 0 || !report.sent.failed.is_empty()),
         "fan-out finished",
         serde_json::to_value(&report).unwrap_or_default(),

@@ -53,7 +53,15 @@ use crate::aws::Connector;
 use crate::aws::targets::{Target, Targets};
 use crate::run::collection::{self, Others};
 use crate::run::engine::{Run, Scope};
-use crate::run::report::{self, Cause, Collection, Level, LogSink};
+use crate::run::lines::{self, Level, LogSink};
+use crate::run::report::{Cause, Collection, Detail};
+
+/// The most repositories a collection's response lists with
+/// `ECR_GC_REPORT_DETAIL=summary`, those that need attention first: about
+/// 400 KB, far under Lambda's 6 MB response limit however large the
+/// organisation. The totals count every repository, and each has its log
+/// line.
+pub const RESPONSE_REPOSITORIES: usize = 1_000;
 
 pub use config::{Config, ConfigError, DEFAULT_DEADLINE_MARGIN};
 pub use event::{EventError, Overrides, Trigger, parse_event};
@@ -148,7 +156,7 @@ pub async fn handle_until(
     // layout depth.
     let result = Box::pin(dispatch(connector, config, event, now, deadline, log)).await;
     if let Err(error) = &result {
-        log.emit(report::line(
+        log.emit(lines::line(
             Level::Error,
             "invocation failed",
             json!({ "errorType": error.error_type(), "error": error.to_string() }),
@@ -230,6 +238,7 @@ async fn dispatch(
         dry_run,
         now,
         stop_at,
+        detail: config.detail,
     };
     collect_inline(connector, config, &run, work, log).await
 }
@@ -243,7 +252,7 @@ async fn collect_inline(
     work: Vec<(Target, Scope)>,
     log: &dyn LogSink,
 ) -> Result<Response, HandlerError> {
-    log.emit(report::line(
+    log.emit(lines::line(
         Level::Info,
         "run started",
         json!({ "trigger": run.trigger, "dryRun": run.dry_run, "targets": work.len() }),
@@ -258,7 +267,7 @@ async fn collect_inline(
         log,
     )
     .await;
-    log.emit(report::line(
+    log.emit(lines::line(
         Level::warn_if(collection.has_failures()),
         "collection finished",
         json!({
@@ -273,6 +282,10 @@ async fn collect_inline(
         }),
     ));
     systemic_failure(&collection)?;
+    let mut collection = collection;
+    if run.detail == Detail::Summary {
+        collection.trim(RESPONSE_REPOSITORIES);
+    }
     Ok(Response::Collection(Box::new(collection)))
 }
 
@@ -288,7 +301,7 @@ fn brake(configured: bool, asked: Option<bool>) -> Result<bool, HandlerError> {
 }
 
 fn ignored(what: String, log: &dyn LogSink) -> Response {
-    log.emit(report::line(
+    log.emit(lines::line(
         Level::Info,
         "event ignored",
         json!({ "event": what }),

@@ -14,9 +14,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::aws::ecr::{Current, DeleteOutcome, Ecr, Listed, TransitionOutcome};
 use crate::model::ImageStatus;
-use crate::run::report::{
-    self, LogSink, PlannedImage, RepositoryError, RepositoryReport, SkippedImage,
-};
+use crate::run::lines::{self, LogSink};
+use crate::run::report::{PlannedImage, RepositoryError, RepositoryReport, SkippedImage};
 
 /// Deletes and archives a surveyed repository's planned images,
 /// compare-and-act, and records what ECR answered.
@@ -32,7 +31,7 @@ pub async fn apply(ecr: &Ecr, out: &mut RepositoryReport, log: &dyn LogSink) {
             .map(not_attempted)
             .collect();
         for skipped in &left {
-            log.emit(report::image_skipped(&out.repository_name, skipped));
+            log.emit(lines::image_skipped(&out.repository_name, skipped));
         }
         out.unfinished = Some(unfinished(out.planned.len(), out.planned_transitions.len()));
         out.skipped.extend(left);
@@ -88,7 +87,7 @@ async fn compare(
     let mut kept = |planned: &PlannedImage, archiving: bool| {
         let now = current.get(&planned.image_digest);
         let skipped = changed(planned, now, archiving, current.active_only)?;
-        log.emit(report::image_skipped(&out.repository_name, &skipped));
+        log.emit(lines::image_skipped(&out.repository_name, &skipped));
         out.skipped.push(skipped);
         Some(())
     };
@@ -279,9 +278,9 @@ fn record(
         held_children,
     };
     let name = &out.repository_name;
-    let (skipped, deleted) = settle(name, &out.planned, answered, report::image_deleted, log);
+    let (skipped, deleted) = settle(name, &out.planned, answered, lines::image_deleted, log);
     for failure in &outcome.failures {
-        log.emit(report::image_failed(name, failure));
+        log.emit(lines::image_failed(name, failure));
     }
     out.skipped.extend(skipped);
     out.bytes_reclaimed = deleted.iter().filter_map(|p| p.image_size_in_bytes).sum();
@@ -306,9 +305,9 @@ fn record_transitions(
     };
     let name = &out.repository_name;
     let planned = &out.planned_transitions;
-    let (skipped, archived) = settle(name, planned, answered, report::image_transitioned, log);
+    let (skipped, archived) = settle(name, planned, answered, lines::image_transitioned, log);
     for failure in &outcome.failures {
-        log.emit(report::image_not_transitioned(name, failure));
+        log.emit(lines::image_not_transitioned(name, failure));
     }
     out.skipped.extend(skipped);
     out.transitioned = archived;
@@ -369,9 +368,9 @@ fn settle(
 fn log_skipped(name: &str, skipped: &[SkippedImage], log: &dyn LogSink) {
     for image in skipped {
         if image.current_image_tags.is_none() {
-            log.emit(report::image_already_gone(name, image));
+            log.emit(lines::image_already_gone(name, image));
         } else {
-            log.emit(report::image_skipped(name, image));
+            log.emit(lines::image_skipped(name, image));
         }
     }
 }

@@ -37,7 +37,8 @@ use crate::model::{AccountId, Region, RepositoryName};
 use crate::policy::Policy;
 use crate::policy::settings::InUseSources;
 use crate::run::engine::{self, Run, Scope};
-use crate::run::report::{self, Collection, ForTarget, Level, LogSink, TargetReport};
+use crate::run::lines::{self, ForTarget, Level, LogSink};
+use crate::run::report::{self, Collection, TargetReport};
 
 /// The credentials an inventory is read with, and the region: whose
 /// workloads it sees. The account is `None` for the caller's own
@@ -353,7 +354,7 @@ pub async fn collect(
             )
             .await;
             if let Err(error) = &result {
-                log.emit(report::line(
+                log.emit(lines::line(
                     Level::Error,
                     "target not collected",
                     serde_json::json!({ "error": error }),
@@ -403,7 +404,7 @@ async fn collect_one(
     let registry = accounts.registry(connector, target);
     let blind = accounts.blind(target, sources);
     if let Some(blind) = &blind {
-        log.emit(report::line(
+        log.emit(lines::line(
             Level::Warn,
             "in-use sources limited to the caller's account",
             serde_json::json!({ "warning": blind.error.as_ref().or(blind.note.as_ref()) }),

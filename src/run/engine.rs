@@ -2,7 +2,8 @@
 //!
 //! For each repository in scope:
 //! 1. [`survey`]: list its images and plan (protections included);
-//! 2. [`hold`]: stop every deletion in it if a blast-radius limit says so;
+//! 2. [`hold`], in name order: stop every deletion in it if a blast-radius
+//!    limit says so;
 //! 3. [`apply`], unless this is a dry run: re-read the candidates and delete
 //!    only those unchanged since the plan (compare-and-delete).
 //!
@@ -11,8 +12,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use futures::channel::oneshot;
 use futures::stream::{self, StreamExt};
 
 use chrono::{DateTime, Utc};
@@ -27,8 +29,9 @@ use crate::policy::Policy;
 use crate::policy::overrides::{PolicySource, RulesFrom};
 use crate::policy::settings::Safety;
 pub use crate::run::apply::apply;
+use crate::run::lines::{self, Level, LogSink};
 use crate::run::report::{
-    self, Cause, Level, LogSink, PlannedImage, Report, RepositoryError, RepositoryReport, Summary,
+    Cause, Detail, PlannedImage, Report, RepositoryError, RepositoryReport, Summary,
 };
 
 /// Which repositories a run collects.
@@ -54,6 +57,8 @@ pub struct Run {
     /// When set, no repository is started at or after this instant (the
     /// Lambda deadline less its margin); the report lists those left.
     pub stop_at: Option<Instant>,
+    /// What the report keeps of each finished repository.
+    pub detail: Detail,
 }
 
 /// A failure that stops the whole run before anything is deleted.
@@ -66,11 +71,13 @@ pub enum EngineError {
 /// Runs one collection. `inventory` is what is in use in this account and
 /// region; if any of its sources failed, nothing is deleted.
 ///
-/// Four phases, so that parallelism never makes the outcome depend on
-/// timing: `select` the repositories; [`survey`] them concurrently;
-/// decide the holds in name order (`hold_in_order`: the run's delete
-/// budget is spent first come, first served by name); then [`apply`]
-/// concurrently.
+/// Each repository goes through [`survey`], its hold and [`apply`] as one
+/// piece of work, `settings.concurrency` of them at a time, so that only
+/// the repositories in flight are held in memory. So that parallelism
+/// never makes the outcome depend on timing, the holds are still decided
+/// in name order: each repository waits for its turn (a [`Turn`], which
+/// hands on what is left of the run's delete budget) after its survey and
+/// before it applies anything.
 pub async fn run(
     ecr: &Ecr,
     inventory: &Inventory,
@@ -82,40 +89,38 @@ pub async fn run(
     let inventory_failure = inventory_failure(inventory, log);
     let names = select(ecr, policy, &run.scope, log).await?;
     let concurrency = policy.settings.concurrency.max(1);
-    let surveys: Vec<Option<Surveyed>> = stream::iter(names.iter())
-        .map(|name| async move {
-            if ecr.time_is_up() || run.stop_at.is_some_and(|stop| Instant::now() >= stop) {
-                return None;
-            }
-            let started = Instant::now();
-            let out = survey(ecr, inventory, policy, name, run.now).await;
-            Some((out, started.elapsed()))
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
-    let (surveyed, not_started) = hold_in_order(
-        names,
-        surveys,
-        inventory_failure.as_deref(),
+    let pass = Pass {
+        ecr,
+        inventory,
         policy,
         run,
         log,
-    );
-    let repositories: Vec<RepositoryReport> = stream::iter(surveyed)
-        .map(|(mut out, took)| async move {
-            let started = Instant::now();
-            if out.error.is_none() && out.held.is_none() && !run.dry_run {
-                apply(ecr, &mut out, log).await;
-            }
-            out.duration_ms =
-                u64::try_from((took + started.elapsed()).as_millis()).unwrap_or(u64::MAX);
-            log.emit(report::repository_summary(&out, run.dry_run));
-            out
-        })
-        .buffered(concurrency)
-        .collect()
-        .await;
+        inventory_failure: inventory_failure.as_deref(),
+    };
+    let turns = Turn::chain(names.len(), policy.settings.safety.max_deletes_per_run);
+    let pass = &pass;
+    let mut outcomes: Vec<(usize, Result<RepositoryReport, String>)> =
+        stream::iter(names.into_iter().zip(turns).enumerate())
+            .map(|(i, (name, turn))| async move { (i, pass.repository(name, turn).await) })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    outcomes.sort_unstable_by_key(|(i, _)| *i);
+    let mut repositories = Vec::with_capacity(outcomes.len());
+    let mut not_started = Vec::new();
+    for (_, outcome) in outcomes {
+        match outcome {
+            Ok(out) => repositories.push(out),
+            Err(name) => not_started.push(name),
+        }
+    }
+    if !not_started.is_empty() {
+        log.emit(lines::line(
+            Level::Warn,
+            "deadline near: no further repository is started",
+            serde_json::json!({ "trigger": run.trigger, "notStarted": not_started }),
+        ));
+    }
     let report = Report {
         trigger: run.trigger,
         dry_run: run.dry_run,
@@ -126,13 +131,124 @@ pub async fn run(
         in_use_sources: inventory.sources.clone(),
         not_started,
         duration_ms: millis(started),
+        detail: run.detail,
+        repositories_not_listed: 0,
     };
-    log.emit(report::run_summary(&report));
+    log.emit(lines::run_summary(&report));
     Ok(report)
 }
 
-/// A surveyed repository, and how long its survey took.
-type Surveyed = (RepositoryReport, Duration);
+/// A repository's turn to decide its hold: it waits for the repository
+/// before it (by name) to hand on what is left of the run's delete budget
+/// (`None`: no budget), and hands on what it leaves.
+struct Turn {
+    wait: oneshot::Receiver<Option<u64>>,
+    pass: oneshot::Sender<Option<u64>>,
+}
+
+impl Turn {
+    /// `n` turns in order, the first with `budget` in hand.
+    fn chain(n: usize, budget: Option<u64>) -> Vec<Turn> {
+        let (first, mut wait) = oneshot::channel();
+        let _ = first.send(budget);
+        (0..n)
+            .map(|_| {
+                let (pass, next) = oneshot::channel();
+                Turn {
+                    wait: std::mem::replace(&mut wait, next),
+                    pass,
+                }
+            })
+            .collect()
+    }
+
+    /// Waits for the budget. A turn before that was dropped without
+    /// handing it on (it cannot be, short of a panic) leaves none: fail
+    /// closed.
+    async fn take(&mut self) -> Option<u64> {
+        (&mut self.wait).await.unwrap_or(Some(0))
+    }
+}
+
+/// What every repository of one run shares.
+struct Pass<'a> {
+    ecr: &'a Ecr,
+    inventory: &'a Inventory,
+    policy: &'a Policy,
+    run: &'a Run,
+    log: &'a dyn LogSink,
+    /// Why nothing may be deleted, if an in-use source failed.
+    inventory_failure: Option<&'a str>,
+}
+
+impl Pass<'_> {
+    /// One repository, from its survey to its summary line: its report,
+    /// kept as `run.detail` asks; or its name, when the deadline left no
+    /// time to start it.
+    async fn repository(
+        &self,
+        name: RepositoryName,
+        mut turn: Turn,
+    ) -> Result<RepositoryReport, String> {
+        let Pass { ecr, run, log, .. } = *self;
+        let started = Instant::now();
+        let time_is_up = ecr.time_is_up() || run.stop_at.is_some_and(|stop| Instant::now() >= stop);
+        let surveyed = if time_is_up {
+            None
+        } else {
+            Some(survey(ecr, self.inventory, self.policy, &name, run.now).await)
+        };
+        let took = started.elapsed();
+        let budget = turn.take().await;
+        let Some(mut out) = surveyed else {
+            let _ = turn.pass.send(budget);
+            return Err(name.into());
+        };
+        let _ = turn.pass.send(self.hold(&mut out, budget));
+        let started = Instant::now();
+        if out.error.is_none() && out.held.is_none() && !run.dry_run {
+            apply(ecr, &mut out, log).await;
+        }
+        out.duration_ms = u64::try_from((took + started.elapsed()).as_millis()).unwrap_or(u64::MAX);
+        log.emit(lines::repository_summary(&out, run.dry_run));
+        out.settle(run.detail);
+        Ok(out)
+    }
+
+    /// Decides whether a surveyed repository is held (an incomplete
+    /// inventory, or a limit), spending the run's delete budget if it goes
+    /// ahead; logs what is protected, and in a dry run what would be
+    /// deleted. Returns what is left of the budget.
+    fn hold(&self, out: &mut RepositoryReport, mut budget: Option<u64>) -> Option<u64> {
+        if out.error.is_some() {
+            return budget;
+        }
+        let (log, name) = (self.log, &out.repository_name);
+        for image in &out.protected {
+            log.emit(lines::image_protected(name, image));
+        }
+        let changes = (out.planned.len() + out.planned_transitions.len()) as u64;
+        let held = match self.inventory_failure {
+            Some(failure) if changes > 0 => Some(failure.to_owned()),
+            _ => hold(out, &self.policy.settings.safety, budget),
+        };
+        if held.is_none() {
+            if let Some(left) = &mut budget {
+                *left -= changes;
+            }
+            if self.run.dry_run {
+                for image in &out.planned {
+                    log.emit(lines::image_deleted(name, image, true));
+                }
+                for image in &out.planned_transitions {
+                    log.emit(lines::image_transitioned(name, image, true));
+                }
+            }
+        }
+        out.held = held;
+        budget
+    }
+}
 
 /// Why nothing may be deleted in this registry, if an in-use source
 /// failed; logged once.
@@ -142,7 +258,7 @@ fn inventory_failure(inventory: &Inventory, log: &dyn LogSink) -> Option<String>
             "the in-use inventory is incomplete, so nothing is deleted in this registry: {failure}"
         )
     })?;
-    log.emit(report::line(
+    log.emit(lines::line(
         Level::Error,
         "in-use inventory incomplete",
         serde_json::json!({ "error": failure, "inUseSources": inventory.sources }),
@@ -166,7 +282,7 @@ async fn select(
             for name in dedup(names) {
                 match filter.refusal(&name) {
                     None => selected.push(name),
-                    Some(why) => log.emit(report::line(
+                    Some(why) => log.emit(lines::line(
                         Level::Info,
                         "repository not selected by the policy's settings",
                         serde_json::json!({ "repositoryName": name, "reason": why }),
@@ -184,62 +300,6 @@ async fn select(
             all.into_iter().filter(|n| filter.selects(n)).collect()
         }
     })
-}
-
-/// Decides, in name order, which surveyed repositories are held (an
-/// incomplete inventory, or a limit), spending the run's delete budget on
-/// those that go ahead; logs what is protected, and in a dry run what
-/// would be deleted. Returns the surveyed repositories and the names of
-/// those never started (the deadline).
-fn hold_in_order(
-    names: Vec<RepositoryName>,
-    surveys: Vec<Option<Surveyed>>,
-    inventory_failure: Option<&str>,
-    policy: &Policy,
-    run: &Run,
-    log: &dyn LogSink,
-) -> (Vec<Surveyed>, Vec<String>) {
-    let mut not_started = Vec::new();
-    let mut surveyed = Vec::with_capacity(names.len());
-    let mut budget = policy.settings.safety.max_deletes_per_run;
-    for (name, survey) in names.into_iter().zip(surveys) {
-        let Some((mut out, took)) = survey else {
-            not_started.push(name.into());
-            continue;
-        };
-        if out.error.is_none() {
-            for image in &out.protected {
-                log.emit(report::image_protected(&name, image));
-            }
-            let changes = (out.planned.len() + out.planned_transitions.len()) as u64;
-            out.held = match inventory_failure {
-                Some(failure) if changes > 0 => Some(failure.to_owned()),
-                _ => hold(&out, &policy.settings.safety, budget),
-            };
-            if out.held.is_none()
-                && let Some(left) = &mut budget
-            {
-                *left -= changes;
-            }
-            if out.held.is_none() && run.dry_run {
-                for image in &out.planned {
-                    log.emit(report::image_deleted(&name, image, true));
-                }
-                for image in &out.planned_transitions {
-                    log.emit(report::image_transitioned(&name, image, true));
-                }
-            }
-        }
-        surveyed.push((out, took));
-    }
-    if !not_started.is_empty() {
-        log.emit(report::line(
-            Level::Warn,
-            "deadline near: no further repository is started",
-            serde_json::json!({ "trigger": run.trigger, "notStarted": not_started }),
-        ));
-    }
-    (surveyed, not_started)
 }
 
 fn dedup(names: &[RepositoryName]) -> Vec<RepositoryName> {

@@ -7,9 +7,13 @@
 //!   first, and record every outcome.
 //! * [`collection`] runs the engine over many targets (accounts x regions)
 //!   with one inventory per target, and lists targets for fan-out.
-//! * [`report`] is the run report and the JSON log lines.
+//! * [`report`] is the run report: per repository its counts, and its image
+//!   lists unless only a summary is kept.
+//! * [`lines`] is the JSON log lines, one per image outcome and per
+//!   repository, written as the run goes.
 
 mod apply;
 pub mod collection;
 pub mod engine;
+pub mod lines;
 pub mod report;

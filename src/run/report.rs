@@ -1,18 +1,13 @@
-//! The run report and the JSON log lines.
-//!
-//! The report is what the Lambda returns and what `ecr-gc run --output json`
-//! prints: per repository, the planned, deleted and failed images, with
-//! failures in ECR's `ImageFailure` shape. The log lines are emitted as the
-//! run goes, one JSON object per line, with field names as AWS spells them,
-//! so that a run cut short still leaves a trail.
+//! The run report: what the Lambda returns and what `ecr-gc run --output
+//! json` prints. Per repository, how many images ended each way and, unless
+//! only a summary is kept ([`Detail`]), the planned, deleted and failed
+//! images, with failures in ECR's `ImageFailure` shape. The log lines
+//! ([`super::lines`]) have every image either way.
 
 use std::fmt::Display;
-use std::io::Write;
-use std::sync::Mutex;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
 use crate::aws::ecr::ApiCallCounts;
 use crate::aws::targets::Target;
@@ -59,20 +54,83 @@ pub struct Report {
     /// the next run collects them.
     pub not_started: Vec<String>,
     pub duration_ms: u64,
+    /// Whether each repository's image lists were kept.
+    pub detail: Detail,
+    /// Repositories collected but left out of `repositories` to keep a
+    /// response small ([`Collection::trim`]); each has its log line.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub repositories_not_listed: u64,
 }
 
-/// What happened in one repository.
-#[derive(Debug, Clone, Default, Serialize)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How much of each repository a report keeps once the repository is
+/// finished. Every image's outcome is in the log lines either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Detail {
+    /// Every planned, protected, skipped, deleted and failed image, as
+    /// well as the counts: the CLI's default, and the Lambda's with
+    /// `ECR_GC_REPORT_DETAIL=images`.
+    #[default]
+    Images,
+    /// The counts only: the image lists are dropped as each repository
+    /// finishes, so memory does not grow with the registry, and a Lambda
+    /// response stays far under its 6 MB limit.
+    Summary,
+}
+
+impl Detail {
+    /// `images` or `summary`, as a flag or a variable spells it.
+    pub fn parse(text: &str) -> Option<Detail> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "images" => Some(Detail::Images),
+            "summary" => Some(Detail::Summary),
+            _ => None,
+        }
+    }
+}
+
+/// How many images of a repository ended each way: what its image lists
+/// hold, and what is left of them when they are dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+pub struct ImageCounts {
+    pub images_protected: u64,
+    pub images_planned: u64,
+    pub images_skipped: u64,
+    pub images_deleted: u64,
+    pub images_failed: u64,
+    pub transitions_planned: u64,
+    pub images_transitioned: u64,
+    pub transitions_failed: u64,
+}
+
+impl std::ops::AddAssign for ImageCounts {
+    fn add_assign(&mut self, other: ImageCounts) {
+        self.images_protected += other.images_protected;
+        self.images_planned += other.images_planned;
+        self.images_skipped += other.images_skipped;
+        self.images_deleted += other.images_deleted;
+        self.images_failed += other.images_failed;
+        self.transitions_planned += other.transitions_planned;
+        self.images_transitioned += other.images_transitioned;
+        self.transitions_failed += other.transitions_failed;
+    }
+}
+
+/// What happened in one repository. It is written with its counts, and
+/// with its image lists unless they were dropped ([`Detail::Summary`]).
+#[derive(Debug, Clone, Default)]
 pub struct RepositoryReport {
     pub repository_name: String,
     /// Set when the repository could not be collected (for example
     /// `RepositoryNotFoundException`); nothing was deleted in it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RepositoryError>,
     /// Where its rules came from, when not the document's own `rules`: an
     /// override (`settings.overrides[1]`), or its own lifecycle policy.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rules_from: Option<String>,
     pub images_scanned: u64,
     /// Of those, the `ACTIVE` ones (the others are archived or being
@@ -90,7 +148,6 @@ pub struct RepositoryReport {
     pub protected: Vec<PlannedImage>,
     /// Set when a safety limit stopped every deletion in this repository,
     /// with the reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
     /// Planned images left alone because they changed between the plan and
     /// the delete (re-tagged, or already gone).
@@ -107,13 +164,131 @@ pub struct RepositoryReport {
     /// Set when planned deletions were not attempted (the invocation's
     /// deadline was near): the repository did not finish, and the next run
     /// finishes it. The images are under `skipped`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<String>,
     pub bytes_planned: i64,
     pub bytes_reclaimed: i64,
     /// The size of the images planned for the archive.
     pub bytes_to_archive: i64,
     pub duration_ms: u64,
+    /// Set once the image lists are dropped, with what they counted.
+    pub dropped: Option<ImageCounts>,
+}
+
+impl RepositoryReport {
+    /// How many images ended each way, from the lists or, once they are
+    /// dropped, from what they counted.
+    pub fn counts(&self) -> ImageCounts {
+        let n = |len: usize| len as u64;
+        self.dropped.unwrap_or(ImageCounts {
+            images_protected: n(self.protected.len()),
+            images_planned: n(self.planned.len()),
+            images_skipped: n(self.skipped.len()),
+            images_deleted: n(self.deleted.len()),
+            images_failed: n(self.failed.len()),
+            transitions_planned: n(self.planned_transitions.len()),
+            images_transitioned: n(self.transitioned.len()),
+            transitions_failed: n(self.transition_failed.len()),
+        })
+    }
+
+    /// Keeps what `detail` asks of a finished repository: with
+    /// [`Detail::Summary`], the counts instead of the lists.
+    pub fn settle(&mut self, detail: Detail) {
+        if detail == Detail::Summary && self.dropped.is_none() {
+            self.dropped = Some(self.counts());
+            self.planned = Vec::new();
+            self.planned_transitions = Vec::new();
+            self.protected = Vec::new();
+            self.skipped = Vec::new();
+            self.deleted = Vec::new();
+            self.failed = Vec::new();
+            self.transitioned = Vec::new();
+            self.transition_failed = Vec::new();
+        }
+    }
+
+    /// Whether an operator must look at it: not collected, held,
+    /// unfinished, or an image skipped or not deleted or archived.
+    pub fn needs_attention(&self) -> bool {
+        let c = self.counts();
+        self.error.is_some()
+            || self.held.is_some()
+            || self.unfinished.is_some()
+            || c.images_skipped + c.images_failed + c.transitions_failed > 0
+    }
+}
+
+/// The written form of a [`RepositoryReport`]: its lists borrowed, and
+/// left out once dropped.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RepositoryFields<'a> {
+    repository_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RepositoryError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules_from: Option<&'a str>,
+    images_scanned: u64,
+    images_active: u64,
+    images_kept: u64,
+    #[serde(flatten)]
+    counts: ImageCounts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfinished: Option<&'a str>,
+    bytes_planned: i64,
+    bytes_reclaimed: i64,
+    bytes_to_archive: i64,
+    duration_ms: u64,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    images: Option<ImageLists<'a>>,
+}
+
+/// A repository's image lists, as written.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageLists<'a> {
+    planned: &'a [PlannedImage],
+    planned_transitions: &'a [PlannedImage],
+    protected: &'a [PlannedImage],
+    skipped: &'a [SkippedImage],
+    deleted: &'a [PlannedImage],
+    failed: &'a [ImageFailure],
+    transitioned: &'a [PlannedImage],
+    transition_failed: &'a [ImageFailure],
+}
+
+impl Serialize for RepositoryReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let images = self.dropped.is_none().then_some(ImageLists {
+            planned: &self.planned,
+            planned_transitions: &self.planned_transitions,
+            protected: &self.protected,
+            skipped: &self.skipped,
+            deleted: &self.deleted,
+            failed: &self.failed,
+            transitioned: &self.transitioned,
+            transition_failed: &self.transition_failed,
+        });
+        RepositoryFields {
+            repository_name: &self.repository_name,
+            error: self.error.as_ref(),
+            rules_from: self.rules_from.as_deref(),
+            images_scanned: self.images_scanned,
+            images_active: self.images_active,
+            images_kept: self.images_kept,
+            counts: self.counts(),
+            held: self.held.as_deref(),
+            unfinished: self.unfinished.as_deref(),
+            bytes_planned: self.bytes_planned,
+            bytes_reclaimed: self.bytes_reclaimed,
+            bytes_to_archive: self.bytes_to_archive,
+            duration_ms: self.duration_ms,
+            images,
+        }
+        .serialize(s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -275,15 +450,9 @@ pub struct Summary {
     pub repositories_unfinished: u64,
     pub images_scanned: u64,
     pub images_kept: u64,
-    pub images_protected: u64,
-    pub images_planned: u64,
-    pub images_skipped: u64,
-    pub images_deleted: u64,
-    pub images_failed: u64,
-    /// Transitions, counted apart from deletions.
-    pub transitions_planned: u64,
-    pub images_transitioned: u64,
-    pub transitions_failed: u64,
+    /// How many images ended each way, over every repository.
+    #[serde(flatten)]
+    pub counts: ImageCounts,
     pub bytes_planned: i64,
     pub bytes_reclaimed: i64,
     pub bytes_to_archive: i64,
@@ -299,14 +468,7 @@ impl Summary {
             s.repositories_unfinished += u64::from(r.unfinished.is_some());
             s.images_scanned += r.images_scanned;
             s.images_kept += r.images_kept;
-            s.images_protected += r.protected.len() as u64;
-            s.images_planned += r.planned.len() as u64;
-            s.images_skipped += r.skipped.len() as u64;
-            s.images_deleted += r.deleted.len() as u64;
-            s.images_failed += r.failed.len() as u64;
-            s.transitions_planned += r.planned_transitions.len() as u64;
-            s.images_transitioned += r.transitioned.len() as u64;
-            s.transitions_failed += r.transition_failed.len() as u64;
+            s.counts += r.counts();
             s.bytes_planned += r.bytes_planned;
             s.bytes_reclaimed += r.bytes_reclaimed;
             s.bytes_to_archive += r.bytes_to_archive;
@@ -387,6 +549,34 @@ impl Collection {
                 .any(Report::has_failures)
     }
 
+    /// Keeps at most `max` repository entries over every target: those
+    /// that need attention first, then the others, each in target and name
+    /// order. The rest are counted in their target's
+    /// `repositoriesNotListed`; the totals still count them, and each has
+    /// its `repository collected` log line.
+    pub fn trim(&mut self, max: usize) {
+        let reports = || self.targets.iter().filter_map(|t| t.report.as_ref());
+        let total: usize = reports().map(|r| r.repositories.len()).sum();
+        if total <= max {
+            return;
+        }
+        let attention = reports()
+            .flat_map(|r| &r.repositories)
+            .filter(|r| r.needs_attention())
+            .count();
+        let mut left = [max - max.min(attention), max.min(attention)];
+        for report in self.targets.iter_mut().filter_map(|t| t.report.as_mut()) {
+            let before = report.repositories.len();
+            report.repositories.retain(|r| {
+                let left = &mut left[usize::from(r.needs_attention())];
+                let keep = *left > 0;
+                *left = left.saturating_sub(1);
+                keep
+            });
+            report.repositories_not_listed += (before - report.repositories.len()) as u64;
+        }
+    }
+
     /// Every repository report, with its target.
     pub fn repositories(&self) -> impl Iterator<Item = (&Target, &RepositoryReport)> {
         self.targets.iter().flat_map(|t| {
@@ -398,319 +588,17 @@ impl Collection {
     }
 }
 
-/// A log sink that adds a target's account and region to every line, so a
-/// multi-account run's lines can be told apart.
-pub struct ForTarget<'a> {
-    pub inner: &'a dyn LogSink,
-    pub target: &'a Target,
-}
-
-impl LogSink for ForTarget<'_> {
-    fn emit(&self, mut line: Value) {
-        if let Value::Object(map) = &mut line {
-            if let Some(account) = &self.target.account_id {
-                map.insert("accountId".into(), Value::String(account.to_string()));
-            }
-            if let Some(region) = &self.target.region {
-                map.insert("region".into(), Value::String(region.to_string()));
-            }
-        }
-        self.inner.emit(line);
-    }
-}
-
 impl Report {
     /// Whether anything went wrong that a caller must hear about: a
     /// repository that could not be collected, or an image not deleted.
     pub fn has_failures(&self) -> bool {
         self.summary.repositories_failed > 0
-            || self.summary.images_failed > 0
-            || self.summary.transitions_failed > 0
+            || self.summary.counts.images_failed > 0
+            || self.summary.counts.transitions_failed > 0
             || self.summary.repositories_unfinished > 0
             || !self.not_started.is_empty()
             || self.in_use_sources.iter().any(|s| s.error.is_some())
     }
-}
-
-/// Where the JSON log lines go.
-pub trait LogSink: Send + Sync {
-    fn emit(&self, line: Value);
-}
-
-/// Writes each line as one JSON object followed by a newline.
-pub struct JsonLines<W: Write + Send>(Mutex<W>);
-
-impl<W: Write + Send> JsonLines<W> {
-    pub fn new(writer: W) -> Self {
-        JsonLines(Mutex::new(writer))
-    }
-}
-
-impl<W: Write + Send> LogSink for JsonLines<W> {
-    fn emit(&self, line: Value) {
-        // One write a line, serialised before the lock is taken: stderr is
-        // unbuffered, and writing the JSON straight to it made a system
-        // call of every token (2.6M for 27,000 lines). Logging must never
-        // abort a collection: a line that fails is dropped.
-        let Ok(mut text) = serde_json::to_vec(&line) else {
-            return;
-        };
-        text.push(b'\n');
-        // A poisoned lock only means another thread panicked mid-write; the
-        // writer itself is still usable.
-        let mut out = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let _ = out.write_all(&text);
-        let _ = out.flush();
-    }
-}
-
-/// Keeps the lines in memory, for tests.
-#[derive(Default)]
-pub struct Collected(pub Mutex<Vec<Value>>);
-
-impl LogSink for Collected {
-    fn emit(&self, line: Value) {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(line);
-    }
-}
-
-impl Collected {
-    pub fn lines(&self) -> Vec<Value> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
-/// How much a log line matters, as its `level` field says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warn,
-    Error,
-}
-
-impl Level {
-    /// `Warn` when something went wrong, else `Info`.
-    pub fn warn_if(problem: bool) -> Level {
-        if problem { Level::Warn } else { Level::Info }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Info => "INFO",
-            Level::Warn => "WARN",
-            Level::Error => "ERROR",
-        }
-    }
-}
-
-/// Builds one log line: timestamp, level and message first, then `fields`.
-pub fn line(level: Level, message: &str, fields: Value) -> Value {
-    let mut out = Map::new();
-    out.insert(
-        "timestamp".into(),
-        Value::String(Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)),
-    );
-    out.insert("level".into(), Value::String(level.as_str().into()));
-    out.insert("message".into(), Value::String(message.into()));
-    if let Value::Object(fields) = fields {
-        out.extend(fields);
-    }
-    Value::Object(out)
-}
-
-/// The line for one deleted image (or, in a dry run, one image that would be).
-pub fn image_deleted(repository_name: &str, image: &PlannedImage, dry_run: bool) -> Value {
-    line(
-        Level::Info,
-        if dry_run {
-            "image would be deleted (dry run)"
-        } else {
-            "image deleted"
-        },
-        json!({
-            "repositoryName": repository_name,
-            "imageDigest": image.image_digest,
-            "imageTags": image.image_tags,
-            "rulePriority": image.rule_priority,
-            "imageSizeInBytes": image.image_size_in_bytes,
-            "reason": image.reason,
-            "dryRun": dry_run,
-        }),
-    )
-}
-
-/// The line for one archived image (or, in a dry run, one that would be).
-pub fn image_transitioned(repository_name: &str, image: &PlannedImage, dry_run: bool) -> Value {
-    line(
-        Level::Info,
-        if dry_run {
-            "image would be archived (dry run)"
-        } else {
-            "image archived"
-        },
-        json!({
-            "repositoryName": repository_name,
-            "action": "transition",
-            "targetStorageClass": "ARCHIVE",
-            "imageDigest": image.image_digest,
-            "imageTags": image.image_tags,
-            "rulePriority": image.rule_priority,
-            "imageSizeInBytes": image.image_size_in_bytes,
-            "reason": image.reason,
-            "dryRun": dry_run,
-        }),
-    )
-}
-
-/// The line for one per-image failure, with ECR's code and reason verbatim.
-pub fn image_failed(repository_name: &str, failure: &ImageFailure) -> Value {
-    failure_line("image not deleted", "expire", repository_name, failure)
-}
-
-/// The line for one image not archived, with ECR's code and message
-/// verbatim.
-pub fn image_not_transitioned(repository_name: &str, failure: &ImageFailure) -> Value {
-    failure_line("image not archived", "transition", repository_name, failure)
-}
-
-fn failure_line(
-    message: &str,
-    action: &str,
-    repository_name: &str,
-    failure: &ImageFailure,
-) -> Value {
-    line(
-        Level::Error,
-        message,
-        json!({
-            "repositoryName": repository_name,
-            "action": action,
-            "imageDigest": failure.image_id.image_digest,
-            "imageTag": failure.image_id.image_tag,
-            "failureCode": failure.failure_code,
-            "failureReason": failure.failure_reason,
-        }),
-    )
-}
-
-/// The line for one planned image left alone by compare-and-delete.
-pub fn image_skipped(repository_name: &str, image: &SkippedImage) -> Value {
-    line(
-        Level::Warn,
-        "image skipped: changed since the plan",
-        json!({
-            "repositoryName": repository_name,
-            "imageDigest": image.image_digest,
-            "imageTags": image.image_tags,
-            "currentImageTags": image.current_image_tags,
-            "reason": image.reason,
-        }),
-    )
-}
-
-/// The line for one planned image that someone else deleted first.
-pub fn image_already_gone(repository_name: &str, image: &SkippedImage) -> Value {
-    line(
-        Level::Info,
-        "image already gone",
-        json!({
-            "repositoryName": repository_name,
-            "imageDigest": image.image_digest,
-            "imageTags": image.image_tags,
-            "reason": image.reason,
-        }),
-    )
-}
-
-/// The line for one image the rules expire but a protection keeps.
-pub fn image_protected(repository_name: &str, image: &PlannedImage) -> Value {
-    line(
-        Level::Info,
-        "image kept by a protection",
-        json!({
-            "repositoryName": repository_name,
-            "imageDigest": image.image_digest,
-            "imageTags": image.image_tags,
-            "rulePriority": image.rule_priority,
-            "reason": image.reason,
-            "protection": image.protection,
-        }),
-    )
-}
-
-/// The summary line for one repository.
-pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Value {
-    let (level, message) = match (&r.error, &r.held, &r.unfinished) {
-        (Some(_), _, _) => (Level::Error, "repository not collected"),
-        (None, Some(_), _) => (Level::Warn, "repository held: nothing deleted"),
-        (None, None, Some(_)) => (Level::Warn, "repository not finished"),
-        (None, None, None) => (Level::Info, "repository collected"),
-    };
-    let mut fields = json!({
-        "repositoryName": r.repository_name,
-        "dryRun": dry_run,
-        "imagesScanned": r.images_scanned,
-        "imagesKept": r.images_kept,
-        "imagesProtected": r.protected.len(),
-        "imagesPlanned": r.planned.len(),
-        "imagesSkipped": r.skipped.len(),
-        "imagesDeleted": r.deleted.len(),
-        "imagesFailed": r.failed.len(),
-        "transitionsPlanned": r.planned_transitions.len(),
-        "imagesTransitioned": r.transitioned.len(),
-        "transitionsFailed": r.transition_failed.len(),
-        "bytesPlanned": r.bytes_planned,
-        "bytesReclaimed": r.bytes_reclaimed,
-        "bytesToArchive": r.bytes_to_archive,
-        "durationMs": r.duration_ms,
-    });
-    if let (Some(held), Value::Object(map)) = (&r.held, &mut fields) {
-        map.insert("heldBecause".into(), Value::String(held.clone()));
-    }
-    if let (Some(from), Value::Object(map)) = (&r.rules_from, &mut fields) {
-        map.insert("rulesFrom".into(), Value::String(from.clone()));
-    }
-    if let (Some(unfinished), Value::Object(map)) = (&r.unfinished, &mut fields) {
-        map.insert(
-            "unfinishedBecause".into(),
-            Value::String(unfinished.clone()),
-        );
-    }
-    if let (Some(error), Value::Object(map)) = (&r.error, &mut fields) {
-        map.insert("errorCode".into(), Value::String(error.error_code.clone()));
-        map.insert(
-            "errorMessage".into(),
-            Value::String(error.error_message.clone()),
-        );
-    }
-    line(level, message, fields)
-}
-
-/// The summary line for the whole run: the totals at the top level, so a
-/// log query can read `bytesReclaimed` without unnesting.
-pub fn run_summary(report: &Report) -> Value {
-    let level = Level::warn_if(report.has_failures());
-    let mut fields = json!({
-        "trigger": report.trigger,
-        "dryRun": report.dry_run,
-        "apiCalls": report.api_calls,
-        "durationMs": report.duration_ms,
-    });
-    if let (Value::Object(map), Ok(Value::Object(totals))) =
-        (&mut fields, serde_json::to_value(&report.summary))
-    {
-        map.extend(totals);
-    }
-    line(level, "run finished", fields)
 }
 
 #[cfg(test)]
@@ -769,5 +657,123 @@ mod tests {
                 .any(|t| t.contains(r#""indexDigests":["sha256:index"]"#)),
             "{text:?}"
         );
+    }
+
+    /// A repository with `deleted` images and, when `trouble`, a held
+    /// reason.
+    fn repository(name: &str, deleted: usize, trouble: bool) -> RepositoryReport {
+        let image = PlannedImage {
+            image_digest: "sha256:a".into(),
+            image_tags: vec!["v1".into()],
+            image_pushed_at: DateTime::<Utc>::MIN_UTC,
+            image_size_in_bytes: Some(3),
+            image_status: ImageStatus::Active,
+            rule_priority: Some(1),
+            reason: "old".into(),
+            protection: None,
+            index_digests: Vec::new(),
+        };
+        RepositoryReport {
+            repository_name: name.into(),
+            images_scanned: deleted as u64 + 1,
+            planned: vec![image.clone(); deleted],
+            deleted: vec![image; deleted],
+            held: trouble.then(|| "a limit".to_owned()),
+            ..RepositoryReport::default()
+        }
+    }
+
+    /// A summary keeps the counts and drops the lists; the written form
+    /// has the same counts either way, and the lists only with `images`.
+    #[test]
+    fn a_summary_keeps_the_counts_and_drops_the_lists() {
+        let mut r = repository("web", 2, false);
+        let full = serde_json::to_value(&r).unwrap();
+        r.settle(Detail::Images);
+        assert_eq!(serde_json::to_value(&r).unwrap(), full);
+        r.settle(Detail::Summary);
+        assert!(r.planned.is_empty() && r.deleted.is_empty());
+        let summary = serde_json::to_value(&r).unwrap();
+        for count in ["imagesPlanned", "imagesDeleted"] {
+            assert_eq!(summary[count], 2, "{summary}");
+            assert_eq!(full[count], 2, "{full}");
+        }
+        for list in ["planned", "deleted", "failed", "skipped", "protected"] {
+            assert!(full[list].is_array(), "{full}");
+            assert!(summary.get(list).is_none(), "{summary}");
+        }
+        assert_eq!(Summary::of([&r]).counts.images_deleted, 2);
+        // Settling twice keeps the first counts.
+        r.settle(Detail::Summary);
+        assert_eq!(r.counts().images_deleted, 2);
+    }
+
+    /// Trimming keeps the repositories that need attention first, then the
+    /// others in order, and counts what it leaves out per target; the
+    /// totals still count every repository.
+    #[test]
+    fn trimming_keeps_what_needs_attention_first() {
+        let target = |repositories: Vec<RepositoryReport>| TargetReport {
+            target: Target {
+                account_id: None,
+                region: None,
+            },
+            error: None,
+            report: Some(Report {
+                trigger: Cause::Cli,
+                dry_run: true,
+                now: DateTime::<Utc>::MIN_UTC,
+                summary: Summary::of(&repositories),
+                repositories,
+                api_calls: ApiCallCounts::default(),
+                in_use_sources: Vec::new(),
+                not_started: Vec::new(),
+                duration_ms: 0,
+                detail: Detail::Summary,
+                repositories_not_listed: 0,
+            }),
+        };
+        let collection = || {
+            Collection::new(
+                Cause::Cli,
+                true,
+                DateTime::<Utc>::MIN_UTC,
+                vec![
+                    target(vec![repository("a", 1, false), repository("b", 1, true)]),
+                    target(vec![repository("c", 1, false), repository("d", 1, true)]),
+                ],
+                0,
+                0,
+            )
+        };
+        let listed = |c: &Collection| {
+            let names: Vec<&str> = c
+                .repositories()
+                .map(|(_, r)| r.repository_name.as_str())
+                .collect();
+            names.join(" ")
+        };
+        let not_listed = |c: &Collection| {
+            c.targets
+                .iter()
+                .map(|t| t.report.as_ref().unwrap().repositories_not_listed)
+                .collect::<Vec<_>>()
+        };
+        for (max, names, left_out) in [
+            (4, "a b c d", [0, 0]),
+            (3, "a b d", [0, 1]),
+            (2, "b d", [1, 1]),
+            (1, "b", [1, 2]),
+            (0, "", [2, 2]),
+        ] {
+            let mut c = collection();
+            c.trim(max);
+            assert_eq!(listed(&c), names, "max {max}");
+            assert_eq!(not_listed(&c), left_out, "max {max}");
+            assert_eq!(c.summary.repositories, 4);
+            let written = serde_json::to_value(&c).unwrap();
+            let field = &written["targets"][0]["repositoriesNotListed"];
+            assert_eq!(field.as_u64().unwrap_or(0), left_out[0], "{written}");
+        }
     }
 }

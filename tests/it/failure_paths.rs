@@ -397,7 +397,7 @@ mod index_reads {
     use ecr_gc::inventory::Inventory;
     use ecr_gc::policy::Policy;
     use ecr_gc::run::engine::{self, Run, Scope};
-    use ecr_gc::run::report::Collected;
+    use ecr_gc::run::lines::Collected;
 
     const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
@@ -492,6 +492,7 @@ mod index_reads {
             dry_run: false,
             now: Utc::now(),
             stop_at: None,
+            detail: Default::default(),
         };
         let policy = Policy::parse(POLICY).unwrap();
         let report = engine::run(
@@ -813,7 +814,8 @@ mod engine_rules {
     use ecr_gc::inventory::{Inventory, SourceReport};
     use ecr_gc::policy::Policy;
     use ecr_gc::run::engine::{self, Run, Scope};
-    use ecr_gc::run::report::{Collected, Report};
+    use ecr_gc::run::lines::Collected;
+    use ecr_gc::run::report::Report;
 
     /// Repositories by name, each with this many untagged images; every
     /// DescribeImages answer takes `delay`.
@@ -930,6 +932,7 @@ mod engine_rules {
             dry_run,
             now: Utc::now(),
             stop_at,
+            detail: Default::default(),
         };
         let log = Collected::default();
         let report = engine::run(ecr, inventory, policy, &run, &log)
@@ -974,7 +977,7 @@ mod engine_rules {
             reason.contains("ecs: ListClusters: AccessDenied: no"),
             "{reason}"
         );
-        assert_eq!(report.summary.images_deleted, 0);
+        assert_eq!(report.summary.counts.images_deleted, 0);
     }
 
     /// The budget is spent in name order by the repositories that go
@@ -995,7 +998,7 @@ mod engine_rules {
             held(&report),
             [("r-a", false), ("r-b", true), ("r-c", false), ("r-d", true)]
         );
-        assert_eq!(report.summary.images_deleted, 3);
+        assert_eq!(report.summary.counts.images_deleted, 3);
         let reason = report.repositories[3].held.as_deref().unwrap();
         assert!(
             reason.contains("more than the 0 left of maxDeletesPerRun"),

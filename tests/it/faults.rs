@@ -13,7 +13,8 @@ use ecr_gc::aws::ecr::Ecr;
 use ecr_gc::inventory::{InUse, Inventory, Registry, reference};
 use ecr_gc::policy::Policy;
 use ecr_gc::run::engine::{self, Run, Scope};
-use ecr_gc::run::report::{Collected, Report};
+use ecr_gc::run::lines::Collected;
+use ecr_gc::run::report::Report;
 use serde_json::json;
 
 use crate::support::{Moto, Proxy, clients_at, create_repository, digests, push};
@@ -75,6 +76,7 @@ async fn scenario(plan: serde_json::Value) -> (Report, usize) {
         dry_run: false,
         now,
         stop_at: None,
+        detail: Default::default(),
     };
     let report = engine::run(&ecr, &inventory, &policy, &run, &Collected::default())
         .await

@@ -8,7 +8,8 @@ use std::process::Command;
 
 use chrono::Utc;
 use ecr_gc::lambda::{self, Config};
-use ecr_gc::run::report::{Collected, Report};
+use ecr_gc::run::lines::Collected;
+use ecr_gc::run::report::Report;
 use serde_json::{Value, json};
 
 use crate::support::{Moto, create_repository, digests, push, report_of};
@@ -53,6 +54,8 @@ async fn run(moto: &Moto, policy: String) -> (Report, Vec<Value>) {
     let config = Config::from_env(|name| match name {
         "ECR_GC_POLICY" => Some(policy.clone()),
         "ECR_GC_DRY_RUN" => Some("false".into()),
+        // The tests read which images were protected and deleted.
+        "ECR_GC_REPORT_DETAIL" => Some("images".into()),
         _ => None,
     });
     let log = Collected::default();
@@ -376,6 +379,8 @@ async fn the_default_sources_protect_five_revisions_and_every_lambda_version() {
     let config = Config::from_env(|name| match name {
         "ECR_GC_POLICY" => Some(policy(json!({}))),
         "ECR_GC_DRY_RUN" => Some("false".into()),
+        // The tests read which images were protected and deleted.
+        "ECR_GC_REPORT_DETAIL" => Some("images".into()),
         _ => None,
     });
     let event = json!({"repositories": ["revs"]});

@@ -17,7 +17,7 @@ use ecr_gc::aws::ecr::{Ecr, EcrError};
 use ecr_gc::inventory::Inventory;
 use ecr_gc::policy::Policy;
 use ecr_gc::run::engine::{self, Run, Scope};
-use ecr_gc::run::report::Collected;
+use ecr_gc::run::lines::Collected;
 
 fn digest(i: usize) -> String {
     format!("sha256:{i:064x}")
@@ -197,6 +197,7 @@ async fn every_failure_code_is_kept_verbatim_and_logged() {
         dry_run: false,
         now: Utc::now(),
         stop_at: None,
+        detail: Default::default(),
     };
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
         .await
@@ -433,6 +434,7 @@ async fn a_deadline_mid_run_stops_new_work_and_reports_what_is_left() {
         dry_run: false,
         now: Utc::now(),
         stop_at: Some(stop_at),
+        detail: Default::default(),
     };
     let log = Collected::default();
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)

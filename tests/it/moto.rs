@@ -8,7 +8,8 @@ use ecr_gc::inventory::Inventory;
 use ecr_gc::lambda::{self, Config, Response};
 use ecr_gc::policy::Policy;
 use ecr_gc::run::engine::{self, Run, Scope};
-use ecr_gc::run::report::{Collected, Report};
+use ecr_gc::run::lines::Collected;
+use ecr_gc::run::report::Report;
 use serde_json::Value;
 
 use crate::support::{Moto, create_repository, digests, push, push_index, report_of};
@@ -78,6 +79,7 @@ async fn a_large_repository_loses_exactly_what_the_plan_says_in_the_fewest_calls
         dry_run: false,
         now,
         stop_at: None,
+        detail: Default::default(),
     };
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
         .await
@@ -159,6 +161,7 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
         dry_run: false,
         now: Utc::now(),
         stop_at: None,
+        detail: Default::default(),
     };
     let report = engine::run(
         &ecr,
@@ -170,7 +173,7 @@ async fn untagged_deletions_are_confirmed_even_when_the_response_omits_them() {
     .await
     .unwrap();
     let repo = &report.repositories[0];
-    assert_eq!(repo.deleted.len(), 4);
+    assert_eq!(repo.counts().images_deleted, 4);
     assert!(repo.failed.is_empty());
     assert_eq!(digests(&client, "uu").await.len(), 1);
     assert_eq!(report.api_calls.list_images, 1);
@@ -284,8 +287,9 @@ async fn a_dry_run_deletes_nothing_and_says_what_it_would_delete() {
         "settings exclude demo/keep-*"
     );
     for repo in &report.repositories {
-        assert_eq!(repo.planned.len(), 3);
-        assert!(repo.deleted.is_empty());
+        assert_eq!(repo.counts().images_planned, 3);
+        assert_eq!(repo.counts().images_deleted, 0);
+        assert!(repo.dropped.is_some(), "the Lambda's default is a summary");
         assert_eq!(digests(&client, &repo.repository_name).await.len(), 6);
     }
     assert_eq!(report.api_calls.batch_delete_image, 0);
@@ -309,7 +313,7 @@ async fn a_push_event_collects_only_its_repository() {
     let report = report_of(response);
     assert_eq!(report.trigger, ecr_gc::run::report::Cause::EcrPush);
     assert_eq!(report.repositories.len(), 1);
-    assert_eq!(report.repositories[0].deleted.len(), 3);
+    assert_eq!(report.repositories[0].counts().images_deleted, 3);
     assert_eq!(digests(&client, "demo/web").await.len(), 3);
     assert_eq!(digests(&client, "demo/worker").await.len(), 6);
     assert_eq!(report.api_calls.describe_repositories, 0);
@@ -341,7 +345,7 @@ async fn a_missing_repository_is_reported_and_the_run_goes_on() {
         gone.error.as_ref().unwrap().error_code,
         "RepositoryNotFoundException"
     );
-    assert_eq!(report.repositories[1].deleted.len(), 3);
+    assert_eq!(report.repositories[1].counts().images_deleted, 3);
     assert!(report.has_failures());
     assert!(
         log.lines()
@@ -460,6 +464,7 @@ async fn run_with_settings(settings: &str, dry_run: bool) -> (Report, Vec<Value>
         dry_run,
         now: Utc::now(),
         stop_at: None,
+        detail: Default::default(),
     };
     let log = Collected::default();
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)
@@ -476,8 +481,8 @@ async fn run_with_settings(settings: &str, dry_run: bool) -> (Report, Vec<Value>
 async fn the_grace_period_keeps_fresh_images_by_default() {
     let (report, lines, left) = run_with_settings("{}", false).await;
     assert_eq!(left, [6, 6]);
-    assert_eq!(report.summary.images_planned, 0);
-    assert_eq!(report.summary.images_protected, 6);
+    assert_eq!(report.summary.counts.images_planned, 0);
+    assert_eq!(report.summary.counts.images_protected, 6);
     let protected = &report.repositories[0].protected[0];
     assert_eq!(protected.rule_priority, Some(1));
     assert!(
@@ -574,6 +579,7 @@ async fn an_old_index_goes_with_its_children_and_signature_and_a_new_one_stays()
         dry_run: false,
         now: Utc::now(),
         stop_at: None,
+        detail: Default::default(),
     };
     let log = Collected::default();
     let report = engine::run(&ecr, &Inventory::none(), &policy, &run, &log)

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use ecr_gc::aws::Connector;
 use ecr_gc::lambda::{self, Config, Response};
-use ecr_gc::run::report::Collected;
+use ecr_gc::run::lines::Collected;
 
 use crate::support::{Moto, Proxy, connector_at, create_repository, digests, push};
 
@@ -74,6 +74,8 @@ fn config(queue_url: Option<&str>) -> Result<Config, lambda::ConfigError> {
         "ECR_GC_DRY_RUN" => Some("false".into()),
         "ECR_GC_TARGETS" => Some(targets.clone()),
         "ECR_GC_FANOUT_QUEUE_URL" => queue_url.clone(),
+        // The tests read which images were protected, and why.
+        "ECR_GC_REPORT_DETAIL" => Some("images".into()),
         _ => None,
     })
 }
@@ -385,12 +387,12 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     // Every repository deletes two, but the two listed svc-000 (none) and
     // CENTRAL's svc-001 (one).
     assert_eq!(
-        collection.summary.images_deleted,
+        collection.summary.counts.images_deleted,
         2 * (repositories - 3) + 1
     );
     // Of each listed svc-000's three untagged images the rule keeps one and
     // two are in use; one of CENTRAL's svc-001 is.
-    assert_eq!(collection.summary.images_protected, 5);
+    assert_eq!(collection.summary.counts.images_protected, 5);
 
     // One inventory across the organisation: the lister's list protects
     // account 1's svc-000 as well as its own, and RUNNER's service
@@ -408,8 +410,16 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     };
     for account in [LISTER.0, ACCOUNTS[0]] {
         let report = report_of((account, LISTER.1));
-        assert_eq!(report.repositories[0].protected.len(), 2, "{account}");
-        assert!(report.repositories[0].deleted.is_empty(), "{account}");
+        assert_eq!(
+            report.repositories[0].counts().images_protected,
+            2,
+            "{account}"
+        );
+        assert_eq!(
+            report.repositories[0].counts().images_deleted,
+            0,
+            "{account}"
+        );
     }
     let first_account = &untagged[&(ACCOUNTS[0].to_owned(), LISTER.1.to_owned())];
     let ecr = aws_sdk_ecr::Client::new(&as_account(&moto, ACCOUNTS[0], LISTER.1).await);
@@ -417,7 +427,7 @@ async fn an_organisation_is_collected_in_one_invocation_at_the_floor() {
     assert!(first_account.iter().all(|d| left.contains(d)));
     let central = &report_of(CENTRAL).repositories[1];
     assert_eq!(central.repository_name, "svc-001");
-    assert_eq!(central.protected.len(), 1);
+    assert_eq!(central.counts().images_protected, 1);
     let protection = central.protected[0].protection.as_deref().unwrap();
     assert!(
         protection.contains(&format!("{}/{}:ecs:apps/uses-central", RUNNER.0, RUNNER.1)),
@@ -797,7 +807,7 @@ async fn an_unreadable_inventory_holds_every_registry_unless_partial_inventories
     let Response::Collection(collection) = response else {
         panic!("expected a collection")
     };
-    assert_eq!(collection.summary.images_deleted, 0);
+    assert_eq!(collection.summary.counts.images_deleted, 0);
     assert_eq!(collection.summary.repositories_held, 6);
     for target in collection.targets.iter().filter(|t| t.error.is_none()) {
         let held = target.report.as_ref().unwrap().repositories[0]

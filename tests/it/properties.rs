@@ -20,7 +20,7 @@ use ecr_gc::aws::ecr::Ecr;
 use ecr_gc::inventory::{InUse, Inventory, Registry, reference};
 use ecr_gc::policy::Policy;
 use ecr_gc::run::engine::{self, Run, Scope};
-use ecr_gc::run::report::Collected;
+use ecr_gc::run::lines::Collected;
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -338,6 +338,7 @@ pub fn run_engine(client: Client, in_use: &BTreeSet<String>, policy: &str) {
         dry_run: false,
         now: Utc.timestamp_opt(NOW, 0).unwrap(),
         stop_at: None,
+        detail: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -138,7 +138,8 @@ impl Ecr {
         bump(&self.calls.batch_delete_image);
         let ids = by_digest(chunk);
         let result = self
-            .client
+            .lanes
+            .batch_delete_image
             .batch_delete_image()
             .set_registry_id(self.registry_id.clone())
             .repository_name(repository)

@@ -11,7 +11,8 @@ impl Ecr {
         const OP: &str = "GetLifecyclePolicy";
         bump(&self.calls.get_lifecycle_policy);
         let answer = self
-            .client
+            .lanes
+            .get_lifecycle_policy
             .get_lifecycle_policy()
             .set_registry_id(self.registry_id.clone())
             .repository_name(repository)

@@ -9,6 +9,9 @@
 //! * Every entry of a response's `failures` is kept with `failureCode` and
 //!   `failureReason` exactly as ECR returned them.
 //! * Every call is counted, because API calls are the cost of a run.
+//! * Each operation of each registry has its own client and retry partition
+//!   (`lanes`), so the SDK backs off per (account, region, operation), as
+//!   ECR limits.
 //! * The re-read before acting (`reread`) lists the repository again when
 //!   that takes fewer calls than reading the planned images by id.
 //!
@@ -16,6 +19,7 @@
 //! [`EcrError`]. Deleting, with its retries, is the `delete` module's.
 
 mod delete;
+mod lanes;
 mod lifecycle;
 mod reread;
 mod transition;
@@ -36,6 +40,7 @@ use crate::aws::{CallError, PageError, paginate};
 use crate::model::{
     AccountId, INDEX_MEDIA_TYPES, Image, ImageStatus, Moment, RepositoryName, from_epoch,
 };
+use lanes::Lanes;
 
 /// ECR's largest page for the list operations.
 pub const PAGE_SIZE: i32 = 1000;
@@ -154,7 +159,7 @@ fn check_index_answer(
 
 /// An ECR client for one registry, counting its calls.
 pub struct Ecr {
-    client: Client,
+    lanes: Lanes,
     registry_id: Option<String>,
     retry: ImageRetry,
     stop_at: Option<std::time::Instant>,
@@ -179,9 +184,10 @@ fn bump(counter: &AtomicU64) {
 impl Ecr {
     /// `registry_id` `None` means the caller's own registry.
     pub fn new(client: Client, registry_id: Option<AccountId>) -> Ecr {
+        let registry_id = registry_id.map(String::from);
         Ecr {
-            client,
-            registry_id: registry_id.map(String::from),
+            lanes: Lanes::new(&client, registry_id.as_deref()),
+            registry_id,
             retry: ImageRetry::default(),
             stop_at: None,
             calls: Calls::default(),
@@ -227,7 +233,8 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.describe_repositories);
-                self.client
+                self.lanes
+                    .describe_repositories
                     .describe_repositories()
                     .set_registry_id(self.registry_id.clone())
                     .max_results(PAGE_SIZE)
@@ -281,7 +288,8 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.describe_images);
-                self.client
+                self.lanes
+                    .describe_images
                     .describe_images()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)
@@ -318,7 +326,8 @@ impl Ecr {
             bump(&self.calls.batch_get_image);
             let ids = by_digest(chunk);
             let out = self
-                .client
+                .lanes
+                .batch_get_image
                 .batch_get_image()
                 .set_registry_id(self.registry_id.clone())
                 .repository_name(repository)
@@ -358,7 +367,8 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.list_images);
-                self.client
+                self.lanes
+                    .list_images
                     .list_images()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)

@@ -133,7 +133,8 @@ impl Ecr {
         const OP: &str = "DescribeImages";
         bump(&self.calls.describe_images);
         let page = self
-            .client
+            .lanes
+            .describe_images
             .describe_images()
             .set_registry_id(self.registry_id.clone())
             .repository_name(repository)

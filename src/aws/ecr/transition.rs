@@ -86,7 +86,8 @@ impl Ecr {
             failure_reason: reason,
         };
         let sent = self
-            .client
+            .lanes
+            .update_image_storage_class
             .update_image_storage_class()
             .set_registry_id(self.registry_id.clone())
             .repository_name(repository)

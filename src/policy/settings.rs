@@ -57,9 +57,12 @@ pub struct Settings {
     pub policy_source: PolicySource,
 }
 
-/// Repositories worked on at once, by default: enough to hide latency,
-/// few enough to stay well inside ECR's request rates.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Repositories worked on at once, by default: enough that listing and
+/// deleting overlap and each operation's lane stays busy. The lanes pace
+/// themselves under ECR's rate limits (`aws/ecr/pace.rs`), so more
+/// concurrency waits in them rather than being throttled; each repository in
+/// flight is held in memory until it finishes.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 impl Default for Settings {
     fn default() -> Self {

@@ -140,11 +140,15 @@ impl Ecr {
         let result = self
             .lanes
             .batch_delete_image
-            .batch_delete_image()
-            .set_registry_id(self.registry_id.clone())
-            .repository_name(repository)
-            .set_image_ids(Some(ids))
-            .send()
+            .paced(
+                self.lanes
+                    .batch_delete_image
+                    .batch_delete_image()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repository)
+                    .set_image_ids(Some(ids))
+                    .send(),
+            )
             .await;
         let mut round = Round::default();
         let response = match result {

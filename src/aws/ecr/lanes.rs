@@ -1,5 +1,5 @@
-//! One SDK client per ECR operation and registry, each in its own retry
-//! partition.
+//! One SDK client per ECR operation and registry, each paced on its own
+//! and in its own retry partition.
 //!
 //! ECR's rate limits are per account, region and operation. The SDK's
 //! adaptive rate limiter and its retry quota are per retry partition, and
@@ -7,43 +7,178 @@
 //! (`ecr-us-east-1`): one account's throttled deletes would slow every other
 //! account's listings in that region, and spend their retries. A lane per
 //! (registry, region, operation) backs off where ECR pushed back, and only
-//! there.
+//! there. Its [`Pace`] spaces the requests ecr-gc sends under the limit it
+//! learns from each answer (an interceptor sees every attempt, retries
+//! included); the SDK's adaptive retry mode, in the lane's own partition,
+//! retries what is throttled and paces those retries.
+//!
+//! Measured (BENCHMARKS.md): with one partition per region and no pace, a
+//! run over 1,200 repositories at 20 requests a second per operation took
+//! 2.3 times the ideal; with lanes, pace and 16 repositories at once, 1.03
+//! times, with about 1 % of requests throttled.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use aws_sdk_ecr::Client;
+use aws_sdk_ecr::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_ecr::config::retry::RetryPartition;
+use aws_sdk_ecr::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_ecr::error::{BoxError, ProvideErrorMetadata};
+use aws_sdk_ecr::operation::{
+    batch_delete_image::BatchDeleteImageError, batch_get_image::BatchGetImageError,
+    describe_images::DescribeImagesError, describe_repositories::DescribeRepositoriesError,
+    get_lifecycle_policy::GetLifecyclePolicyError, list_images::ListImagesError,
+    update_image_storage_class::UpdateImageStorageClassError,
+};
+
+use super::pace::Pace;
 
 /// The clients of one registry, one per operation ecr-gc calls.
 #[derive(Debug, Clone)]
 pub(super) struct Lanes {
-    pub describe_repositories: Client,
-    pub describe_images: Client,
-    pub list_images: Client,
-    pub batch_get_image: Client,
-    pub batch_delete_image: Client,
-    pub update_image_storage_class: Client,
-    pub get_lifecycle_policy: Client,
+    pub describe_repositories: Lane,
+    pub describe_images: Lane,
+    pub list_images: Lane,
+    pub batch_get_image: Lane,
+    pub batch_delete_image: Lane,
+    pub update_image_storage_class: Lane,
+    pub get_lifecycle_policy: Lane,
+}
+
+/// One operation's client and its pace.
+#[derive(Debug, Clone)]
+pub(super) struct Lane {
+    client: Client,
+    pace: Arc<Pace>,
+}
+
+impl Deref for Lane {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Lane {
+    /// `call` (a request's `send()`, which does nothing until awaited),
+    /// sent at this lane's next slot.
+    pub async fn paced<F: Future>(&self, call: F) -> F::Output {
+        self.pace.ready().await;
+        call.await
+    }
 }
 
 impl Lanes {
-    /// Lanes with `client`'s configuration (endpoint, credentials, retry
-    /// mode, timeouts), for `registry` (`None`: the caller's own).
+    /// Lanes with `client`'s configuration (endpoint, credentials,
+    /// attempts, timeouts), for `registry` (`None`: the caller's own).
     pub(super) fn new(client: &Client, registry: Option<&str>) -> Lanes {
         let config = client.config();
         let region = config.region().map_or("default", |r| r.as_ref());
         let registry = registry.unwrap_or("own");
-        let lane = |operation: &str| {
+        let lane = |operation: &str, observe: fn(Arc<Pace>) -> Box<dyn Observer>| {
+            let pace = Arc::new(Pace::default());
             let partition = RetryPartition::new(format!("ecr-{registry}-{region}-{operation}"));
-            Client::from_conf(config.to_builder().retry_partition(partition).build())
+            let client = Client::from_conf(
+                config
+                    .to_builder()
+                    .retry_partition(partition)
+                    .interceptor(ObserveBox(observe(pace.clone())))
+                    .build(),
+            );
+            Lane { client, pace }
         };
         Lanes {
-            describe_repositories: lane("DescribeRepositories"),
-            describe_images: lane("DescribeImages"),
-            list_images: lane("ListImages"),
-            batch_get_image: lane("BatchGetImage"),
-            batch_delete_image: lane("BatchDeleteImage"),
-            update_image_storage_class: lane("UpdateImageStorageClass"),
-            get_lifecycle_policy: lane("GetLifecyclePolicy"),
+            describe_repositories: lane(
+                "DescribeRepositories",
+                Observe::<DescribeRepositoriesError>::boxed,
+            ),
+            describe_images: lane("DescribeImages", Observe::<DescribeImagesError>::boxed),
+            list_images: lane("ListImages", Observe::<ListImagesError>::boxed),
+            batch_get_image: lane("BatchGetImage", Observe::<BatchGetImageError>::boxed),
+            batch_delete_image: lane("BatchDeleteImage", Observe::<BatchDeleteImageError>::boxed),
+            update_image_storage_class: lane(
+                "UpdateImageStorageClass",
+                Observe::<UpdateImageStorageClassError>::boxed,
+            ),
+            get_lifecycle_policy: lane(
+                "GetLifecyclePolicy",
+                Observe::<GetLifecyclePolicyError>::boxed,
+            ),
         }
+    }
+}
+
+/// The error codes AWS answers when a rate limit is hit.
+const THROTTLING: [&str; 5] = [
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+];
+
+/// Tells a pace how each attempt was answered.
+trait Observer: Send + Sync + fmt::Debug {
+    fn attempt(&self, context: &FinalizerInterceptorContextRef<'_>);
+}
+
+/// The observer of one operation, whose errors are `E`.
+struct Observe<E> {
+    pace: Arc<Pace>,
+    error: PhantomData<fn() -> E>,
+}
+
+impl<E> fmt::Debug for Observe<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Observe")
+    }
+}
+
+impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> Observe<E> {
+    fn boxed(pace: Arc<Pace>) -> Box<dyn Observer> {
+        Box::new(Observe::<E> {
+            pace,
+            error: PhantomData,
+        })
+    }
+}
+
+impl<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> Observer for Observe<E> {
+    fn attempt(&self, context: &FinalizerInterceptorContextRef<'_>) {
+        let throttled = match context.output_or_error() {
+            Some(Err(error)) => error
+                .as_operation_error()
+                .and_then(|e| e.downcast_ref::<E>())
+                .and_then(ProvideErrorMetadata::code)
+                .is_some_and(|code| THROTTLING.contains(&code)),
+            _ => false,
+        };
+        self.pace.answered(throttled);
+    }
+}
+
+/// The SDK's interceptor around an [`Observer`].
+#[derive(Debug)]
+struct ObserveBox(Box<dyn Observer>);
+
+impl Intercept for ObserveBox {
+    fn name(&self) -> &'static str {
+        "ecr-gc lane pace"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.attempt(context);
+        Ok(())
     }
 }
 

@@ -13,10 +13,14 @@ impl Ecr {
         let answer = self
             .lanes
             .get_lifecycle_policy
-            .get_lifecycle_policy()
-            .set_registry_id(self.registry_id.clone())
-            .repository_name(repository)
-            .send()
+            .paced(
+                self.lanes
+                    .get_lifecycle_policy
+                    .get_lifecycle_policy()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repository)
+                    .send(),
+            )
             .await;
         match answer {
             Ok(out) => Ok(out.lifecycle_policy_text().map(str::to_owned)),

@@ -21,6 +21,7 @@
 mod delete;
 mod lanes;
 mod lifecycle;
+mod pace;
 mod reread;
 mod transition;
 
@@ -233,13 +234,15 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.describe_repositories);
-                self.lanes
-                    .describe_repositories
-                    .describe_repositories()
-                    .set_registry_id(self.registry_id.clone())
-                    .max_results(PAGE_SIZE)
-                    .set_next_token(token)
-                    .send()
+                self.lanes.describe_repositories.paced(
+                    self.lanes
+                        .describe_repositories
+                        .describe_repositories()
+                        .set_registry_id(self.registry_id.clone())
+                        .max_results(PAGE_SIZE)
+                        .set_next_token(token)
+                        .send(),
+                )
             },
             |page| {
                 let names = page
@@ -288,15 +291,17 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.describe_images);
-                self.lanes
-                    .describe_images
-                    .describe_images()
-                    .set_registry_id(self.registry_id.clone())
-                    .repository_name(repository)
-                    .set_filter(filter.clone())
-                    .max_results(PAGE_SIZE)
-                    .set_next_token(token)
-                    .send()
+                self.lanes.describe_images.paced(
+                    self.lanes
+                        .describe_images
+                        .describe_images()
+                        .set_registry_id(self.registry_id.clone())
+                        .repository_name(repository)
+                        .set_filter(filter.clone())
+                        .max_results(PAGE_SIZE)
+                        .set_next_token(token)
+                        .send(),
+                )
             },
             |page| {
                 let items = page
@@ -328,14 +333,18 @@ impl Ecr {
             let out = self
                 .lanes
                 .batch_get_image
-                .batch_get_image()
-                .set_registry_id(self.registry_id.clone())
-                .repository_name(repository)
-                .set_image_ids(Some(ids))
-                .set_accepted_media_types(Some(
-                    INDEX_MEDIA_TYPES.iter().map(|t| (*t).to_owned()).collect(),
-                ))
-                .send()
+                .paced(
+                    self.lanes
+                        .batch_get_image
+                        .batch_get_image()
+                        .set_registry_id(self.registry_id.clone())
+                        .repository_name(repository)
+                        .set_image_ids(Some(ids))
+                        .set_accepted_media_types(Some(
+                            INDEX_MEDIA_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+                        ))
+                        .send(),
+                )
                 .await
                 .map_err(|e| EcrError::from_sdk(OP, e))?;
             check_index_answer(chunk, &out)?;
@@ -367,14 +376,16 @@ impl Ecr {
             OP,
             |token| {
                 bump(&self.calls.list_images);
-                self.lanes
-                    .list_images
-                    .list_images()
-                    .set_registry_id(self.registry_id.clone())
-                    .repository_name(repository)
-                    .max_results(PAGE_SIZE)
-                    .set_next_token(token)
-                    .send()
+                self.lanes.list_images.paced(
+                    self.lanes
+                        .list_images
+                        .list_images()
+                        .set_registry_id(self.registry_id.clone())
+                        .repository_name(repository)
+                        .max_results(PAGE_SIZE)
+                        .set_next_token(token)
+                        .send(),
+                )
             },
             |page| {
                 let digests = page

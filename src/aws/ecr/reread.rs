@@ -135,11 +135,15 @@ impl Ecr {
         let page = self
             .lanes
             .describe_images
-            .describe_images()
-            .set_registry_id(self.registry_id.clone())
-            .repository_name(repository)
-            .set_image_ids(Some(by_digest(digests)))
-            .send()
+            .paced(
+                self.lanes
+                    .describe_images
+                    .describe_images()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repository)
+                    .set_image_ids(Some(by_digest(digests)))
+                    .send(),
+            )
             .await
             .map_err(|e| EcrError::from_sdk(OP, e))?;
         Ok(page.image_details().iter().filter_map(current_of).collect())

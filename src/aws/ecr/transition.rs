@@ -88,12 +88,16 @@ impl Ecr {
         let sent = self
             .lanes
             .update_image_storage_class
-            .update_image_storage_class()
-            .set_registry_id(self.registry_id.clone())
-            .repository_name(repository)
-            .image_id(ImageIdentifier::builder().image_digest(digest).build())
-            .target_storage_class(TargetStorageClass::Archive)
-            .send()
+            .paced(
+                self.lanes
+                    .update_image_storage_class
+                    .update_image_storage_class()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repository)
+                    .image_id(ImageIdentifier::builder().image_digest(digest).build())
+                    .target_storage_class(TargetStorageClass::Archive)
+                    .send(),
+            )
             .await;
         match sent {
             Ok(out) => match out.image_status() {

@@ -287,7 +287,7 @@ fn every_quiet_failure_has_an_alarm() {
         );
         let source = [
             include_str!("../../src/run/engine.rs"),
-            include_str!("../../src/run/report.rs"),
+            include_str!("../../src/run/lines.rs"),
             include_str!("../../src/run/collection.rs"),
         ]
         .concat();

@@ -61,7 +61,7 @@ demo: tools
 #   ECR_GC_POLICY_FILE=examples/policy.json make invoke-local EVENT=events/schedule.json
 invoke-local: tools
 	@set -e; \
-	cargo lambda watch --invoke-port $(PORT) --timeout 120 --quiet & watch=$$!; \
+	cargo lambda watch --bin ecr-gc --invoke-port $(PORT) --timeout 120 --quiet & watch=$$!; \
 	trap "kill $$watch" EXIT; \
 	for i in $$(seq 1 600); do (echo > /dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null && break; sleep 0.2; done; \
 	cargo lambda invoke --invoke-port $(PORT) --data-file $(EVENT)

@@ -33,7 +33,7 @@ cargo build --bin ecr-gc --locked
 # does at a cold start, so changing it means starting it again.
 start_function() {
   if [ -n "${watch_pid:-}" ]; then kill "${watch_pid}" 2>/dev/null || true; wait "${watch_pid}" 2>/dev/null || true; fi
-  cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --timeout 600 --quiet \
+  cargo lambda watch --bin ecr-gc --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --timeout 600 --quiet \
     --env-var "AWS_ENDPOINT_URL=${ENDPOINT}" --env-var AWS_ACCESS_KEY_ID=testing \
     --env-var AWS_SECRET_ACCESS_KEY=testing --env-var AWS_REGION=us-east-1 \
     --env-var ECR_GC_POLICY_FILE=examples/demo-policy.json --env-var "ECR_GC_DRY_RUN=$1" \

@@ -47,13 +47,23 @@ step "Starting the real handler under cargo lambda watch with ECR_GC_DRY_RUN=tru
 touch "${WORK}/function.log"
 start_function true
 
-invoke() { # $1: a label, then cargo lambda invoke's data arguments
+invoke() { # $1: a label ("refused" expects the invocation to fail), then cargo lambda invoke's data arguments
   local label=$1; shift
   local before; before=$(wc -l < "${WORK}/function.log")
   if ! cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port "${WATCH_PORT}" --output-format json "$@" > "${WORK}/response.json" 2> "${WORK}/invoke.err"; then
+    if [ "${label}" != "refused" ]; then
+      echo "-- the invocation failed, and it should not have:" >&2
+      tail -n +"$((before + 1))" "${WORK}/function.log" | grep '^{' | grep '"level":"ERROR"' >&2 || true
+      cat "${WORK}/invoke.err" >&2
+      exit 1
+    fi
     echo "-- the invocation failed, as it should:"
     tail -n +"$((before + 1))" "${WORK}/function.log" | grep '^{' | grep '"message":"invocation failed"' || cat "${WORK}/invoke.err"
     return 0
+  fi
+  if [ "${label}" = "refused" ]; then
+    echo "-- the invocation should have been refused, and was not" >&2
+    exit 1
   fi
   echo "-- JSON log lines (${label}):"
   tail -n +"$((before + 1))" "${WORK}/function.log" | grep '^{' | grep -E '"message":"(image|repository|run|event)' || true

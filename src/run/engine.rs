@@ -75,7 +75,7 @@ pub enum EngineError {
 /// piece of work, `settings.concurrency` of them at a time, so that only
 /// the repositories in flight are held in memory. So that parallelism
 /// never makes the outcome depend on timing, the holds are still decided
-/// in name order: each repository waits for its turn (a [`Turn`], which
+/// in name order: each repository waits for its turn (a `Turn`, which
 /// hands on what is left of the run's delete budget) after its survey and
 /// before it applies anything.
 pub async fn run(

@@ -5,8 +5,10 @@
 //! an image was not deleted; 2 on invalid input, with the message on stderr.
 
 mod explain;
+mod listing;
 mod live;
 mod offline;
+mod plan_json;
 mod validate;
 
 use std::ffi::OsString;

@@ -303,6 +303,11 @@ impl Image {
 
 /// `sha256-<64 hex>.sig` (or `.att`, `.sbom`) -> `sha256:<64 hex>`.
 fn cosign_subject(tag: &str) -> Option<String> {
+    // `sha256-` and 64 hex digits, then `.sig`, `.att` or `.sbom`: most tags
+    // are refused by their length alone.
+    if !(75..=76).contains(&tag.len()) {
+        return None;
+    }
     let stem = [".sig", ".att", ".sbom"]
         .iter()
         .find_map(|s| tag.strip_suffix(s))?;

@@ -29,41 +29,55 @@ pub enum Place {
 
 /// Works out every image's place.
 pub fn places(images: &[Image], children: &Children) -> Vec<Place> {
-    let position: HashMap<&str, usize> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| (image.image_digest.as_str(), i))
-        .collect();
-    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); images.len()];
+    // Most repositories have neither indexes nor referrers, so the map of
+    // positions by digest (a million inserts at a million images) is built
+    // only when the first lookup needs it.
+    let mut position: Option<HashMap<&str, usize>> = None;
+    let mut position_of = |digest: &str| {
+        position
+            .get_or_insert_with(|| {
+                images
+                    .iter()
+                    .enumerate()
+                    .map(|(i, image)| (image.image_digest.as_str(), i))
+                    .collect()
+            })
+            .get(digest)
+            .copied()
+    };
+    let mut parents: Vec<Vec<usize>> = Vec::new();
     for (index_digest, child_digests) in children {
-        let Some(&index) = position.get(index_digest.as_str()) else {
+        let Some(index) = position_of(index_digest) else {
             continue;
         };
         for child in child_digests {
-            if let Some(&child) = position.get(child.as_str())
+            if let Some(child) = position_of(child)
                 && child != index
             {
+                if parents.is_empty() {
+                    parents = vec![Vec::new(); images.len()];
+                }
                 parents[child].push(index);
             }
         }
     }
     images
         .iter()
-        .zip(parents)
         .enumerate()
-        .map(|(i, (image, mut indexes))| {
+        .map(|(i, image)| {
             if let Some(subject) = image.subject() {
-                return match position.get(subject.as_str()) {
-                    Some(&s) if s != i => Place::Referrer { subject: s },
+                return match position_of(&subject) {
+                    Some(s) if s != i => Place::Referrer { subject: s },
                     _ => Place::OrphanReferrer { subject },
                 };
             }
-            if indexes.is_empty() {
-                Place::Standalone
-            } else {
-                indexes.sort_unstable();
-                indexes.dedup();
-                Place::Child { indexes }
+            match parents.get_mut(i).map(std::mem::take) {
+                Some(mut indexes) if !indexes.is_empty() => {
+                    indexes.sort_unstable();
+                    indexes.dedup();
+                    Place::Child { indexes }
+                }
+                _ => Place::Standalone,
             }
         })
         .collect()

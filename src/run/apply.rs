@@ -331,7 +331,7 @@ fn settle(
     name: &str,
     planned: &[PlannedImage],
     answered: Answered<'_>,
-    line: fn(&str, &PlannedImage, bool) -> serde_json::Value,
+    line: fn(&str, &PlannedImage, bool) -> lines::Line,
     log: &dyn LogSink,
 ) -> (Vec<SkippedImage>, Vec<PlannedImage>) {
     let by_digest = by_digest(planned);

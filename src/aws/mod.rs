@@ -219,7 +219,8 @@ impl Connector {
 }
 
 /// The SDK's retry behaviour: adaptive mode (client-side rate limiting that
-/// backs off when AWS throttles), with configurable attempts and backoff,
+/// backs off when AWS throttles; ECR's lanes use standard mode under their
+/// own pace, `ecr/lanes.rs`), with configurable attempts and backoff,
 /// and a timeout per attempt so a stalled response is retried, not waited on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SdkRetry {

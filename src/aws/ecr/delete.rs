@@ -146,8 +146,8 @@ impl Ecr {
                     .batch_delete_image()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)
-                    .set_image_ids(Some(ids))
-                    .send(),
+                    .set_image_ids(Some(ids)),
+                |request| request.send(),
             )
             .await;
         let mut round = Round::default();

@@ -18,8 +18,8 @@ impl Ecr {
                     .get_lifecycle_policy
                     .get_lifecycle_policy()
                     .set_registry_id(self.registry_id.clone())
-                    .repository_name(repository)
-                    .send(),
+                    .repository_name(repository),
+                |request| request.send(),
             )
             .await;
         match answer {

@@ -240,8 +240,8 @@ impl Ecr {
                         .describe_repositories()
                         .set_registry_id(self.registry_id.clone())
                         .max_results(PAGE_SIZE)
-                        .set_next_token(token)
-                        .send(),
+                        .set_next_token(token),
+                    |request| request.send(),
                 )
             },
             |page| {
@@ -299,8 +299,8 @@ impl Ecr {
                         .repository_name(repository)
                         .set_filter(filter.clone())
                         .max_results(PAGE_SIZE)
-                        .set_next_token(token)
-                        .send(),
+                        .set_next_token(token),
+                    |request| request.send(),
                 )
             },
             |page| {
@@ -342,8 +342,8 @@ impl Ecr {
                         .set_image_ids(Some(ids))
                         .set_accepted_media_types(Some(
                             INDEX_MEDIA_TYPES.iter().map(|t| (*t).to_owned()).collect(),
-                        ))
-                        .send(),
+                        )),
+                    |request| request.send(),
                 )
                 .await
                 .map_err(|e| EcrError::from_sdk(OP, e))?;
@@ -383,8 +383,8 @@ impl Ecr {
                         .set_registry_id(self.registry_id.clone())
                         .repository_name(repository)
                         .max_results(PAGE_SIZE)
-                        .set_next_token(token)
-                        .send(),
+                        .set_next_token(token),
+                    |request| request.send(),
                 )
             },
             |page| {

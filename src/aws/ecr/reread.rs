@@ -141,8 +141,8 @@ impl Ecr {
                     .describe_images()
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)
-                    .set_image_ids(Some(by_digest(digests)))
-                    .send(),
+                    .set_image_ids(Some(by_digest(digests))),
+                |request| request.send(),
             )
             .await
             .map_err(|e| EcrError::from_sdk(OP, e))?;

@@ -95,8 +95,8 @@ impl Ecr {
                     .set_registry_id(self.registry_id.clone())
                     .repository_name(repository)
                     .image_id(ImageIdentifier::builder().image_digest(digest).build())
-                    .target_storage_class(TargetStorageClass::Archive)
-                    .send(),
+                    .target_storage_class(TargetStorageClass::Archive),
+                |request| request.send(),
             )
             .await;
         match sent {

@@ -157,6 +157,7 @@ async fn collect_group(
         log,
     )
     .await;
+    super::emit_metrics(connector, &collection, log);
     let mut again = BTreeSet::new();
     for target in &collection.targets {
         let unfinished = unfinished_repositories(target);

@@ -27,6 +27,11 @@ impl Line {
         &self.0
     }
 
+    /// `value` (an object) as a line, as it is.
+    pub fn from_value(value: Value) -> Line {
+        Line(value.to_string())
+    }
+
     /// The line as a JSON value (tests read lines this way).
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)

@@ -11,9 +11,12 @@
 //!   lists unless only a summary is kept.
 //! * [`lines`] is the JSON log lines, one per image outcome and per
 //!   repository, written as the run goes.
+//! * [`metrics`] is a collection's CloudWatch metrics, as embedded-metric
+//!   log lines.
 
 mod apply;
 pub mod collection;
 pub mod engine;
 pub mod lines;
+pub mod metrics;
 pub mod report;

@@ -355,6 +355,70 @@ async fn a_missing_repository_is_reported_and_the_run_goes_on() {
     );
 }
 
+/// Every collection writes its CloudWatch metrics (Embedded Metric Format)
+/// to the function's log, and they say what the report says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_lines_say_what_the_report_says() {
+    let moto = Moto::start();
+    let clients = moto.connector().await;
+    let client = clients.home().ecr.clone();
+    demo_registry(&client).await;
+    let log = Collected::default();
+    let report = report_of(
+        lambda::handle(
+            &clients,
+            &config(POLICY, false),
+            &event("schedule.json"),
+            Utc::now(),
+            &log,
+        )
+        .await
+        .unwrap(),
+    );
+    let metrics: Vec<Value> = log
+        .lines()
+        .into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert_eq!(metrics.len(), 1, "one line for the one target");
+    let line = &metrics[0];
+    let directive = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "ECRGC");
+    assert_eq!(
+        directive["Dimensions"],
+        serde_json::json!([["AccountId", "Region"], []])
+    );
+    assert!(line["_aws"]["Timestamp"].is_i64());
+    let named: Vec<&str> = directive["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    let s = &report.summary;
+    assert_eq!(s.counts.images_deleted, 6, "3 in each of two repositories");
+    let expected = [
+        ("ImagesDeleted", s.counts.images_deleted),
+        ("ImagesArchived", s.counts.images_transitioned),
+        ("BytesReclaimed", s.bytes_reclaimed as u64),
+        (
+            "ImagesFailed",
+            s.counts.images_failed + s.counts.transitions_failed,
+        ),
+        ("ImagesProtected", s.counts.images_protected),
+        ("RepositoriesHeld", s.repositories_held),
+        ("InventoryIncomplete", 0),
+        ("DurationMs", report.duration_ms),
+    ];
+    assert_eq!(named, expected.map(|(name, _)| name));
+    for (name, value) in expected {
+        assert_eq!(line[name], value, "{name}");
+    }
+    assert!(s.bytes_reclaimed > 0);
+    assert_eq!(line["AccountId"], "own");
+    assert_eq!(line["Region"], "us-east-1");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_events_and_bad_configuration_delete_nothing() {
     let moto = Moto::start();

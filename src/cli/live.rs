@@ -12,7 +12,8 @@ use crate::aws::{Connector, SdkRetry};
 use crate::model::{AccountId, RepositoryName};
 use crate::run::collection;
 use crate::run::engine::{Run, Scope};
-use crate::run::lines::JsonLines;
+use crate::run::lines::{JsonLines, LogSink};
+use crate::run::metrics;
 use crate::run::report::{Cause, Collection, Detail};
 
 /// The targets `--registry-id` or `--targets` name, checked; else the
@@ -31,15 +32,27 @@ fn targets_of(registry_id: Option<&str>, targets: Option<&str>) -> Result<Target
     })
 }
 
+/// What `run` writes besides its log lines: the report, as `output` and
+/// with `detail`, and with `emf` the CloudWatch metrics.
+pub(super) struct Reporting {
+    pub output: Output,
+    pub detail: Detail,
+    pub emf: bool,
+}
+
 pub(super) fn run_command(
     policy: &str,
     repositories: Vec<String>,
     apply: bool,
     registry_id: Option<String>,
     targets: Option<String>,
-    output: Output,
-    detail: Detail,
+    reporting: Reporting,
 ) -> Result<ExitCode, String> {
+    let Reporting {
+        output,
+        detail,
+        emf,
+    } = reporting;
     // Every input is checked before any API call.
     let repositories = repositories
         .into_iter()
@@ -80,7 +93,7 @@ pub(super) fn run_command(
         .collect();
     let report = runtime.block_on(async {
         let connector = Connector::new(retry.load().await);
-        collection::collect(
+        let report = collection::collect(
             &connector,
             &targets,
             &policy,
@@ -89,7 +102,14 @@ pub(super) fn run_command(
             collection::Others::Read,
             &log,
         )
-        .await
+        .await;
+        if emf {
+            let region = connector.home().region.as_deref().unwrap_or("default");
+            for line in metrics::lines(&report, Utc::now().timestamp_millis(), region) {
+                log.emit(line);
+            }
+        }
+        report
     });
     emit(output, &report, print_report)?;
     Ok(if report.has_failures() {

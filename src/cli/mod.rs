@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::policy::Policy;
 use crate::run::report::Detail;
 use explain::explain_command;
-use live::run_command;
+use live::{Reporting, run_command};
 use offline::plan_command;
 use validate::validate_command;
 
@@ -65,6 +65,9 @@ pub enum Command {
         /// What the report keeps of each repository: `images` (every image's outcome) or `summary` (counts only, so memory stays flat over a whole organisation). The log lines on stderr have every image either way.
         #[arg(long, value_name = "images|summary", default_value = "images", value_parser = parse_detail)]
         detail: Detail,
+        /// Also write CloudWatch metrics (Embedded Metric Format, namespace ECRGC), a line per target, to stderr with the log lines.
+        #[arg(long)]
+        emf: bool,
     },
     /// Check a policy document: whether it loads, and what each rule does. Exit 1 if it does not load.
     Validate {
@@ -138,14 +141,18 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             targets,
             output,
             detail,
+            emf,
         } => run_command(
             &policy,
             repositories,
             apply,
             registry_id,
             targets,
-            output,
-            detail,
+            Reporting {
+                output,
+                detail,
+                emf,
+            },
         ),
         Command::Validate {
             policy,

@@ -400,17 +400,37 @@ async fn run_is_a_dry_run_until_apply_and_reaches_ecr_through_aws_endpoint_url()
     assert_eq!(report["dryRun"], true);
     assert_eq!(report["summary"]["imagesPlanned"], 3);
     assert_eq!(digests(&client, "demo/web").await.len(), 6);
-    // The log lines go to stderr, one JSON object each.
-    for line in text(&dry.stderr).lines() {
-        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-    }
+    // The log lines go to stderr, one JSON object each; metrics only when
+    // asked.
+    let lines = |stderr: &[u8]| -> Vec<Value> {
+        text(stderr)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    };
+    let metrics = |lines: &[Value]| -> Vec<Value> {
+        lines
+            .iter()
+            .filter(|l| l.get("_aws").is_some())
+            .cloned()
+            .collect()
+    };
+    assert!(metrics(&lines(&dry.stderr)).is_empty());
 
     let mut apply = args.to_vec();
-    apply.push("--apply");
+    apply.extend(["--apply", "--emf"]);
     let applied = ecr_gc(&apply, &env);
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     let report: Value = serde_json::from_slice(&applied.stdout).unwrap();
     assert_eq!(report["summary"]["imagesDeleted"], 3);
+    let emf = metrics(&lines(&applied.stderr));
+    assert_eq!(emf.len(), 1, "a line for the one target");
+    assert_eq!(emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "ECRGC");
+    assert_eq!(emf[0]["ImagesDeleted"], 3);
+    assert_eq!(
+        emf[0]["BytesReclaimed"],
+        report["summary"]["bytesReclaimed"]
+    );
     assert_eq!(digests(&client, "demo/web").await.len(), 3);
     assert_eq!(digests(&client, "demo/worker").await.len(), 6);
 

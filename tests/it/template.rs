@@ -401,3 +401,61 @@ fn deployed_images_are_pinned_by_digest() {
         );
     }
 }
+
+/// The dashboard shows the function's own metrics under the names the
+/// function writes them (`run/metrics.rs`), every one of them, and its
+/// errors, its duration, the dead-letter queue and the alarms. No metric
+/// filter publishes into the function's namespace, where it would be
+/// counted twice under the same name.
+#[test]
+fn the_dashboard_names_the_metrics_the_function_writes() {
+    use ecr_gc::run::metrics::{METRICS, NAMESPACE};
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    let dashboard = resource(&template, "Dashboard");
+    let names_after = |marker: &str| -> Vec<String> {
+        dashboard
+            .match_indices(marker)
+            .map(|(at, _)| {
+                let rest = &dashboard[at + marker.len()..];
+                rest[..rest.find(['"', '\\']).unwrap()].to_owned()
+            })
+            .collect()
+    };
+    let mut shown = names_after(&format!("[\"{NAMESPACE}\", \""));
+    shown.extend(names_after("MetricName=\\\""));
+    let written: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+    for name in &shown {
+        assert!(
+            written.contains(&name.as_str()),
+            "the function writes no {name}"
+        );
+    }
+    for name in &written {
+        assert!(
+            shown.iter().any(|s| s == name),
+            "the dashboard lacks {name}"
+        );
+    }
+    for shown in [
+        "[\"AWS/Lambda\", \"Errors\", \"FunctionName\", \"${Function}\"",
+        "[\"AWS/Lambda\", \"Duration\", \"FunctionName\", \"${Function}\"",
+        "[\"AWS/SQS\", \"ApproximateNumberOfMessagesVisible\", \"QueueName\", \"${DeadLetterQueueName}\"]",
+    ] {
+        assert!(dashboard.contains(shown), "{shown}");
+    }
+    // Every alarm but the dead-letter queue's, which exists only with a
+    // queue (its depth has its own widget).
+    let alarms: Vec<&str> = template
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix("Alarm:"))
+        .filter(|name| !name.starts_with(' ') && *name != "DeadLetterQueue")
+        .collect();
+    assert_eq!(alarms.len(), 5, "{alarms:?}");
+    for alarm in alarms {
+        assert!(
+            dashboard.contains(&format!("${{{alarm}Alarm.Arn}}")),
+            "{alarm}Alarm"
+        );
+    }
+    assert!(!template.contains(&format!("MetricNamespace: {NAMESPACE}\n")));
+}

@@ -1,9 +1,11 @@
 //! The CLI: `plan`, `validate` and `explain` (offline) and `run` (live),
-//! over the same engine as the Lambda function. One module per command.
+//! over the same engine as the Lambda function; `completions` and `man`.
+//! One module per command.
 //!
 //! Exit status: 0 on success; 1 when a repository could not be collected or
 //! an image was not deleted; 2 on invalid input, with the message on stderr.
 
+mod completions;
 mod explain;
 mod listing;
 mod live;
@@ -19,6 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::policy::Policy;
 use crate::run::report::Detail;
+use completions::{completions, man_page};
 use explain::explain_command;
 use live::{Reporting, run_command};
 use offline::plan_command;
@@ -79,6 +82,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell), generated from this CLI's definition.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this CLI's definition: `ecr-gc man > ecr-gc.1`.
+    Man,
     /// Explain one image of a `describe-images` listing: the rule that decides it, what it counted, what every rule says, and the protections.
     Explain {
         #[command(flatten)]
@@ -164,6 +174,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             image,
             output,
         } => explain_command(&listing, &image, output),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man_page(),
     };
     match result {
         Ok(code) => code,

@@ -559,3 +559,31 @@ async fn the_lambda_runtime_loop_serves_every_sample_event() {
     }
     assert_eq!(deleted, 5 + 2 + 7 + 1 + 1 + 1);
 }
+
+/// Completions for three shells and the man page come from the CLI's own
+/// definition: each names every subcommand, and bash's parses.
+#[test]
+fn completions_and_the_man_page_name_every_command() {
+    let subcommands = ["plan", "run", "validate", "explain", "completions", "man"];
+    let check = |args: &[&str], starts: &str| {
+        let out = ecr_gc(args, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(starts), "{args:?}: {starts:?}");
+        for name in subcommands {
+            assert!(script.contains(name), "{args:?} lacks {name}");
+        }
+        script
+    };
+    let bash = check(&["completions", "bash"], "complete -F _ecr__gc");
+    let parsed = std::process::Command::new("bash")
+        .args(["-n", "-c", &bash])
+        .status()
+        .unwrap();
+    assert!(parsed.success(), "bash cannot parse its completions");
+    check(&["completions", "zsh"], "#compdef ecr-gc");
+    check(&["completions", "fish"], "complete -c ecr-gc");
+    check(&["man"], ".TH ecr-gc 1");
+    let refused = ecr_gc(&["completions", "tcsh"], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+}

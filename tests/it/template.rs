@@ -459,3 +459,31 @@ fn the_dashboard_names_the_metrics_the_function_writes() {
     }
     assert!(!template.contains(&format!("MetricNamespace: {NAMESPACE}\n")));
 }
+
+/// README's table of template parameters has every parameter of the
+/// template, in its order, and no other.
+#[test]
+fn the_readme_lists_every_template_parameter() {
+    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+    let parameters: Vec<&str> = template
+        .split("\nParameters:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nConditions:").next())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric()))
+        .collect();
+    let table: Vec<&str> = readme
+        .split("| parameter | default | what it does |")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .collect();
+    assert!(parameters.len() > 20, "{parameters:?}");
+    assert_eq!(table, parameters);
+}

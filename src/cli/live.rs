@@ -12,7 +12,7 @@ use crate::aws::{Connector, SdkRetry};
 use crate::model::{AccountId, RepositoryName};
 use crate::run::collection;
 use crate::run::engine::{Run, Scope};
-use crate::run::lines::{JsonLines, LogSink};
+use crate::run::lines::JsonLines;
 use crate::run::metrics;
 use crate::run::report::{Cause, Collection, Detail};
 
@@ -104,10 +104,7 @@ pub(super) fn run_command(
         )
         .await;
         if emf {
-            let region = connector.home().region.as_deref().unwrap_or("default");
-            for line in metrics::lines(&report, Utc::now().timestamp_millis(), region) {
-                log.emit(line);
-            }
+            metrics::emit(&connector, &report, &log);
         }
         report
     });

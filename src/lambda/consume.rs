@@ -157,7 +157,7 @@ async fn collect_group(
         log,
     )
     .await;
-    super::emit_metrics(connector, &collection, log);
+    crate::run::metrics::emit(connector, &collection, log);
     let mut again = BTreeSet::new();
     for target in &collection.targets {
         let unfinished = unfinished_repositories(target);

@@ -268,7 +268,7 @@ async fn collect_inline(
         log,
     )
     .await;
-    emit_metrics(connector, &collection, log);
+    metrics::emit(connector, &collection, log);
     log.emit(lines::line(
         Level::warn_if(collection.has_failures()),
         "collection finished",
@@ -289,15 +289,6 @@ async fn collect_inline(
         collection.trim(RESPONSE_REPOSITORIES);
     }
     Ok(Response::Collection(Box::new(collection)))
-}
-
-/// The collection's CloudWatch metrics: a line per target, in the
-/// Embedded Metric Format (`run/metrics.rs`), on the function's log stream.
-pub(super) fn emit_metrics(connector: &Connector, collection: &Collection, log: &dyn LogSink) {
-    let region = connector.home().region.as_deref().unwrap_or("default");
-    for line in metrics::lines(collection, Utc::now().timestamp_millis(), region) {
-        log.emit(line);
-    }
 }
 
 /// The run's dry run: the function's own `ECR_GC_DRY_RUN`, which an event

@@ -13,7 +13,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::run::lines::Line;
+use chrono::Utc;
+
+use crate::aws::Connector;
+use crate::run::lines::{Line, LogSink};
 use crate::run::report::{Collection, Report};
 
 /// The metrics' namespace.
@@ -75,6 +78,15 @@ pub const METRICS: [Metric; 8] = [
 /// region (the caller's own).
 pub const OWN_ACCOUNT: &str = "own";
 
+/// Writes the collection's metrics lines to `log`, stamped now: what the
+/// Lambda does after each collection, and `run --emf`.
+pub fn emit(connector: &Connector, collection: &Collection, log: &dyn LogSink) {
+    let region = connector.home().region.as_deref().unwrap_or("default");
+    for line in lines(collection, Utc::now().timestamp_millis(), region) {
+        log.emit(line);
+    }
+}
+
 /// One metrics line per target that was collected (a target that could not
 /// be reached has no report, and its error is in the log and the response),
 /// stamped `timestamp_ms`. `region` names the caller's own region.
@@ -121,7 +133,6 @@ mod tests {
     use crate::inventory::SourceReport;
     use crate::model::{AccountId, Region};
     use crate::run::report::{Cause, Detail, Summary, TargetReport};
-    use chrono::Utc;
 
     /// What the specification asks of a line: `_aws` with an integer
     /// `Timestamp` and one directive whose namespace, dimension sets (each

@@ -17,7 +17,8 @@ match: a benchmark that checks its own claims.
 Usage: scripts/bench-e2e.py [--binary PATH] [SHAPE ...]
 Shapes: huge (10,000 images in one repository), many (500 repositories of
 20), multiarch (20 repositories of 50 two-platform indexes), peer (awslabs/
-ecr-cleanup-lambda's shape: 3,000 untagged and 1,000 tagged images in one).
+ecr-cleanup-lambda's shape: 3,000 untagged and 1,000 tagged images in one),
+peer-exact (the same on a shared base layer, with settings.exactReclaim).
 """
 import argparse
 import hashlib
@@ -58,14 +59,17 @@ def digest(text):
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def image_manifest(seed):
+def image_manifest(seed, base=None):
+    """One config and one layer of its own; with `base`, on a shared base
+    layer of 50 MB first."""
+    layer = lambda d, n: {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": n, "digest": d}
+    layers = ([layer(digest("base-" + base), 50_000_000)] if base else []) + [layer(digest("layer-" + seed), 1_000_000)]
     return json.dumps({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 1000,
                    "digest": digest("config-" + seed)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": 1_000_000,
-                    "digest": digest("layer-" + seed)}],
+        "layers": layers,
     })
 
 
@@ -166,10 +170,10 @@ def floor_multiarch():
             "BatchDeleteImage": repos * (math.ceil(indexes_deleted / 100) + math.ceil(children_deleted / 100))}
 
 
-def seed_peer(ecr):
+def seed_peer(ecr, base=None):
     ecr.create_repository(repositoryName="peer/app")
     def one(i):
-        put(ecr, "peer/app", image_manifest(f"peer-{i}"), tag=f"v{i}" if i % 4 == 0 else None)
+        put(ecr, "peer/app", image_manifest(f"peer-{i}", base), tag=f"v{i}" if i % 4 == 0 else None)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(4_000)))
 
@@ -195,6 +199,18 @@ def floor_peer():
             "ListImages": 0, "BatchGetImage": 0, "BatchDeleteImage": math.ceil(deletions / 100)}
 
 
+def floor_peer_exact():
+    """The peer's floor and the manifests: one BatchGetImage per 100 images."""
+    return dict(floor_peer(), BatchGetImage=math.ceil(4_000 / 100))
+
+
+# With settings.exactReclaim, every image of the peer's shape on one shared
+# 50 MB base layer: the base stays (kept images use it), so what deleting
+# frees is each deleted image's own layer and config.
+PEER_EXACT_POLICY = dict(PEER_POLICY, settings=dict(PEER_POLICY["settings"], exactReclaim=True))
+PEER_EXACT_BYTES = 3_899 * 1_001_000
+
+
 SHAPES = {
     "huge": ("10,000 images in one repository; keep the newest 1,000", seed_huge,
              keep_newest(1000, "untagged"), floor_huge, 9_000),
@@ -204,6 +220,8 @@ SHAPES = {
                   seed_multiarch, keep_newest(10, "tagged", ["build-"]), floor_multiarch, 2_400),
     "peer": ("one repository of 3,000 untagged and 1,000 tagged images; keep the newest 100 tagged, "
              "delete the untagged", seed_peer, PEER_POLICY, floor_peer, 3_899),
+    "peer-exact": ("the peer's shape on one shared base layer, with settings.exactReclaim",
+                   lambda ecr: seed_peer(ecr, base="peer"), PEER_EXACT_POLICY, floor_peer_exact, 3_899),
 }
 
 
@@ -252,6 +270,9 @@ def run_shape(name, binary, moto_port):
         deleted = {p["imageDigest"] for p in repo["deleted"]}
         if deleted != planned or remaining & deleted or len(remaining) != repo["imagesScanned"] - len(deleted):
             mismatches.append(repository)
+    exact = report["summary"].get("exactReclaim")
+    if policy["settings"].get("exactReclaim") and (exact or {}).get("bytesReclaimed") != PEER_EXACT_BYTES:
+        mismatches.append(f"exactReclaim {exact}, expected {PEER_EXACT_BYTES} bytes")
     ours = report["apiCalls"]
     want = floor()
     wire = {op: counts.get(op, 0) for op in want}
@@ -261,6 +282,7 @@ def run_shape(name, binary, moto_port):
         "wall_s": float(wall), "cpu_s": round(float(user) + float(system), 2),
         "peak_rss_mib": round(int(max_kib) / 1024, 1),
         "images": report["summary"]["imagesScanned"], "deleted": report["summary"]["imagesDeleted"],
+        "exact_reclaim": exact,
         "expected_deleted": deletions,
         "calls": {op: ours.get(op, 0) for op in want}, "wire": wire, "floor": want,
         "at_floor": all(ours.get(op, 0) == want[op] == wire[op] for op in want),

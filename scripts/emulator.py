@@ -37,7 +37,9 @@ missing image (ImageNotFoundException) or repository
 /__emulator/ecr/images` with {"registryId", "repositoryName",
 "imageDigest", and any of "imageStatus", "imagePushedAt",
 "lastRecordedPullTime", "lastArchivedAt", "lastActivatedAt" (epoch
-seconds)} sets an image's state, as a pull, an archive or a restore would.
+seconds)} sets an image's state, as a pull, an archive or a restore would;
+"imageSizeInBytes" sets the size DescribeImages gives (moto gives the
+config's).
 
 The tests, `make demo` and the benchmarks start this instead of
 `moto_server`, so that ecr-gc's default in-use sources can all be read.
@@ -364,7 +366,7 @@ ECR_TIMES = ("imagePushedAt", "lastRecordedPullTime", "lastArchivedAt", "lastAct
 def seed_ecr_image(environ):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
-    fields = {k: doc[k] for k in ("imageStatus", *ECR_TIMES) if k in doc}
+    fields = {k: doc[k] for k in ("imageStatus", "imageSizeInBytes", *ECR_TIMES) if k in doc}
     with lock:
         ecr_images.setdefault(ecr_key(doc, doc.get("region") or "us-east-1", doc["imageDigest"]), {}).update(fields)
     return {}

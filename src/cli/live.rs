@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use super::{Output, emit, load_policy, print_table};
+use super::{Output, emit, figures, load_policy, print_table};
 use crate::aws::targets::Targets;
 use crate::aws::{Connector, SdkRetry};
 use crate::model::{AccountId, RepositoryName};
@@ -223,7 +223,7 @@ fn print_totals(out: &mut impl Write, report: &Collection) {
     };
     let _ = writeln!(
         out,
-        "\n{} repositories ({} held), {} images: {} protected, {} planned, {} skipped, {} deleted, {} failed, {} bytes reclaimed ({mode}).",
+        "\n{} repositories ({} held), {} images: {} protected, {} planned, {} skipped, {} deleted, {} failed ({mode}).",
         s.repositories,
         s.repositories_held,
         s.images_scanned,
@@ -232,7 +232,6 @@ fn print_totals(out: &mut impl Write, report: &Collection) {
         s.counts.images_skipped,
         s.counts.images_deleted,
         s.counts.images_failed,
-        s.bytes_reclaimed
     );
     if s.counts.transitions_planned > 0 {
         let _ = writeln!(
@@ -241,4 +240,45 @@ fn print_totals(out: &mut impl Write, report: &Collection) {
             s.counts.transitions_planned, s.counts.images_transitioned, s.counts.transitions_failed
         );
     }
+    let _ = writeln!(out, "{}", reclaimed(report));
+}
+
+/// What the run freed (or in a dry run would free), and what that saves.
+fn reclaimed(report: &Collection) -> String {
+    let s = &report.summary;
+    let (bound, usd) = if report.dry_run {
+        (s.bytes_planned, s.estimated_monthly_saving.planned_usd)
+    } else {
+        (s.bytes_reclaimed, s.estimated_monthly_saving.reclaimed_usd)
+    };
+    let verb = if report.dry_run {
+        "would free"
+    } else {
+        "freed"
+    };
+    let bound = figures::bytes(u64::try_from(bound).unwrap_or(0));
+    let exact = match &s.exact_reclaim {
+        Some(e) => {
+            let bytes = if report.dry_run {
+                e.bytes_planned
+            } else {
+                e.bytes_reclaimed
+            };
+            let missed = if e.repositories_not_counted > 0 {
+                format!(", {} repositories not counted", e.repositories_not_counted)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} counting shared layers once ({} manifests read{missed}); image sizes sum to {bound}",
+                figures::bytes(bytes),
+                e.manifests_read
+            )
+        }
+        None => format!("up to {bound} (image sizes; shared layers make it less)"),
+    };
+    format!(
+        "Deleting {verb} {exact}; {}.",
+        figures::saving(usd, &report.prices)
+    )
 }

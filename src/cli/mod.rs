@@ -7,6 +7,7 @@
 
 mod completions;
 mod explain;
+mod figures;
 mod listing;
 mod live;
 mod offline;

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::figures;
 use super::listing::read_images;
-use super::plan_json::write_plan;
+use super::plan_json::{plan_freed, write_plan};
 use super::{Listing, Output, load_policy, print_table, short_digest, tags};
 use crate::model::{Image, parse_rfc3339};
 use crate::plan::{Plan, plan};
@@ -38,7 +39,7 @@ pub(super) fn plan_command(listing: &Listing, output: Output) -> Result<ExitCode
     // a plan of a million images is millions of lines.
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     match output {
-        Output::Json => write_plan(&mut stdout, &plan, now)?,
+        Output::Json => write_plan(&mut stdout, &plan, now, &policy.settings.prices)?,
         Output::Table => plan_table(&mut stdout, &plan, &policy, now),
     }
     stdout
@@ -85,5 +86,13 @@ fn plan_table(out: &mut impl Write, plan: &Plan<'_>, policy: &Policy, now: DateT
         "\n{deletes} of {} images would be deleted{archived} (as of {}).",
         plan.decisions.len(),
         now.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    let freed = plan_freed(plan);
+    let prices = &policy.settings.prices;
+    let _ = writeln!(
+        out,
+        "Up to {} freed (image sizes; layers shared with kept images are counted, so it can be less); {}.",
+        figures::bytes(freed.standard + freed.archive),
+        figures::saving(prices.monthly_saving(freed), prices)
     );
 }

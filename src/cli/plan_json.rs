@@ -14,7 +14,9 @@ use std::sync::mpsc::sync_channel;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::model::Image;
 use crate::plan::{Action, Decision, Plan};
+use crate::policy::reclaim::{Freed, Prices};
 use crate::run::report::Planned;
 
 /// Decisions a thread renders at a time: about a megabyte of JSON.
@@ -29,10 +31,12 @@ struct PlanSummary {
     keep: usize,
     bytes_planned: i64,
     bytes_to_archive: i64,
+    estimated_monthly_saving_usd: f64,
+    prices_usd: Prices,
 }
 
 impl PlanSummary {
-    fn of(plan: &Plan<'_>) -> PlanSummary {
+    fn of(plan: &Plan<'_>, prices: &Prices) -> PlanSummary {
         let mut summary = PlanSummary {
             images: plan.decisions.len(),
             delete: 0,
@@ -40,6 +44,8 @@ impl PlanSummary {
             keep: 0,
             bytes_planned: 0,
             bytes_to_archive: 0,
+            estimated_monthly_saving_usd: 0.0,
+            prices_usd: *prices,
         };
         for decision in &plan.decisions {
             let size = decision.image.image_size_in_bytes.unwrap_or(0);
@@ -55,8 +61,25 @@ impl PlanSummary {
                 Action::Keep => summary.keep += 1,
             }
         }
+        let saving = prices.monthly_saving(plan_freed(plan));
+        summary.estimated_monthly_saving_usd = (saving * 1e6).round() / 1e6;
         summary
     }
+}
+
+/// What a plan frees, from the image sizes (a listing has no manifests).
+pub(super) fn plan_freed(plan: &Plan<'_>) -> Freed {
+    let size = |i: &Image| u64::try_from(i.image_size_in_bytes.unwrap_or(0)).unwrap_or(0);
+    let mut freed = Freed::default();
+    for d in &plan.decisions {
+        match (d.action, d.image.image_status.is_active()) {
+            (Action::Delete, true) => freed.standard += size(d.image),
+            (Action::Delete, false) => freed.archive += size(d.image),
+            (Action::Transition, _) => freed.archived += size(d.image),
+            (Action::Keep, _) => {}
+        }
+    }
+    freed
 }
 
 /// Writes the plan as one JSON object, and a newline.
@@ -64,14 +87,16 @@ pub(super) fn write_plan(
     out: &mut impl Write,
     plan: &Plan<'_>,
     now: DateTime<Utc>,
+    prices: &Prices,
 ) -> Result<(), String> {
-    write_plan_in(out, plan, now, CHUNK)
+    write_plan_in(out, plan, now, prices, CHUNK)
 }
 
 fn write_plan_in(
     out: &mut impl Write,
     plan: &Plan<'_>,
     now: DateTime<Utc>,
+    prices: &Prices,
     chunk: usize,
 ) -> Result<(), String> {
     let io = |e: std::io::Error| format!("cannot write the plan: {e}");
@@ -92,7 +117,7 @@ fn write_plan_in(
     }
     out.write_all(b",\n  \"summary\": ").map_err(io)?;
     let summary = Wrapper {
-        v: PlanSummary::of(plan),
+        v: PlanSummary::of(plan, prices),
     };
     let summary = pretty(&summary)?;
     out.write_all(inside(&summary, b"{\n  \"v\": ", b"\n}")?)
@@ -218,7 +243,7 @@ mod tests {
             delete: list(Action::Delete),
             transition: list(Action::Transition),
             keep: list(Action::Keep),
-            summary: PlanSummary::of(plan),
+            summary: PlanSummary::of(plan, &Prices::default()),
         };
         serde_json::to_string_pretty(&doc).unwrap() + "\n"
     }
@@ -242,7 +267,7 @@ mod tests {
         let now = "2027-01-01T00:00:00Z".parse().unwrap();
         let plan = crate::plan::plan(&images, &policy, now);
         let mut written = Vec::new();
-        write_plan_in(&mut written, &plan, now, chunk).unwrap();
+        write_plan_in(&mut written, &plan, now, &Prices::default(), chunk).unwrap();
         assert_eq!(
             String::from_utf8(written).unwrap(),
             whole(&plan, now),

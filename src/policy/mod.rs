@@ -17,6 +17,7 @@ mod fields;
 pub mod overrides;
 pub mod pattern;
 pub mod rank;
+pub mod reclaim;
 mod rule;
 mod rule_set;
 pub mod settings;

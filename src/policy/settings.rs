@@ -9,6 +9,8 @@
 //!   "allowDeletingEveryImage": false,
 //!   "concurrency": 4,
 //!   "deleteOrphanReferrers": false,
+//!   "exactReclaim": false,
+//!   "prices": { "standardPerGbMonth": 0.10, "archivePerGbMonth": 0.10 },
 //!   "inUse": {
 //!     "ecs": { "enabled": true, "taskDefinitionRevisions": 5 },
 //!     "lambda": { "enabled": true },
@@ -36,6 +38,7 @@ use serde_json::Value;
 
 use super::overrides::{Override, PolicySource, parse_overrides, parse_policy_source};
 use super::pattern::Pattern;
+use super::reclaim::{Prices, RawPrices, parse_prices};
 use super::{PolicyError, invalid};
 use crate::model::AccountId;
 
@@ -55,6 +58,11 @@ pub struct Settings {
     pub overrides: Vec<Override>,
     /// `policySource`: whether a repository's own lifecycle policy is used.
     pub policy_source: PolicySource,
+    /// `exactReclaim`: count only the layers no kept image uses, from the
+    /// manifests (`policy::reclaim`).
+    pub exact_reclaim: bool,
+    /// `prices`: the storage prices of the estimated saving.
+    pub prices: Prices,
 }
 
 /// Repositories worked on at once, by default: enough that listing and
@@ -73,6 +81,8 @@ impl Default for Settings {
             concurrency: DEFAULT_CONCURRENCY,
             overrides: Vec::new(),
             policy_source: PolicySource::Document,
+            exact_reclaim: false,
+            prices: Prices::default(),
         }
     }
 }
@@ -309,6 +319,8 @@ struct RawSettings {
     concurrency: Option<usize>,
     overrides: Option<Value>,
     policy_source: Option<String>,
+    exact_reclaim: Option<bool>,
+    prices: Option<RawPrices>,
 }
 
 #[derive(Deserialize)]
@@ -417,6 +429,8 @@ pub fn parse(value: Option<Value>) -> Result<Settings, PolicyError> {
         settings.overrides = parse_overrides(overrides)?;
     }
     settings.policy_source = parse_policy_source(raw.policy_source.as_deref())?;
+    settings.exact_reclaim = raw.exact_reclaim.unwrap_or(false);
+    settings.prices = parse_prices(raw.prices)?;
     Ok(settings)
 }
 
@@ -580,6 +594,29 @@ mod tests {
             Err("settings.maxDeletesPerRun: invalid type"),
         );
         check(r#"{"gracePeriod":5}"#, Err("unknown field `gracePeriod`"));
+        check(
+            r#"{"exactReclaim":true,"prices":{"archivePerGbMonth":0.07}}"#,
+            Ok(Settings {
+                exact_reclaim: true,
+                prices: Prices {
+                    standard: 0.10,
+                    archive: 0.07,
+                },
+                ..Settings::default()
+            }),
+        );
+        check(
+            r#"{"prices":{"standardPerGbMonth":-0.1}}"#,
+            Err("settings.prices.standardPerGbMonth: -0.1 is outside 0 to 10"),
+        );
+        check(
+            r#"{"prices":{"archivePerGbMonth":1e9}}"#,
+            Err("settings.prices.archivePerGbMonth: 1000000000 is outside 0 to 10"),
+        );
+        check(
+            r#"{"prices":{"standard":0.1}}"#,
+            Err("unknown field `standard`"),
+        );
         check(
             r#"{"inUse":{"external":{"maxAgeMinutes":0}}}"#,
             Err("settings.inUse.external.maxAgeMinutes: 0 is outside 1 to 10080"),

@@ -310,6 +310,7 @@ fn record_transitions(
         log.emit(lines::image_not_transitioned(name, failure));
     }
     out.skipped.extend(skipped);
+    out.bytes_archived = archived.iter().filter_map(|p| p.image_size_in_bytes).sum();
     out.transitioned = archived;
     out.transition_failed = outcome.failures;
     outcome.not_attempted.len()

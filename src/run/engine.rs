@@ -30,6 +30,7 @@ use crate::policy::overrides::{PolicySource, RulesFrom};
 use crate::policy::settings::Safety;
 pub use crate::run::apply::apply;
 use crate::run::lines::{self, Level, LogSink};
+use crate::run::reclaim::{self, Blobs};
 use crate::run::report::{
     Cause, Detail, PlannedImage, Report, RepositoryError, RepositoryReport, Summary,
 };
@@ -133,6 +134,7 @@ pub async fn run(
         duration_ms: millis(started),
         detail: run.detail,
         repositories_not_listed: 0,
+        prices: policy.settings.prices,
     };
     log.emit(lines::run_summary(&report));
     Ok(report)
@@ -196,11 +198,11 @@ impl Pass<'_> {
         let surveyed = if time_is_up {
             None
         } else {
-            Some(survey(ecr, self.inventory, self.policy, &name, run.now).await)
+            Some(survey_counting(ecr, self.inventory, self.policy, &name, run.now).await)
         };
         let took = started.elapsed();
         let budget = turn.take().await;
-        let Some(mut out) = surveyed else {
+        let Some((mut out, blobs)) = surveyed else {
             let _ = turn.pass.send(budget);
             return Err(name.into());
         };
@@ -209,6 +211,7 @@ impl Pass<'_> {
         if out.error.is_none() && out.held.is_none() && !run.dry_run {
             apply(ecr, &mut out, log).await;
         }
+        reclaim::settle(&mut out, blobs.as_ref(), &self.policy.settings.prices);
         out.duration_ms = u64::try_from((took + started.elapsed()).as_millis()).unwrap_or(u64::MAX);
         log.emit(lines::repository_summary(&out, run.dry_run));
         out.settle(run.detail);
@@ -325,6 +328,18 @@ pub async fn survey(
     name: &str,
     now: DateTime<Utc>,
 ) -> RepositoryReport {
+    survey_counting(ecr, inventory, policy, name, now).await.0
+}
+
+/// [`survey`], and with `settings.exactReclaim` the blobs of its images,
+/// to count what deleting frees.
+async fn survey_counting(
+    ecr: &Ecr,
+    inventory: &Inventory,
+    policy: &Policy,
+    name: &str,
+    now: DateTime<Utc>,
+) -> (RepositoryReport, Option<Blobs>) {
     let mut out = RepositoryReport {
         repository_name: name.to_owned(),
         ..RepositoryReport::default()
@@ -333,7 +348,7 @@ pub async fn survey(
         Ok(resolved) => resolved,
         Err(error) => {
             out.error = Some(error);
-            return out;
+            return (out, None);
         }
     };
     if from != RulesFrom::Document {
@@ -347,7 +362,7 @@ pub async fn survey(
                 error_code: error.code().to_owned(),
                 error_message: error.to_string(),
             });
-            return out;
+            return (out, None);
         }
     };
     // An archived index cannot be read (BatchGetImage is a pull): its
@@ -370,7 +385,7 @@ pub async fn survey(
                         indexes.len()
                     ),
                 });
-                return out;
+                return (out, None);
             }
         }
     };
@@ -391,7 +406,12 @@ pub async fn survey(
     let bytes = |list: &[PlannedImage]| list.iter().filter_map(|p| p.image_size_in_bytes).sum();
     out.bytes_planned = bytes(&out.planned);
     out.bytes_to_archive = bytes(&out.planned_transitions);
-    out
+    let blobs = if policy.settings.exact_reclaim {
+        reclaim::read(ecr, name, &images, &mut out).await
+    } else {
+        None
+    };
+    (out, blobs)
 }
 
 /// The policy a repository is planned under, and where its rules come

@@ -372,8 +372,13 @@ pub fn repository_summary(r: &RepositoryReport, dry_run: bool) -> Line {
         "bytesPlanned": r.bytes_planned,
         "bytesReclaimed": r.bytes_reclaimed,
         "bytesToArchive": r.bytes_to_archive,
+        "bytesArchived": r.bytes_archived,
+        "estimatedMonthlySaving": r.estimated_monthly_saving,
         "durationMs": r.duration_ms,
     });
+    if let (Some(exact), Value::Object(map)) = (&r.exact_reclaim, &mut fields) {
+        map.insert("exactReclaim".into(), json!(exact));
+    }
     if let (Some(held), Value::Object(map)) = (&r.held, &mut fields) {
         map.insert("heldBecause".into(), Value::String(held.clone()));
     }

@@ -188,6 +188,7 @@ mod tests {
             duration_ms: 1234,
             detail: Detail::Summary,
             repositories_not_listed: 0,
+            prices: crate::policy::reclaim::Prices::default(),
         }
     }
 

@@ -13,10 +13,14 @@
 //!   repository, written as the run goes.
 //! * [`metrics`] is a collection's CloudWatch metrics, as embedded-metric
 //!   log lines.
+//! * [`reclaim`] is what a repository's changes free (image sizes, or with
+//!   `settings.exactReclaim` the layers no kept image uses) and the
+//!   estimated saving a month.
 
 mod apply;
 pub mod collection;
 pub mod engine;
 pub mod lines;
 pub mod metrics;
+pub mod reclaim;
 pub mod report;

@@ -14,6 +14,8 @@ use crate::aws::targets::Target;
 use crate::inventory::SourceReport;
 use crate::model::{Image, ImageFailure, ImageStatus};
 use crate::plan::{Decision, Reason, Relation};
+use crate::policy::reclaim::Prices;
+use crate::run::reclaim::{ExactReclaim, Saving};
 
 /// What started a run, as reports and log lines name it in `trigger`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +62,9 @@ pub struct Report {
     /// response small ([`Collection::trim`]); each has its log line.
     #[serde(skip_serializing_if = "is_zero")]
     pub repositories_not_listed: u64,
+    /// The prices the estimated savings are counted at.
+    #[serde(rename = "pricesUsd")]
+    pub prices: Prices,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -165,10 +170,20 @@ pub struct RepositoryReport {
     /// deadline was near): the repository did not finish, and the next run
     /// finishes it. The images are under `skipped`.
     pub unfinished: Option<String>,
+    /// The sizes of the images planned for deletion: an upper bound of
+    /// what deleting them frees, since images share layers.
     pub bytes_planned: i64,
+    /// The sizes of the images deleted, the same upper bound.
     pub bytes_reclaimed: i64,
     /// The size of the images planned for the archive.
     pub bytes_to_archive: i64,
+    /// The size of the images archived.
+    pub bytes_archived: i64,
+    /// With `settings.exactReclaim`: the bytes freed, shared layers
+    /// counted once, or why they could not be counted.
+    pub exact_reclaim: Option<ExactReclaim>,
+    /// The estimated saving a month, of the plan and of what was done.
+    pub estimated_monthly_saving: Saving,
     pub duration_ms: u64,
     /// Set once the image lists are dropped, with what they counted.
     pub dropped: Option<ImageCounts>,
@@ -240,6 +255,10 @@ struct RepositoryFields<'a> {
     bytes_planned: i64,
     bytes_reclaimed: i64,
     bytes_to_archive: i64,
+    bytes_archived: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exact_reclaim: Option<&'a ExactReclaim>,
+    estimated_monthly_saving: Saving,
     duration_ms: u64,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     images: Option<ImageLists<'a>>,
@@ -284,6 +303,9 @@ impl Serialize for RepositoryReport {
             bytes_planned: self.bytes_planned,
             bytes_reclaimed: self.bytes_reclaimed,
             bytes_to_archive: self.bytes_to_archive,
+            bytes_archived: self.bytes_archived,
+            exact_reclaim: self.exact_reclaim.as_ref(),
+            estimated_monthly_saving: self.estimated_monthly_saving,
             duration_ms: self.duration_ms,
             images,
         }
@@ -440,7 +462,7 @@ impl PlannedImage {
 }
 
 /// Totals over the run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub repositories: u64,
@@ -456,6 +478,43 @@ pub struct Summary {
     pub bytes_planned: i64,
     pub bytes_reclaimed: i64,
     pub bytes_to_archive: i64,
+    pub bytes_archived: i64,
+    /// The exact figures over the repositories that have them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_reclaim: Option<ExactTotals>,
+    pub estimated_monthly_saving: Saving,
+}
+
+/// The exact figures of a run: shared layers counted once, in the
+/// repositories whose manifests were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExactTotals {
+    pub bytes_planned: u64,
+    pub bytes_reclaimed: u64,
+    pub manifests_read: u64,
+    pub repositories_counted: u64,
+    /// Repositories whose manifests could not be read.
+    pub repositories_not_counted: u64,
+}
+
+impl ExactTotals {
+    fn add(totals: &mut Option<ExactTotals>, exact: &ExactReclaim) {
+        let t = totals.get_or_insert_with(ExactTotals::default);
+        match exact {
+            ExactReclaim::Counted {
+                bytes_planned,
+                bytes_reclaimed,
+                manifests_read,
+            } => {
+                t.bytes_planned += bytes_planned;
+                t.bytes_reclaimed += bytes_reclaimed;
+                t.manifests_read += manifests_read;
+                t.repositories_counted += 1;
+            }
+            ExactReclaim::Unavailable { .. } => t.repositories_not_counted += 1,
+        }
+    }
 }
 
 impl Summary {
@@ -472,6 +531,11 @@ impl Summary {
             s.bytes_planned += r.bytes_planned;
             s.bytes_reclaimed += r.bytes_reclaimed;
             s.bytes_to_archive += r.bytes_to_archive;
+            s.bytes_archived += r.bytes_archived;
+            if let Some(exact) = &r.exact_reclaim {
+                ExactTotals::add(&mut s.exact_reclaim, exact);
+            }
+            s.estimated_monthly_saving += r.estimated_monthly_saving;
         }
         s
     }
@@ -508,6 +572,9 @@ pub struct Collection {
     pub assume_role_calls: u64,
     pub targets: Vec<TargetReport>,
     pub duration_ms: u64,
+    /// The prices the estimated savings are counted at (the policy's).
+    #[serde(rename = "pricesUsd")]
+    pub prices: Prices,
 }
 
 impl Collection {
@@ -533,6 +600,7 @@ impl Collection {
             targets_failed: targets.iter().filter(|t| t.error.is_some()).count() as u64,
             api_calls,
             assume_role_calls,
+            prices: reports().next().map(|r| r.prices).unwrap_or_default(),
             targets,
             duration_ms,
         }
@@ -731,6 +799,7 @@ mod tests {
                 duration_ms: 0,
                 detail: Detail::Summary,
                 repositories_not_listed: 0,
+                prices: Prices::default(),
             }),
         };
         let collection = || {

@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use crate::support::policy_file;
 use crate::support::{
-    Moto, Proxy, ago, cli, create_repository, external_list_only, free_port, publish_in_use, push,
-    push_index, seed,
+    Moto, Proxy, ago, cli, create_repository, external_list_only, publish_in_use, push, push_index,
+    seed,
 };
 
 /// Archive what nobody pulled for 30 days; delete what has been archived
@@ -34,10 +35,7 @@ fn policy() -> Value {
 /// `ecr-gc run` on `shelf` through `endpoint`: the exit status, the
 /// target's report and the log lines.
 fn run(endpoint: &str, apply: bool, env: &[(&str, &str)]) -> (Option<i32>, Value, Vec<Value>) {
-    let dir = std::env::temp_dir().join(format!("ecr-gc-archive-{}", free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("policy.json");
-    std::fs::write(&path, policy().to_string()).unwrap();
+    let path = policy_file(&policy());
     let mut args = vec![
         "run",
         "--output",

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use crate::support::policy_file;
 use crate::support::{
     Moto, RuntimeLoop, ago, cli, create_repository, digests, ecr_gc, external_list_only, free_port,
     publish_in_use, push, seed, text,
@@ -122,10 +123,7 @@ fn listed(list: &Value) -> impl Iterator<Item = &str> {
 
 /// `ecr-gc run` on the repository: the exit status and the target report.
 fn run(endpoint: &str, apply: bool) -> (Option<i32>, Value) {
-    let dir = std::env::temp_dir().join(format!("ecr-gc-ext-{}", free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("policy.json");
-    std::fs::write(&path, policy().to_string()).unwrap();
+    let path = policy_file(&policy());
     let mut args = vec!["run", "--output", "json", "--repository", REPOSITORY];
     if apply {
         args.push("--apply");

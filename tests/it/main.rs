@@ -49,6 +49,7 @@ mod moto;
 mod organisation;
 mod per_repository;
 pub mod properties;
+mod reclaim;
 mod sagemaker;
 mod schedules;
 mod support;

@@ -444,6 +444,15 @@ pub fn repo(name: &str) -> ecr_gc::model::RepositoryName {
     ecr_gc::model::RepositoryName::parse(name).unwrap()
 }
 
+/// `policy` written to a file of its own, for `--policy`.
+pub fn policy_file(policy: &serde_json::Value) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ecr-gc-policy-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.json");
+    std::fs::write(&path, policy.to_string()).unwrap();
+    path
+}
+
 /// `ecr-gc run --apply --output json` through `endpoint`, with `policy`:
 /// the exit status and the one target's report.
 pub fn cli_run(
@@ -451,10 +460,7 @@ pub fn cli_run(
     policy: &serde_json::Value,
     repository: &str,
 ) -> (Option<i32>, serde_json::Value) {
-    let dir = std::env::temp_dir().join(format!("ecr-gc-cli-{}", free_port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("policy.json");
-    std::fs::write(&path, policy.to_string()).unwrap();
+    let path = policy_file(policy);
     let out = cli(
         endpoint,
         &[

@@ -20,12 +20,14 @@
 
 mod delete;
 mod lanes;
+mod layers;
 mod lifecycle;
 mod pace;
 mod reread;
 mod transition;
 
 pub use delete::{DeleteOutcome, ImageRetry, TRANSIENT_FAILURES};
+pub use layers::Blob;
 pub use reread::{Current, Listed, Reread};
 pub use transition::{TRANSIENT_CALL_FAILURES, TransitionOutcome};
 
@@ -328,25 +330,9 @@ impl Ecr {
         const OP: &str = "BatchGetImage";
         let mut children = HashMap::with_capacity(indexes.len());
         for chunk in indexes.chunks(DELETE_BATCH) {
-            bump(&self.calls.batch_get_image);
-            let ids = by_digest(chunk);
             let out = self
-                .lanes
-                .batch_get_image
-                .paced(
-                    self.lanes
-                        .batch_get_image
-                        .batch_get_image()
-                        .set_registry_id(self.registry_id.clone())
-                        .repository_name(repository)
-                        .set_image_ids(Some(ids))
-                        .set_accepted_media_types(Some(
-                            INDEX_MEDIA_TYPES.iter().map(|t| (*t).to_owned()).collect(),
-                        )),
-                    |request| request.send(),
-                )
-                .await
-                .map_err(|e| EcrError::from_sdk(OP, e))?;
+                .batch_get(repository, chunk, &INDEX_MEDIA_TYPES)
+                .await?;
             check_index_answer(chunk, &out)?;
             for image in out.images() {
                 let Some(digest) = image.image_id().and_then(|id| id.image_digest()) else {
@@ -367,6 +353,33 @@ impl Ecr {
             }
         }
         Ok(children)
+    }
+
+    /// One BatchGetImage of these digests (at most [`DELETE_BATCH`]),
+    /// accepting these manifest media types.
+    async fn batch_get(
+        &self,
+        repository: &str,
+        digests: &[String],
+        media_types: &[&str],
+    ) -> Result<aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput, EcrError> {
+        bump(&self.calls.batch_get_image);
+        self.lanes
+            .batch_get_image
+            .paced(
+                self.lanes
+                    .batch_get_image
+                    .batch_get_image()
+                    .set_registry_id(self.registry_id.clone())
+                    .repository_name(repository)
+                    .set_image_ids(Some(by_digest(digests)))
+                    .set_accepted_media_types(Some(
+                        media_types.iter().map(|t| (*t).to_owned()).collect(),
+                    )),
+                |request| request.send(),
+            )
+            .await
+            .map_err(|e| EcrError::from_sdk("BatchGetImage", e))
     }
 
     /// The digests of every image in `repository`, from ListImages.

@@ -464,17 +464,8 @@ fn the_dashboard_names_the_metrics_the_function_writes() {
 /// template, in its order, and no other.
 #[test]
 fn the_readme_lists_every_template_parameter() {
-    let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
     let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
-    let parameters: Vec<&str> = template
-        .split("\nParameters:\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\nConditions:").next())
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
-        .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric()))
-        .collect();
+    let parameters = parameters_of("template.yaml");
     let table: Vec<&str> = readme
         .split("| parameter | default | what it does |")
         .nth(1)
@@ -486,4 +477,63 @@ fn the_readme_lists_every_template_parameter() {
         .collect();
     assert!(parameters.len() > 20, "{parameters:?}");
     assert_eq!(table, parameters);
+}
+
+/// The parameters a template declares, by name.
+fn parameters_of(path: &str) -> Vec<String> {
+    let template = std::fs::read_to_string(format!("{ROOT}/{path}")).unwrap();
+    template
+        .split("\nParameters:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nConditions:").next())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The README's walkthrough, from nothing to an organisation, names only
+/// parameters the templates have, and its Targets document loads.
+#[test]
+fn the_walkthrough_names_what_the_templates_have() {
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+    let walkthrough = readme
+        .split("### From nothing to an organisation")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    let function = parameters_of("template.yaml");
+    let role = parameters_of("deploy/target-account-role.yaml");
+    let mut named = 0;
+    for line in walkthrough.lines() {
+        if let Some(rest) = line.trim_start_matches("#   ").strip_prefix("Parameter ") {
+            let name = rest.split([' ', ':']).next().unwrap();
+            assert!(
+                function.iter().any(|p| p == name),
+                "{name} is not in template.yaml"
+            );
+            named += 1;
+            if name == "Targets" {
+                let document = rest.split_once(": ").unwrap().1.trim();
+                ecr_gc::aws::targets::Targets::parse(document)
+                    .unwrap_or_else(|e| panic!("the walkthrough's Targets: {e}"));
+            }
+        }
+        for part in line.split("ParameterKey=").skip(1) {
+            let name = part.split(',').next().unwrap();
+            assert!(
+                role.iter().any(|p| p == name),
+                "{name} is not in target-account-role.yaml"
+            );
+            named += 1;
+        }
+    }
+    assert!(named >= 10, "{named}");
+    // The role template names its role, which a StackSet must be allowed.
+    let role_template =
+        std::fs::read_to_string(format!("{ROOT}/deploy/target-account-role.yaml")).unwrap();
+    assert!(role_template.contains("RoleName: !Ref RoleName"));
+    assert!(walkthrough.contains("CAPABILITY_NAMED_IAM"));
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::terminal::Style;
 use super::{Listing, Output, emit, print_table, tags};
 use crate::model::Image;
 use crate::plan::{Action, Decision, Reason, plan};
@@ -188,7 +189,14 @@ fn print_explanation(out: &mut impl Write, e: &Explanation) {
         })
         .collect();
     let says: Vec<String> = e.rules.iter().map(|r| r.says.clone()).collect();
-    print_table(out, ["RULE", "ACTION", ""], &rows, Some(("SAYS", &says)));
+    print_table(
+        out,
+        &["RULE", "ACTION", ""],
+        &rows,
+        Some(("SAYS", &says)),
+        Style::of_stdout(|k| std::env::var(k).ok()),
+        |_| None,
+    );
     let _ = writeln!(
         out,
         "\nAs of {}; {}.",

@@ -6,13 +6,16 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use super::{Output, emit, figures, load_policy, print_table};
+use super::summary::{print_summary, write_markdown};
+use super::terminal::Progress;
+use super::terminal::{Paint, Style};
+use super::{Format, load_policy, print_table};
 use crate::aws::targets::Targets;
 use crate::aws::{Connector, SdkRetry};
 use crate::model::{AccountId, RepositoryName};
 use crate::run::collection;
 use crate::run::engine::{Run, Scope};
-use crate::run::lines::JsonLines;
+use crate::run::lines::{JsonLines, LogSink};
 use crate::run::metrics;
 use crate::run::report::{Cause, Collection, Detail};
 
@@ -33,11 +36,14 @@ fn targets_of(registry_id: Option<&str>, targets: Option<&str>) -> Result<Target
 }
 
 /// What `run` writes besides its log lines: the report, as `output` and
-/// with `detail`, and with `emf` the CloudWatch metrics.
+/// with `detail`, and with `emf` the CloudWatch metrics; where the log
+/// lines go, and whether a terminal is shown progress.
 pub(super) struct Reporting {
-    pub output: Output,
+    pub output: Format,
     pub detail: Detail,
     pub emf: bool,
+    pub quiet: bool,
+    pub log_file: Option<String>,
 }
 
 pub(super) fn run_command(
@@ -52,6 +58,8 @@ pub(super) fn run_command(
         output,
         detail,
         emf,
+        quiet,
+        log_file,
     } = reporting;
     // Every input is checked before any API call.
     let repositories = repositories
@@ -84,8 +92,18 @@ pub(super) fn run_command(
         stop_at: None,
         detail,
     };
-    // Log lines go to stderr: stdout carries the table or the JSON report.
-    let log = JsonLines::new(std::io::stderr());
+    // Log lines go to stderr (or --log-file): stdout carries the report.
+    let lines: Box<dyn LogSink> = match &log_file {
+        Some(path) => Box::new(JsonLines::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("--log-file {path}: cannot open it: {e}"))?,
+        )),
+        None => Box::new(JsonLines::new(std::io::stderr())),
+    };
+    let log = Progress::new(lines, log_file.is_none(), !apply, quiet);
     let work = targets
         .expand()
         .into_iter()
@@ -108,7 +126,22 @@ pub(super) fn run_command(
         }
         report
     });
-    emit(output, &report, print_report)?;
+    log.finish();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match output {
+        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(|e| e.to_string())
+            .map(|()| writeln!(stdout).unwrap_or(()))?,
+        Format::Table => print_report(
+            &mut stdout,
+            &report,
+            Style::of_stdout(|k| std::env::var(k).ok()),
+        ),
+        Format::Markdown => write_markdown(&mut stdout, &report),
+    }
+    stdout
+        .flush()
+        .map_err(|e| format!("cannot write the output: {e}"))?;
     Ok(if report.has_failures() {
         ExitCode::from(1)
     } else {
@@ -116,8 +149,21 @@ pub(super) fn run_command(
     })
 }
 
-fn print_report(out: &mut impl Write, report: &Collection) {
+fn print_report(out: &mut impl Write, report: &Collection, style: Style) {
     let several = report.targets.len() > 1;
+    let problems: Vec<Option<Paint>> = report
+        .repositories()
+        .map(|(_, r)| {
+            let c = r.counts();
+            if r.error.is_some() || c.images_failed + c.transitions_failed > 0 {
+                Some(Paint::Red)
+            } else if r.needs_attention() {
+                Some(Paint::Yellow)
+            } else {
+                None
+            }
+        })
+        .collect();
     let rows: Vec<[String; 7]> = report
         .repositories()
         .map(|(target, r)| {
@@ -142,7 +188,7 @@ fn print_report(out: &mut impl Write, report: &Collection) {
         .collect();
     print_table(
         out,
-        [
+        &[
             "REPOSITORY",
             "IMAGES",
             "PROTECTED",
@@ -153,14 +199,24 @@ fn print_report(out: &mut impl Write, report: &Collection) {
         ],
         &rows,
         None,
+        style,
+        |i| problems.get(i).copied().flatten(),
     );
-    print_notes(out, report);
-    print_totals(out, report);
+    print_notes(out, report, style);
+    print_summary(out, report, style);
 }
 
 /// A line for each target that failed, and for each repository's hold,
 /// unfinished work, skipped image and failed image.
-fn print_notes(out: &mut impl Write, report: &Collection) {
+fn print_notes(out: &mut impl Write, report: &Collection, style: Style) {
+    let mut notes = Vec::new();
+    write_notes(&mut notes, report);
+    for line in String::from_utf8_lossy(&notes).lines() {
+        let _ = writeln!(out, "{}", style.fit(line));
+    }
+}
+
+fn write_notes(out: &mut impl Write, report: &Collection) {
     for t in &report.targets {
         if let Some(error) = &t.error {
             let _ = writeln!(out, "target failed: {}: {error}", t.target);
@@ -211,74 +267,4 @@ fn print_notes(out: &mut impl Write, report: &Collection) {
             );
         }
     }
-}
-
-/// The totals, and whether anything was deleted.
-fn print_totals(out: &mut impl Write, report: &Collection) {
-    let s = &report.summary;
-    let mode = if report.dry_run {
-        "dry run: nothing deleted; pass --apply to delete"
-    } else {
-        "applied"
-    };
-    let _ = writeln!(
-        out,
-        "\n{} repositories ({} held), {} images: {} protected, {} planned, {} skipped, {} deleted, {} failed ({mode}).",
-        s.repositories,
-        s.repositories_held,
-        s.images_scanned,
-        s.counts.images_protected,
-        s.counts.images_planned,
-        s.counts.images_skipped,
-        s.counts.images_deleted,
-        s.counts.images_failed,
-    );
-    if s.counts.transitions_planned > 0 {
-        let _ = writeln!(
-            out,
-            "Archive: {} planned, {} archived, {} not archived.",
-            s.counts.transitions_planned, s.counts.images_transitioned, s.counts.transitions_failed
-        );
-    }
-    let _ = writeln!(out, "{}", reclaimed(report));
-}
-
-/// What the run freed (or in a dry run would free), and what that saves.
-fn reclaimed(report: &Collection) -> String {
-    let s = &report.summary;
-    let (bound, usd) = if report.dry_run {
-        (s.bytes_planned, s.estimated_monthly_saving.planned_usd)
-    } else {
-        (s.bytes_reclaimed, s.estimated_monthly_saving.reclaimed_usd)
-    };
-    let verb = if report.dry_run {
-        "would free"
-    } else {
-        "freed"
-    };
-    let bound = figures::bytes(u64::try_from(bound).unwrap_or(0));
-    let exact = match &s.exact_reclaim {
-        Some(e) => {
-            let bytes = if report.dry_run {
-                e.bytes_planned
-            } else {
-                e.bytes_reclaimed
-            };
-            let missed = if e.repositories_not_counted > 0 {
-                format!(", {} repositories not counted", e.repositories_not_counted)
-            } else {
-                String::new()
-            };
-            format!(
-                "{} counting shared layers once ({} manifests read{missed}); image sizes sum to {bound}",
-                figures::bytes(bytes),
-                e.manifests_read
-            )
-        }
-        None => format!("up to {bound} (image sizes; shared layers make it less)"),
-    };
-    format!(
-        "Deleting {verb} {exact}; {}.",
-        figures::saving(usd, &report.prices)
-    )
 }

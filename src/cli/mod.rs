@@ -12,6 +12,8 @@ mod listing;
 mod live;
 mod offline;
 mod plan_json;
+mod summary;
+mod terminal;
 mod validate;
 
 use std::ffi::OsString;
@@ -26,6 +28,7 @@ use completions::{completions, man_page};
 use explain::explain_command;
 use live::{Reporting, run_command};
 use offline::plan_command;
+use terminal::{Paint, Style};
 use validate::validate_command;
 
 #[derive(Debug, Parser)]
@@ -45,8 +48,8 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         listing: Listing,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        output: Format,
     },
     /// Collect live repositories through the standard AWS credential chain. A dry run unless --apply.
     Run {
@@ -64,14 +67,20 @@ pub enum Command {
         /// A targets document (regions, and accounts with roles to assume), as in ECR_GC_TARGETS.
         #[arg(long, value_name = "FILE")]
         targets: Option<String>,
-        #[arg(long, value_enum, default_value_t = Output::Table)]
-        output: Output,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        output: Format,
         /// What the report keeps of each repository: `images` (every image's outcome) or `summary` (counts only, so memory stays flat over a whole organisation). The log lines on stderr have every image either way.
         #[arg(long, value_name = "images|summary", default_value = "images", value_parser = parse_detail)]
         detail: Detail,
         /// Also write CloudWatch metrics (Embedded Metric Format, namespace ECRGC), a line per target, to stderr with the log lines.
         #[arg(long)]
         emf: bool,
+        /// No progress line on stderr (it is shown only when stderr is a terminal).
+        #[arg(long, short)]
+        quiet: bool,
+        /// Append the JSON log lines to this file instead of writing them to stderr.
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<String>,
     },
     /// Check a policy document: whether it loads, and what each rule does. Exit 1 if it does not load.
     Validate {
@@ -128,6 +137,18 @@ pub enum Output {
     Json,
 }
 
+/// How `plan` and `run` write their report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// The whole report, every image.
+    Json,
+    /// The summary and a table per repository, to paste into a ticket or
+    /// a pull request.
+    Markdown,
+}
+
 /// Runs the CLI with `args` (the first is the program name) and returns
 /// the exit status.
 pub fn main(args: Vec<OsString>) -> ExitCode {
@@ -153,6 +174,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             output,
             detail,
             emf,
+            quiet,
+            log_file,
         } => run_command(
             &policy,
             repositories,
@@ -163,6 +186,8 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
                 output,
                 detail,
                 emf,
+                quiet,
+                log_file,
             },
         ),
         Command::Validate {
@@ -231,26 +256,44 @@ fn tags(tags: &[String]) -> String {
 }
 
 /// Prints aligned columns, then an optional free-text last column (its
-/// header, and a cell per row).
-fn print_table<const N: usize>(
+/// header, and a cell per row): each line cut to the style's width, and
+/// the first cell of row `i` in `paint(i)`'s colour.
+fn print_table<R: AsRef<[String]>>(
     out: &mut impl Write,
-    header: [&str; N],
-    rows: &[[String; N]],
+    header: &[&str],
+    rows: &[R],
     last: Option<(&str, &[String])>,
+    style: Style,
+    paint: impl Fn(usize) -> Option<Paint>,
 ) {
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+        for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
             *w = (*w).max(cell.chars().count());
         }
     }
+    // On a terminal, the free text wraps under its own column when there
+    // is room for it; every line is cut to the width.
+    let start: usize = widths.iter().map(|w| w + 2).sum();
+    let room = style
+        .width
+        .map(|w| w.saturating_sub(start))
+        .filter(|r| *r >= 20);
     let line = |cells: Vec<&str>, extra: &str| {
         let mut text = String::new();
-        for (cell, w) in cells.iter().zip(widths) {
+        for (cell, w) in cells.iter().zip(&widths) {
             text.push_str(&format!("{cell:<w$}  "));
         }
-        text.push_str(extra);
-        text.trim_end().to_owned()
+        let extra = match room {
+            Some(room) => terminal::wrap(extra, room).join(&format!("\n{:start$}", "")),
+            None => extra.to_owned(),
+        };
+        text.push_str(&extra);
+        text.trim_end()
+            .lines()
+            .map(|l| style.fit(l.trim_end()))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let _ = writeln!(
         out,
@@ -262,10 +305,14 @@ fn print_table<const N: usize>(
             .and_then(|(_, cells)| cells.get(i))
             .map(String::as_str)
             .unwrap_or("");
-        let _ = writeln!(
-            out,
-            "{}",
-            line(row.iter().map(String::as_str).collect(), extra)
-        );
+        let row = row.as_ref();
+        let mut text = line(row.iter().map(String::as_str).collect(), extra);
+        if let (Some(p), Some(first)) = (paint(i), row.first())
+            && text.starts_with(first.as_str())
+            && !first.is_empty()
+        {
+            text = format!("{}{}", style.paint(first, p), &text[first.len()..]);
+        }
+        let _ = writeln!(out, "{text}");
     }
 }

@@ -9,9 +9,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::figures;
 use super::listing::read_images;
 use super::plan_json::{plan_freed, write_plan};
-use super::{Listing, Output, load_policy, print_table, short_digest, tags};
+use super::summary::markdown_table;
+use super::terminal::{Paint, Style};
+use super::{Format, Listing, load_policy, print_table, short_digest, tags};
 use crate::model::{Image, parse_rfc3339};
-use crate::plan::{Plan, plan};
+use crate::plan::{Action, Plan, plan};
 use crate::policy::Policy;
 
 impl Listing {
@@ -32,15 +34,23 @@ impl Listing {
     }
 }
 
-pub(super) fn plan_command(listing: &Listing, output: Output) -> Result<ExitCode, String> {
+pub(super) fn plan_command(listing: &Listing, output: Format) -> Result<ExitCode, String> {
+    let env = |k: &str| std::env::var(k).ok();
     let (policy, images, now) = listing.load()?;
     let plan = plan(&images, &policy, now);
     // Buffered, a megabyte at a time: stdout alone flushes every line, and
     // a plan of a million images is millions of lines.
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     match output {
-        Output::Json => write_plan(&mut stdout, &plan, now, &policy.settings.prices)?,
-        Output::Table => plan_table(&mut stdout, &plan, &policy, now),
+        Format::Json => write_plan(&mut stdout, &plan, now, &policy.settings.prices)?,
+        Format::Table => plan_table(&mut stdout, &plan, &policy, now, Style::of_stdout(env)),
+        Format::Markdown => plan_markdown(
+            &mut stdout,
+            &plan,
+            &policy,
+            now,
+            listing.repository.as_deref(),
+        ),
     }
     stdout
         .flush()
@@ -49,7 +59,13 @@ pub(super) fn plan_command(listing: &Listing, output: Output) -> Result<ExitCode
 }
 
 /// The plan as a table, a row per image with its reason, and a count.
-fn plan_table(out: &mut impl Write, plan: &Plan<'_>, policy: &Policy, now: DateTime<Utc>) {
+fn plan_table(
+    out: &mut impl Write,
+    plan: &Plan<'_>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    style: Style,
+) {
     let rows: Vec<[String; 5]> = plan
         .decisions
         .iter()
@@ -68,11 +84,19 @@ fn plan_table(out: &mut impl Write, plan: &Plan<'_>, policy: &Policy, now: DateT
         })
         .collect();
     let reasons: Vec<String> = plan.decisions.iter().map(|d| d.explain()).collect();
+    let paint = |i: usize| match plan.decisions.get(i) {
+        Some(d) if d.action == Action::Delete => Some(Paint::Red),
+        Some(d) if d.action == Action::Transition => Some(Paint::Yellow),
+        Some(d) if d.protection.is_some() => Some(Paint::Green),
+        _ => None,
+    };
     print_table(
         out,
-        ["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"],
+        &["ACTION", "DIGEST", "TAGS", "PUSHED", "RULE"],
         &rows,
         Some(("REASON", &reasons)),
+        style,
+        paint,
     );
     let deletes = plan.to_delete().count();
     let archives = plan.to_transition().count();
@@ -95,4 +119,107 @@ fn plan_table(out: &mut impl Write, plan: &Plan<'_>, policy: &Policy, now: DateT
         figures::bytes(freed.standard + freed.archive),
         figures::saving(prices.monthly_saving(freed), prices)
     );
+}
+
+/// The most images the Markdown plan lists by name.
+const MARKDOWN_IMAGES: usize = 200;
+
+/// The plan as Markdown: its totals (protections by kind, bytes, the
+/// estimated saving), then the images it deletes, archives or protects.
+fn plan_markdown(
+    out: &mut impl Write,
+    plan: &Plan<'_>,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    repository: Option<&str>,
+) {
+    let of = repository.map(|r| format!(" of `{r}`")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "## ecr-gc plan{of} (as of {})\n",
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    let count = |a: Action| plan.decisions.iter().filter(|d| d.action == a).count();
+    let protected: std::collections::BTreeMap<&str, usize> = plan
+        .protected()
+        .filter_map(|d| d.protection.as_ref())
+        .fold(Default::default(), |mut m, p| {
+            *m.entry(p.kind()).or_default() += 1;
+            m
+        });
+    let freed = plan_freed(plan);
+    let prices = &policy.settings.prices;
+    let protected_text = if protected.is_empty() {
+        "0".to_owned()
+    } else {
+        protected
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    markdown_table(
+        out,
+        &[
+            "images",
+            "delete",
+            "archive",
+            "keep",
+            "protected",
+            "freed (up to)",
+        ],
+        &[vec![
+            plan.decisions.len().to_string(),
+            count(Action::Delete).to_string(),
+            count(Action::Transition).to_string(),
+            count(Action::Keep).to_string(),
+            protected_text,
+            figures::bytes(freed.standard + freed.archive),
+        ]],
+    );
+    let _ = writeln!(
+        out,
+        "\n- Up to {} freed (image sizes; layers shared with kept images stay); {}.",
+        figures::bytes(freed.standard + freed.archive),
+        figures::saving(prices.monthly_saving(freed), prices)
+    );
+    let listed: Vec<Vec<String>> = plan
+        .decisions
+        .iter()
+        .filter(|d| d.action != Action::Keep || d.protection.is_some())
+        .map(|d| {
+            let action = match (d.action, &d.protection) {
+                (Action::Keep, Some(_)) => "keep (protected)",
+                (a, _) => a.imperative(),
+            };
+            vec![
+                action.to_owned(),
+                format!("`{}`", short_digest(&d.image.image_digest)),
+                tags(&d.image.image_tags),
+                d.image
+                    .image_pushed_at
+                    .to_rfc3339_opts(SecondsFormat::Secs, true),
+                d.rule_priority
+                    .map_or_else(|| "-".into(), |p| p.to_string()),
+                d.explain(),
+            ]
+        })
+        .collect();
+    if listed.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n### Images deleted, archived or protected\n");
+    let shown = listed.len().min(MARKDOWN_IMAGES);
+    markdown_table(
+        out,
+        &["action", "digest", "tags", "pushed", "rule", "reason"],
+        &listed[..shown],
+    );
+    if listed.len() > shown {
+        let _ = writeln!(
+            out,
+            "\n…and {} more; `--output json` has every image.",
+            listed.len() - shown
+        );
+    }
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use super::terminal::Style;
 use super::{Output, emit, print_table, read};
 use crate::policy::{Count, Policy, Rule, RuleAction, StorageClass};
 
@@ -169,9 +170,11 @@ fn print_validation(out: &mut impl Write, validation: &Validation<'_>, native: b
         .collect();
     print_table(
         out,
-        ["RULE", "ECR"],
+        &["RULE", "ECR"],
         &rows,
         Some(("WHAT IT DOES", &sentences)),
+        Style::of_stdout(|k| std::env::var(k).ok()),
+        |_| None,
     );
     let extended = validation.rules.iter().filter(|r| !r.native).count();
     let _ = writeln!(

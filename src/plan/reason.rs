@@ -62,6 +62,18 @@ pub enum Protection {
     Status { status: ImageStatus },
 }
 
+impl Protection {
+    /// What kind of protection it is, as summaries count them.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Protection::UsedBy { .. } => "in use",
+            Protection::GracePeriod { .. } => "grace period",
+            Protection::Child(_) => "protected child",
+            Protection::Status { .. } => "storage status",
+        }
+    }
+}
+
 impl fmt::Display for Protection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

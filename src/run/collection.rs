@@ -37,7 +37,7 @@ use crate::model::{AccountId, Region, RepositoryName};
 use crate::policy::Policy;
 use crate::policy::settings::InUseSources;
 use crate::run::engine::{self, Run, Scope};
-use crate::run::lines::{self, ForTarget, Level, LogSink};
+use crate::run::lines::{self, ForTarget, Level, LogSink, Step};
 use crate::run::report::{self, Collection, TargetReport};
 
 /// The credentials an inventory is read with, and the region: whose
@@ -335,6 +335,7 @@ pub async fn collect(
     let inventories = Inventories::read(connector, &accounts, policy, &views).await;
     let (accounts, inventories, others) = (&accounts, &inventories, &others);
     let concurrency = policy.settings.concurrency.max(1);
+    log.progress(Step::Targets(work.len()));
     let targets: Vec<TargetReport> = stream::iter(work)
         .map(|(target, scope)| async move {
             let log = ForTarget {
@@ -364,6 +365,7 @@ pub async fn collect(
                 Ok(report) => (Some(report), None),
                 Err(error) => (None, Some(error)),
             };
+            log.progress(Step::Target);
             TargetReport {
                 target,
                 error,

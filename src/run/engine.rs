@@ -29,7 +29,7 @@ use crate::policy::Policy;
 use crate::policy::overrides::{PolicySource, RulesFrom};
 use crate::policy::settings::Safety;
 pub use crate::run::apply::apply;
-use crate::run::lines::{self, Level, LogSink};
+use crate::run::lines::{self, Level, LogSink, Step};
 use crate::run::reclaim::{self, Blobs};
 use crate::run::report::{
     Cause, Detail, PlannedImage, Report, RepositoryError, RepositoryReport, Summary,
@@ -89,6 +89,7 @@ pub async fn run(
     let started = Instant::now();
     let inventory_failure = inventory_failure(inventory, log);
     let names = select(ecr, policy, &run.scope, log).await?;
+    log.progress(Step::Repositories(names.len()));
     let concurrency = policy.settings.concurrency.max(1);
     let pass = Pass {
         ecr,
@@ -214,6 +215,7 @@ impl Pass<'_> {
         reclaim::settle(&mut out, blobs.as_ref(), &self.policy.settings.prices);
         out.duration_ms = u64::try_from((took + started.elapsed()).as_millis()).unwrap_or(u64::MAX);
         log.emit(lines::repository_summary(&out, run.dry_run));
+        log.progress(Step::Repository(&out));
         out.settle(run.detail);
         Ok(out)
     }
@@ -232,8 +234,11 @@ impl Pass<'_> {
         }
         let changes = (out.planned.len() + out.planned_transitions.len()) as u64;
         let held = match self.inventory_failure {
-            Some(failure) if changes > 0 => Some(failure.to_owned()),
-            _ => hold(out, &self.policy.settings.safety, budget),
+            Some(failure) if changes > 0 => Some(Held {
+                by: "inventory incomplete",
+                reason: failure.to_owned(),
+            }),
+            _ => held(out, &self.policy.settings.safety, budget),
         };
         if held.is_none() {
             if let Some(left) = &mut budget {
@@ -248,7 +253,8 @@ impl Pass<'_> {
                 }
             }
         }
-        out.held = held;
+        out.held_by = held.as_ref().map(|h| h.by);
+        out.held = held.map(|h| h.reason);
         budget
     }
 }
@@ -401,6 +407,9 @@ async fn survey_counting(
         .map(PlannedImage::from_decision)
         .collect();
     out.protected = plan.protected().map(PlannedImage::from_decision).collect();
+    for protection in plan.protected().filter_map(|d| d.protection.as_ref()) {
+        *out.protected_by.entry(protection.kind()).or_default() += 1;
+    }
     out.images_kept = plan.to_keep().count() as u64;
     out.images_active = images.iter().filter(|i| i.image_status.is_active()).count() as u64;
     let bytes = |list: &[PlannedImage]| list.iter().filter_map(|p| p.image_size_in_bytes).sum();
@@ -454,6 +463,19 @@ async fn policy_for<'p>(
 /// deletion does (archiving an image that is still pulled is an outage
 /// too); the report counts the two apart.
 pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>) -> Option<String> {
+    held(report, safety, run_budget).map(|h| h.reason)
+}
+
+/// Why a repository is held, and by what.
+struct Held {
+    /// The setting that held it, or `inventory incomplete`.
+    by: &'static str,
+    reason: String,
+}
+
+/// [`hold`], with the setting that held the repository.
+fn held(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>) -> Option<Held> {
+    let held = |by: &'static str, reason: String| Some(Held { by, reason });
     let deletes = report.planned.len() as u64;
     let archives = report.planned_transitions.len() as u64;
     let changes = deletes + archives;
@@ -468,9 +490,10 @@ pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>)
     if let Some(max) = safety.max_deletes_per_repository
         && changes > max
     {
-        return Some(format!(
-            "the plan {what}, more than maxDeletesPerRepository ({max})"
-        ));
+        return held(
+            "maxDeletesPerRepository",
+            format!("the plan {what}, more than maxDeletesPerRepository ({max})"),
+        );
     }
     if !safety.allow_deleting_every_image {
         // Nothing left at all, or nothing left that can be pulled.
@@ -480,22 +503,29 @@ pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>)
             .filter(|p| p.image_status.is_active())
             .count() as u64;
         if deletes == report.images_scanned {
-            return Some(format!(
-                "the plan deletes every image in the repository ({deletes}); set allowDeletingEveryImage to allow that"
-            ));
+            return held(
+                "allowDeletingEveryImage",
+                format!(
+                    "the plan deletes every image in the repository ({deletes}); set allowDeletingEveryImage to allow that"
+                ),
+            );
         }
         if archives > 0 && active_deleted + archives == report.images_active {
-            return Some(format!(
-                "the plan {what}, which leaves no image in the repository that can be pulled; set allowDeletingEveryImage to allow that"
-            ));
+            return held(
+                "allowDeletingEveryImage",
+                format!(
+                    "the plan {what}, which leaves no image in the repository that can be pulled; set allowDeletingEveryImage to allow that"
+                ),
+            );
         }
     }
     if let Some(left) = run_budget
         && changes > left
     {
-        return Some(format!(
-            "the plan {what}, more than the {left} left of maxDeletesPerRun"
-        ));
+        return held(
+            "maxDeletesPerRun",
+            format!("the plan {what}, more than the {left} left of maxDeletesPerRun"),
+        );
     }
     None
 }

@@ -75,11 +75,32 @@ impl LogSink for ForTarget<'_> {
         }
         self.inner.emit(line);
     }
+
+    fn progress(&self, step: Step<'_>) {
+        self.inner.progress(step);
+    }
 }
 
 /// Where the JSON log lines go.
 pub trait LogSink: Send + Sync {
     fn emit(&self, line: Line);
+
+    /// How far a run has come, for a display such as the CLI's progress
+    /// line; the log lines carry the detail. Ignored unless a sink shows it.
+    fn progress(&self, _step: Step<'_>) {}
+}
+
+/// One step of a run's progress.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// The run collects this many targets.
+    Targets(usize),
+    /// A target has this many repositories to collect.
+    Repositories(usize),
+    /// A repository is finished.
+    Repository(&'a RepositoryReport),
+    /// A target is finished (or failed).
+    Target,
 }
 
 /// Writes each line as one JSON object followed by a newline.

@@ -13,6 +13,8 @@
 //!   repository, written as the run goes.
 //! * [`metrics`] is a collection's CloudWatch metrics, as embedded-metric
 //!   log lines.
+//! * [`totals`] is what a run's counts add up to: per repository, and
+//!   the summary over a run.
 //! * [`reclaim`] is what a repository's changes free (image sizes, or with
 //!   `settings.exactReclaim` the layers no kept image uses) and the
 //!   estimated saving a month.
@@ -24,3 +26,4 @@ pub mod lines;
 pub mod metrics;
 pub mod reclaim;
 pub mod report;
+pub mod totals;

@@ -4,6 +4,7 @@
 //! images, with failures in ECR's `ImageFailure` shape. The log lines
 //! ([`super::lines`]) have every image either way.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use crate::model::{Image, ImageFailure, ImageStatus};
 use crate::plan::{Decision, Reason, Relation};
 use crate::policy::reclaim::Prices;
 use crate::run::reclaim::{ExactReclaim, Saving};
+pub use crate::run::totals::{ExactTotals, ImageCounts, Summary};
 
 /// What started a run, as reports and log lines name it in `trigger`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,34 +100,6 @@ impl Detail {
     }
 }
 
-/// How many images of a repository ended each way: what its image lists
-/// hold, and what is left of them when they are dropped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageCounts {
-    pub images_protected: u64,
-    pub images_planned: u64,
-    pub images_skipped: u64,
-    pub images_deleted: u64,
-    pub images_failed: u64,
-    pub transitions_planned: u64,
-    pub images_transitioned: u64,
-    pub transitions_failed: u64,
-}
-
-impl std::ops::AddAssign for ImageCounts {
-    fn add_assign(&mut self, other: ImageCounts) {
-        self.images_protected += other.images_protected;
-        self.images_planned += other.images_planned;
-        self.images_skipped += other.images_skipped;
-        self.images_deleted += other.images_deleted;
-        self.images_failed += other.images_failed;
-        self.transitions_planned += other.transitions_planned;
-        self.images_transitioned += other.images_transitioned;
-        self.transitions_failed += other.transitions_failed;
-    }
-}
-
 /// What happened in one repository. It is written with its counts, and
 /// with its image lists unless they were dropped ([`Detail::Summary`]).
 #[derive(Debug, Clone, Default)]
@@ -154,6 +128,12 @@ pub struct RepositoryReport {
     /// Set when a safety limit stopped every deletion in this repository,
     /// with the reason.
     pub held: Option<String>,
+    /// What held it: the setting (`maxDeletesPerRun`, ...), or
+    /// `inventory incomplete`.
+    pub held_by: Option<&'static str>,
+    /// How many images each kind of protection kept (`in use`, `grace
+    /// period`, ...).
+    pub protected_by: BTreeMap<&'static str, u64>,
     /// Planned images left alone because they changed between the plan and
     /// the delete (re-tagged, or already gone).
     pub skipped: Vec<SkippedImage>,
@@ -251,6 +231,10 @@ struct RepositoryFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     held: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    held_by: Option<&'static str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    protected_by: &'a BTreeMap<&'static str, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     unfinished: Option<&'a str>,
     bytes_planned: i64,
     bytes_reclaimed: i64,
@@ -299,6 +283,8 @@ impl Serialize for RepositoryReport {
             images_kept: self.images_kept,
             counts: self.counts(),
             held: self.held.as_deref(),
+            held_by: self.held_by,
+            protected_by: &self.protected_by,
             unfinished: self.unfinished.as_deref(),
             bytes_planned: self.bytes_planned,
             bytes_reclaimed: self.bytes_reclaimed,
@@ -458,86 +444,6 @@ impl PlannedImage {
             protection: decision.protection.as_ref().map(ToString::to_string),
             index_digests: index_digests(decision).to_vec(),
         }
-    }
-}
-
-/// Totals over the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub repositories: u64,
-    pub repositories_failed: u64,
-    pub repositories_held: u64,
-    /// Repositories with planned deletions not attempted.
-    pub repositories_unfinished: u64,
-    pub images_scanned: u64,
-    pub images_kept: u64,
-    /// How many images ended each way, over every repository.
-    #[serde(flatten)]
-    pub counts: ImageCounts,
-    pub bytes_planned: i64,
-    pub bytes_reclaimed: i64,
-    pub bytes_to_archive: i64,
-    pub bytes_archived: i64,
-    /// The exact figures over the repositories that have them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exact_reclaim: Option<ExactTotals>,
-    pub estimated_monthly_saving: Saving,
-}
-
-/// The exact figures of a run: shared layers counted once, in the
-/// repositories whose manifests were read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExactTotals {
-    pub bytes_planned: u64,
-    pub bytes_reclaimed: u64,
-    pub manifests_read: u64,
-    pub repositories_counted: u64,
-    /// Repositories whose manifests could not be read.
-    pub repositories_not_counted: u64,
-}
-
-impl ExactTotals {
-    fn add(totals: &mut Option<ExactTotals>, exact: &ExactReclaim) {
-        let t = totals.get_or_insert_with(ExactTotals::default);
-        match exact {
-            ExactReclaim::Counted {
-                bytes_planned,
-                bytes_reclaimed,
-                manifests_read,
-            } => {
-                t.bytes_planned += bytes_planned;
-                t.bytes_reclaimed += bytes_reclaimed;
-                t.manifests_read += manifests_read;
-                t.repositories_counted += 1;
-            }
-            ExactReclaim::Unavailable { .. } => t.repositories_not_counted += 1,
-        }
-    }
-}
-
-impl Summary {
-    pub fn of<'a>(repositories: impl IntoIterator<Item = &'a RepositoryReport>) -> Summary {
-        let mut s = Summary::default();
-        for r in repositories {
-            s.repositories += 1;
-            s.repositories_failed += u64::from(r.error.is_some());
-            s.repositories_held += u64::from(r.held.is_some());
-            s.repositories_unfinished += u64::from(r.unfinished.is_some());
-            s.images_scanned += r.images_scanned;
-            s.images_kept += r.images_kept;
-            s.counts += r.counts();
-            s.bytes_planned += r.bytes_planned;
-            s.bytes_reclaimed += r.bytes_reclaimed;
-            s.bytes_to_archive += r.bytes_to_archive;
-            s.bytes_archived += r.bytes_archived;
-            if let Some(exact) = &r.exact_reclaim {
-                ExactTotals::add(&mut s.exact_reclaim, exact);
-            }
-            s.estimated_monthly_saving += r.estimated_monthly_saving;
-        }
-        s
     }
 }
 

@@ -54,4 +54,5 @@ mod sagemaker;
 mod schedules;
 mod support;
 mod template;
+mod terminal;
 mod trust;

@@ -267,7 +267,7 @@ pub struct RuntimeLoop {
     log: std::path::PathBuf,
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
+pub const BIN: &str = env!("CARGO_BIN_EXE_ecr-gc");
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// `ecr-gc ARGS` from the repository's root (so `examples/` resolves),

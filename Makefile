@@ -6,7 +6,8 @@ PORT ?= 9000
 .PHONY: build test lint check doc demo invoke-local validate deploy tools rust-tools bench audit mutants
 
 # Installs, with pip, the tools the tests and the demo need, if missing, at
-# the versions constraints.txt pins.
+# the versions constraints.txt pins; and Debian's chromium, in which the
+# HTML report is tested.
 PIP_INSTALL := pip install --constraint constraints.txt
 tools:
 	@command -v moto_server >/dev/null || $(PIP_INSTALL) 'moto[server]'
@@ -14,6 +15,7 @@ tools:
 	@command -v sam >/dev/null || $(PIP_INSTALL) aws-sam-cli
 	@command -v cfn-lint >/dev/null || $(PIP_INSTALL) cfn-lint
 	@if command -v pyenv >/dev/null; then pyenv rehash; fi
+	@command -v chromium >/dev/null || scripts/install-chromium.sh
 
 # cargo-deny, for `make lint`; built from crates.io once (a few minutes).
 rust-tools:

@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::summary::{print_summary, write_markdown};
 use super::terminal::Progress;
 use super::terminal::{Paint, Style};
-use super::{Format, load_policy, print_table};
+use super::{Format, html, load_policy, print_table};
 use crate::aws::targets::Targets;
 use crate::aws::{Connector, SdkRetry};
 use crate::model::{AccountId, RepositoryName};
@@ -54,13 +54,6 @@ pub(super) fn run_command(
     targets: Option<String>,
     reporting: Reporting,
 ) -> Result<ExitCode, String> {
-    let Reporting {
-        output,
-        detail,
-        emf,
-        quiet,
-        log_file,
-    } = reporting;
     // Every input is checked before any API call.
     let repositories = repositories
         .into_iter()
@@ -90,20 +83,16 @@ pub(super) fn run_command(
         dry_run: !apply,
         now: Utc::now(),
         stop_at: None,
-        detail,
+        // The page draws every image, the kept ones too.
+        detail: if reporting.output == Format::Html {
+            Detail::All
+        } else {
+            reporting.detail
+        },
     };
     // Log lines go to stderr (or --log-file): stdout carries the report.
-    let lines: Box<dyn LogSink> = match &log_file {
-        Some(path) => Box::new(JsonLines::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("--log-file {path}: cannot open it: {e}"))?,
-        )),
-        None => Box::new(JsonLines::new(std::io::stderr())),
-    };
-    let log = Progress::new(lines, log_file.is_none(), !apply, quiet);
+    let lines = log_lines(reporting.log_file.as_deref())?;
+    let log = Progress::new(lines, reporting.log_file.is_none(), !apply, reporting.quiet);
     let work = targets
         .expand()
         .into_iter()
@@ -121,32 +110,52 @@ pub(super) fn run_command(
             &log,
         )
         .await;
-        if emf {
+        if reporting.emf {
             metrics::emit(&connector, &report, &log);
         }
         report
     });
     log.finish();
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    match output {
-        Format::Json => serde_json::to_writer_pretty(&mut stdout, &report)
-            .map_err(|e| e.to_string())
-            .map(|()| writeln!(stdout).unwrap_or(()))?,
-        Format::Table => print_report(
-            &mut stdout,
-            &report,
-            Style::of_stdout(|k| std::env::var(k).ok()),
-        ),
-        Format::Markdown => write_markdown(&mut stdout, &report),
-    }
-    stdout
-        .flush()
-        .map_err(|e| format!("cannot write the output: {e}"))?;
+    write_report(reporting.output, &report)?;
     Ok(if report.has_failures() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Where the JSON log lines go: appended to `path`, or stderr.
+fn log_lines(path: Option<&str>) -> Result<Box<dyn LogSink>, String> {
+    Ok(match path {
+        Some(path) => Box::new(JsonLines::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("--log-file {path}: cannot open it: {e}"))?,
+        )),
+        None => Box::new(JsonLines::new(std::io::stderr())),
+    })
+}
+
+/// The report on stdout, as `output` asks.
+fn write_report(output: Format, report: &Collection) -> Result<(), String> {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let failed = |e: std::io::Error| format!("cannot write the output: {e}");
+    match output {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut stdout, report).map_err(|e| e.to_string())?;
+            writeln!(stdout).map_err(failed)?;
+        }
+        Format::Table => print_report(
+            &mut stdout,
+            report,
+            Style::of_stdout(|k| std::env::var(k).ok()),
+        ),
+        Format::Markdown => write_markdown(&mut stdout, report),
+        Format::Html => html::write_run(&mut stdout, report).map_err(failed)?,
+    }
+    stdout.flush().map_err(failed)
 }
 
 fn print_report(out: &mut impl Write, report: &Collection, style: Style) {

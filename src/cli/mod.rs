@@ -8,6 +8,7 @@
 mod completions;
 mod explain;
 mod figures;
+mod html;
 mod listing;
 mod live;
 mod offline;
@@ -147,6 +148,9 @@ pub enum Format {
     /// The summary and a table per repository, to paste into a ticket or
     /// a pull request.
     Markdown,
+    /// One self-contained page: the totals, and per repository a timeline
+    /// of its images by push time, coloured by decision.
+    Html,
 }
 
 /// Runs the CLI with `args` (the first is the program name) and returns

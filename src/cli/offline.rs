@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::figures;
 use super::listing::read_images;
 use super::plan_json::{plan_freed, write_plan};
 use super::summary::markdown_table;
 use super::terminal::{Paint, Style};
 use super::{Format, Listing, load_policy, print_table, short_digest, tags};
+use super::{figures, html};
 use crate::model::{Image, parse_rfc3339};
 use crate::plan::{Action, Plan, plan};
 use crate::policy::Policy;
@@ -51,6 +51,14 @@ pub(super) fn plan_command(listing: &Listing, output: Format) -> Result<ExitCode
             now,
             listing.repository.as_deref(),
         ),
+        Format::Html => html::write_plan(
+            &mut stdout,
+            &plan,
+            &policy,
+            now,
+            listing.repository.as_deref(),
+        )
+        .map_err(|e| format!("cannot write the plan: {e}"))?,
     }
     stdout
         .flush()
@@ -183,6 +191,12 @@ fn plan_markdown(
         figures::bytes(freed.standard + freed.archive),
         figures::saving(prices.monthly_saving(freed), prices)
     );
+    markdown_images(out, plan);
+}
+
+/// The images a plan deletes, archives or protects, as a Markdown table
+/// (at most [`MARKDOWN_IMAGES`], the rest counted).
+fn markdown_images(out: &mut impl Write, plan: &Plan<'_>) {
     let listed: Vec<Vec<String>> = plan
         .decisions
         .iter()

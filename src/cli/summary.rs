@@ -193,7 +193,7 @@ fn by_kind(counts: &BTreeMap<&'static str, u64>, what: &str) -> String {
 
 /// The sentences under the table: protections and holds by kind, the
 /// saving, and whether anything was deleted.
-fn notes(report: &Collection) -> Vec<(String, Option<Paint>)> {
+pub(super) fn notes(report: &Collection) -> Vec<(String, Option<Paint>)> {
     let s = &report.summary;
     let mut notes = Vec::new();
     if !s.images_protected_by.is_empty() {
@@ -429,4 +429,107 @@ fn repository_row(target: Option<String>, r: &RepositoryReport, dry_run: bool) -
         row.insert(0, t);
     }
     row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::targets::{Target, Targets};
+    use crate::run::report::{Cause, Detail, TargetReport};
+    use crate::run::totals::Summary;
+
+    /// A repository that planned (and unless held, would delete) `planned`
+    /// images of `bytes` each, keeping `kept`, one protected by the grace
+    /// period.
+    fn repository(name: &str, planned: u64, held: Option<&'static str>) -> RepositoryReport {
+        let mut r = RepositoryReport {
+            repository_name: name.into(),
+            images_scanned: planned + 3,
+            images_kept: 3,
+            bytes_planned: (planned * 1_048_576) as i64,
+            held: held.map(|by| format!("the plan deletes {planned} images, more than {by} (1)")),
+            held_by: held,
+            dropped: Some(crate::run::totals::ImageCounts {
+                images_planned: planned,
+                images_protected: 1,
+                ..Default::default()
+            }),
+            ..RepositoryReport::default()
+        };
+        r.protected_by.insert("grace period", 1);
+        r.estimated_monthly_saving.planned_usd = planned as f64;
+        r
+    }
+
+    fn target(account: &str, repositories: Vec<RepositoryReport>) -> TargetReport {
+        let targets = Targets::parse(&format!(
+            r#"{{"regions":["eu-west-1"],"accounts":[{{"accountId":"{account}"}}]}}"#
+        ))
+        .unwrap();
+        let target: Target = targets.expand().remove(0);
+        TargetReport {
+            target,
+            error: None,
+            report: Some(Report {
+                trigger: Cause::Cli,
+                dry_run: true,
+                now: chrono::Utc::now(),
+                summary: Summary::of(&repositories),
+                repositories,
+                api_calls: Default::default(),
+                in_use_sources: vec![],
+                not_started: vec![],
+                duration_ms: 0,
+                detail: Detail::Summary,
+                repositories_not_listed: 0,
+                prices: Default::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_summary_is_per_target_and_in_total() {
+        let collection = Collection::new(
+            Cause::Cli,
+            true,
+            chrono::Utc::now(),
+            vec![
+                target(
+                    "111122223333",
+                    vec![
+                        repository("a", 2, None),
+                        repository("b", 5, Some("maxDeletesPerRepository")),
+                    ],
+                ),
+                target("444455556666", vec![repository("c", 1, None)]),
+            ],
+            0,
+            0,
+        );
+        let mut out = Vec::new();
+        print_summary(&mut out, &collection, Style::PLAIN);
+        let text = String::from_utf8(out).unwrap();
+        let expected = [
+            "TARGET                  REPOS  HELD  IMAGES  KEPT  EXPIRED  PROTECTED  FAILED  FREED",
+            "111122223333/eu-west-1  2      1     13      6     2        2          0       ≤ 2.0 MiB",
+            "444455556666/eu-west-1  1      0     4       3     1        1          0       ≤ 1.0 MiB",
+            "total                   3      1     17      9     3        3          0       ≤ 3.0 MiB",
+            "Protected: 3 grace period.",
+            "Held repositories: 1 held by maxDeletesPerRepository; nothing was deleted in them.",
+            "Would free 3.0 MiB (image sizes, an upper bound: layers shared with kept images stay); estimated saving $3.00 a month",
+            "Dry run: nothing was deleted; pass --apply to delete.",
+        ];
+        for line in expected {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+        let mut markdown = Vec::new();
+        write_markdown(&mut markdown, &collection);
+        let markdown = String::from_utf8(markdown).unwrap();
+        for line in [
+            "| total | 3 | 1 | 17 | 9 | 3 | 3 | 0 | ≤ 3.0 MiB |",
+            "| 111122223333/eu-west-1 | `b` | 8 | 3 | 0 | 0 | 1 | 0 | ≤ 0 B | held: the plan deletes 5 images, more than maxDeletesPerRepository (1) |",
+        ] {
+            assert!(markdown.contains(line), "{line:?} not in\n{markdown}");
+        }
+    }
 }

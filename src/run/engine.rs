@@ -199,7 +199,8 @@ impl Pass<'_> {
         let surveyed = if time_is_up {
             None
         } else {
-            Some(survey_counting(ecr, self.inventory, self.policy, &name, run.now).await)
+            let all = run.detail == Detail::All;
+            Some(survey_counting(ecr, self.inventory, self.policy, &name, run.now, all).await)
         };
         let took = started.elapsed();
         let budget = turn.take().await;
@@ -334,17 +335,20 @@ pub async fn survey(
     name: &str,
     now: DateTime<Utc>,
 ) -> RepositoryReport {
-    survey_counting(ecr, inventory, policy, name, now).await.0
+    survey_counting(ecr, inventory, policy, name, now, false)
+        .await
+        .0
 }
 
 /// [`survey`], and with `settings.exactReclaim` the blobs of its images,
-/// to count what deleting frees.
+/// to count what deleting frees; with `all`, the kept images listed too.
 async fn survey_counting(
     ecr: &Ecr,
     inventory: &Inventory,
     policy: &Policy,
     name: &str,
     now: DateTime<Utc>,
+    all: bool,
 ) -> (RepositoryReport, Option<Blobs>) {
     let mut out = RepositoryReport {
         repository_name: name.to_owned(),
@@ -411,6 +415,13 @@ async fn survey_counting(
         *out.protected_by.entry(protection.kind()).or_default() += 1;
     }
     out.images_kept = plan.to_keep().count() as u64;
+    if all {
+        out.kept = plan
+            .to_keep()
+            .filter(|d| d.protection.is_none())
+            .map(PlannedImage::from_decision)
+            .collect();
+    }
     out.images_active = images.iter().filter(|i| i.image_status.is_active()).count() as u64;
     let bytes = |list: &[PlannedImage]| list.iter().filter_map(|p| p.image_size_in_bytes).sum();
     out.bytes_planned = bytes(&out.planned);

@@ -87,6 +87,9 @@ pub enum Detail {
     /// finishes, so memory does not grow with the registry, and a Lambda
     /// response stays far under its 6 MB limit.
     Summary,
+    /// As `Images`, and the images kept by no protection too: what the
+    /// CLI's `--output html` draws. Never the Lambda's.
+    All,
 }
 
 impl Detail {
@@ -125,6 +128,9 @@ pub struct RepositoryReport {
     /// Images the rules expire but a protection (such as the grace period)
     /// keeps; each says which.
     pub protected: Vec<PlannedImage>,
+    /// With [`Detail::All`]: the images kept because no rule expires or
+    /// archives them.
+    pub kept: Vec<PlannedImage>,
     /// Set when a safety limit stopped every deletion in this repository,
     /// with the reason.
     pub held: Option<String>,
@@ -194,6 +200,7 @@ impl RepositoryReport {
             self.planned = Vec::new();
             self.planned_transitions = Vec::new();
             self.protected = Vec::new();
+            self.kept = Vec::new();
             self.skipped = Vec::new();
             self.deleted = Vec::new();
             self.failed = Vec::new();
@@ -252,6 +259,8 @@ struct RepositoryFields<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ImageLists<'a> {
+    #[serde(skip_serializing_if = "<[PlannedImage]>::is_empty")]
+    kept: &'a [PlannedImage],
     planned: &'a [PlannedImage],
     planned_transitions: &'a [PlannedImage],
     protected: &'a [PlannedImage],
@@ -265,6 +274,7 @@ struct ImageLists<'a> {
 impl Serialize for RepositoryReport {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let images = self.dropped.is_none().then_some(ImageLists {
+            kept: &self.kept,
             planned: &self.planned,
             planned_transitions: &self.planned_transitions,
             protected: &self.protected,

@@ -43,6 +43,7 @@ mod every_kind;
 mod extensions;
 mod failure_paths;
 mod faults;
+mod html;
 mod in_use;
 mod mocks;
 mod moto;

@@ -77,6 +77,8 @@ else:
     s = r["summary"]
     print(f"  trigger={r['trigger']} dryRun={r['dryRun']} repositories={s['repositories']} scanned={s['imagesScanned']} "
           f"planned={s['imagesPlanned']} deleted={s['imagesDeleted']} failed={s['imagesFailed']} bytesReclaimed={s['bytesReclaimed']}")
+    saving = s["estimatedMonthlySaving"]["plannedUsd" if r["dryRun"] else "reclaimedUsd"]
+    print(f"  estimated saving ${saving:.4f} a month at ECR's storage prices (an estimate; the image sizes are an upper bound)")
 PY
 }
 

@@ -7,6 +7,8 @@
 //!   first, and record every outcome.
 //! * [`collection`] runs the engine over many targets (accounts x regions)
 //!   with one inventory per target, and lists targets for fan-out.
+//! * [`collected`] is what a collection across targets reports: each
+//!   target's report, and the totals.
 //! * [`report`] is the run report: per repository its counts, and its image
 //!   lists unless only a summary is kept.
 //! * [`lines`] is the JSON log lines, one per image outcome and per
@@ -20,6 +22,7 @@
 //!   estimated saving a month.
 
 mod apply;
+pub mod collected;
 pub mod collection;
 pub mod engine;
 pub mod lines;

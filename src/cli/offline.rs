@@ -197,10 +197,15 @@ fn plan_markdown(
 /// The images a plan deletes, archives or protects, as a Markdown table
 /// (at most [`MARKDOWN_IMAGES`], the rest counted).
 fn markdown_images(out: &mut impl Write, plan: &Plan<'_>) {
+    let worth = |d: &&crate::plan::Decision<'_>| d.action != Action::Keep || d.protection.is_some();
+    let total = plan.decisions.iter().filter(worth).count();
+    // Only the rows shown are formatted: a million reasons would take
+    // longer than the whole plan.
     let listed: Vec<Vec<String>> = plan
         .decisions
         .iter()
-        .filter(|d| d.action != Action::Keep || d.protection.is_some())
+        .filter(worth)
+        .take(MARKDOWN_IMAGES)
         .map(|d| {
             let action = match (d.action, &d.protection) {
                 (Action::Keep, Some(_)) => "keep (protected)",
@@ -223,17 +228,16 @@ fn markdown_images(out: &mut impl Write, plan: &Plan<'_>) {
         return;
     }
     let _ = writeln!(out, "\n### Images deleted, archived or protected\n");
-    let shown = listed.len().min(MARKDOWN_IMAGES);
     markdown_table(
         out,
         &["action", "digest", "tags", "pushed", "rule", "reason"],
-        &listed[..shown],
+        &listed,
     );
-    if listed.len() > shown {
+    if total > listed.len() {
         let _ = writeln!(
             out,
             "\n…and {} more; `--output json` has every image.",
-            listed.len() - shown
+            total - listed.len()
         );
     }
 }

@@ -15,8 +15,8 @@ use crate::inventory::SourceReport;
 use crate::model::{Image, ImageFailure, ImageStatus};
 use crate::plan::{Decision, Reason, Relation};
 use crate::policy::reclaim::Prices;
-use crate::run::reclaim::{ExactReclaim, Saving};
 pub use crate::run::collected::{Collection, TargetReport};
+use crate::run::reclaim::{ExactReclaim, Saving};
 pub use crate::run::totals::{ExactTotals, ImageCounts, Summary};
 
 /// What started a run, as reports and log lines name it in `trigger`.

@@ -2,7 +2,7 @@
 //!
 //! For each repository in scope:
 //! 1. [`survey`]: list its images and plan (protections included);
-//! 2. [`hold`], in name order: stop every deletion in it if a blast-radius
+//! 2. its hold (`held`), in name order: stop every deletion in it if a blast-radius
 //!    limit says so;
 //! 3. [`apply`], unless this is a dry run: re-read the candidates and delete
 //!    only those unchanged since the plan (compare-and-delete).
@@ -468,15 +468,6 @@ async fn policy_for<'p>(
     Ok(policy.for_repository(name))
 }
 
-/// Whether a safety limit stops every deletion and transition in this
-/// repository, and why. `run_budget` is what is left of
-/// `maxDeletesPerRun`. A transition counts against the limits as a
-/// deletion does (archiving an image that is still pulled is an outage
-/// too); the report counts the two apart.
-pub fn hold(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>) -> Option<String> {
-    held(report, safety, run_budget).map(|h| h.reason)
-}
-
 /// Why a repository is held, and by what.
 struct Held {
     /// The setting that held it, or `inventory incomplete`.
@@ -484,7 +475,11 @@ struct Held {
     reason: String,
 }
 
-/// [`hold`], with the setting that held the repository.
+/// Whether a safety limit stops every deletion and transition in this
+/// repository, why, and by which setting. `run_budget` is what is left of
+/// `maxDeletesPerRun`. A transition counts against the limits as a
+/// deletion does (archiving an image that is still pulled is an outage
+/// too); the report counts the two apart.
 fn held(report: &RepositoryReport, safety: &Safety, run_budget: Option<u64>) -> Option<Held> {
     let held = |by: &'static str, reason: String| Some(Held { by, reason });
     let deletes = report.planned.len() as u64;
@@ -586,7 +581,7 @@ mod tests {
             images_active: active,
             ..RepositoryReport::default()
         };
-        let held = hold(&report, &safety, budget);
+        let held = held(&report, &safety, budget).map(|h| h.reason);
         match (held.as_deref(), expected) {
             (None, None) => {}
             (Some(got), Some(part)) => assert!(got.contains(part), "{got:?} lacks {part:?}"),

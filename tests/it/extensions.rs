@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::support::policy_file;
 use crate::support::{
-    Moto, RuntimeLoop, ago, cli, create_repository, digests, ecr_gc, external_list_only, free_port,
+    Moto, RuntimeLoop, ago, create_repository, digests, ecr_gc, external_list_only, free_port,
     publish_in_use, push, seed, text,
 };
+use crate::support::{policy_file, run_json};
 
 const REPOSITORY: &str = "ext";
 
@@ -123,16 +123,8 @@ fn listed(list: &Value) -> impl Iterator<Item = &str> {
 
 /// `ecr-gc run` on the repository: the exit status and the target report.
 fn run(endpoint: &str, apply: bool) -> (Option<i32>, Value) {
-    let path = policy_file(&policy());
-    let mut args = vec!["run", "--output", "json", "--repository", REPOSITORY];
-    if apply {
-        args.push("--apply");
-    }
-    args.push("--policy");
-    let out = cli(endpoint, &args, &path, &[]);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), report["targets"][0].clone())
+    let (code, report) = run_json(endpoint, &policy_file(&policy()), REPOSITORY, apply);
+    (code, report["targets"][0].clone())
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@
 
 use serde_json::{Value, json};
 
-use crate::support::policy_file;
 use crate::support::{Moto, Proxy, cli, create_repository, keep_newest_reading, seed};
+use crate::support::{policy_file, run_json};
 
 const BASE: u64 = 100_000_000;
 const SHARED: u64 = 5_000_000;
@@ -85,21 +85,21 @@ fn run(endpoint: &str, exact: bool, apply: bool) -> (Option<i32>, Value, String)
     policy["settings"]["exactReclaim"] = json!(exact);
     policy["settings"]["prices"] = json!({"standardPerGbMonth": 0.5});
     let path = policy_file(&policy);
-    let mut args = vec!["run", "--output", "json", "--repository", "shared"];
-    if apply {
-        args.push("--apply");
-    }
-    args.push("--policy");
-    let out = cli(endpoint, &args, &path, &[]);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let (code, report) = run_json(endpoint, &path, "shared", apply);
     let mut table = String::new();
     if !apply {
-        args[2] = "table";
+        let args = [
+            "run",
+            "--output",
+            "table",
+            "--repository",
+            "shared",
+            "--policy",
+        ];
         let printed = cli(endpoint, &args, &path, &[]);
         table = String::from_utf8_lossy(&printed.stdout).into_owned();
     }
-    (out.status.code(), report, table)
+    (code, report, table)
 }
 
 fn usd(bytes: u64, per_gb: f64) -> f64 {

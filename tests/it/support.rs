@@ -453,6 +453,26 @@ pub fn policy_file(policy: &serde_json::Value) -> std::path::PathBuf {
     path
 }
 
+/// `ecr-gc run --output json --repository REPOSITORY` (with `--apply` when
+/// `apply`) through `endpoint`, with the policy at `path`: the exit status
+/// and the whole report.
+pub fn run_json(
+    endpoint: &str,
+    path: &std::path::Path,
+    repository: &str,
+    apply: bool,
+) -> (Option<i32>, serde_json::Value) {
+    let mut args = vec!["run", "--output", "json", "--repository", repository];
+    if apply {
+        args.push("--apply");
+    }
+    args.push("--policy");
+    let out = cli(endpoint, &args, path, &[]);
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
 /// `ecr-gc run --apply --output json` through `endpoint`, with `policy`:
 /// the exit status and the one target's report.
 pub fn cli_run(
